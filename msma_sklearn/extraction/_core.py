@@ -217,6 +217,7 @@ def capture_layers(
     *,
     decoder_ids: torch.Tensor | None = None,
     decoder_mask: torch.Tensor | None = None,
+    left_padded: bool = False,
 ) -> dict[int, torch.Tensor]:
     """Run one stack and return ``{layer index: (B, T, H) states}``.
 
@@ -225,6 +226,11 @@ def capture_layers(
     stack's final output (after its final norm, as in transformers'
     ``hidden_states``). When every requested index is ``< L`` the pass stops
     right after capturing the deepest one.
+
+    With ``left_padded``, position ids are derived from the attention mask so
+    real tokens keep the positions they have unpadded; with right padding the
+    model's default positions are already right (and pad slots keep theirs,
+    which ``pooling="mean_all"`` depends on).
     """
     n = layout.n_layers
     captured: dict[int, torch.Tensor] = {}
@@ -259,7 +265,7 @@ def capture_layers(
         if layout.causal:
             call["use_cache"] = False
         mask = attention_mask
-    if layout.pass_position_ids:
+    if layout.pass_position_ids and left_padded:
         call["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
     with attached_hooks(hooks):
         try:

@@ -326,7 +326,12 @@ class HiddenStateExtractor(TransformerMixin, BaseEstimator):
                 else:
                     pool_mask = mask
                 states = capture_layers(
-                    layout, ids.to(device), mask.to(device), self.layers_.tolist(), **kwargs
+                    layout,
+                    ids.to(device),
+                    mask.to(device),
+                    self.layers_.tolist(),
+                    left_padded=self.padding_side == "left",
+                    **kwargs,
                 )
                 yield rows, states, pool_mask.to(device).bool()
 

@@ -63,6 +63,18 @@ _TINY_SEED = 0
 _TINY_VOCAB = 1024
 _TINY_MAX_POSITIONS = 512
 
+# Config entries that record provenance, not behaviour.
+_VOLATILE_CONFIG_KEYS = {
+    "_name_or_path",
+    "transformers_version",
+    "architectures",
+    "torch_dtype",
+    "dtype",
+    "_commit_hash",
+    "_attn_implementation_autoset",
+    "output_hidden_states",
+}
+
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 _CACHE_LOCK = threading.Lock()
@@ -155,14 +167,17 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32"):
 def model_fingerprint(model) -> str:
     """SHA-256 over the model's config and every parameter and buffer.
 
-    Identifies the exact weights (for result caches); memoised on the model
-    object, so compute it only once per loaded model.
+    Identifies the exact weights and the configuration that shapes the
+    forward pass (for result caches), not where they were loaded from: the
+    same model saved and reloaded from another path has the same fingerprint.
+    Memoised on the model object, so computed once per loaded model.
     """
     cached = getattr(model, "_msma_fingerprint", None)
     if cached is not None:
         return cached
     h = hashlib.sha256()
-    h.update(model.config.to_json_string(use_diff=False).encode())
+    config = {k: v for k, v in model.config.to_dict().items() if k not in _VOLATILE_CONFIG_KEYS}
+    h.update(json.dumps(config, sort_keys=True, default=str).encode())
     for name, tensor in sorted(model.state_dict().items()):
         h.update(name.encode())
         t = tensor.detach().to("cpu").contiguous()

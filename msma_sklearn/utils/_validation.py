@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+import scipy.sparse as sp
 
 __all__ = ["check_texts"]
 
@@ -42,6 +43,11 @@ def check_texts(texts, *, name: str = "texts") -> list[str]:
         raise TypeError(
             f"{name} must be a list of strings, got a single {type(texts).__name__} "
             f"({texts[:40]!r}); wrap it in a list: [{name[:-1] if name.endswith('s') else name}]."
+        )
+    if sp.issparse(texts):
+        raise TypeError(
+            f"{name} must be a list of strings; sparse input is not supported "
+            f"(got {type(texts).__name__} of shape {texts.shape})."
         )
     if isinstance(texts, np.ndarray):
         if texts.ndim == 2 and texts.shape[1] == 1:

@@ -1,0 +1,153 @@
+"""The model loader: offline specs, determinism, local dirs, the atomic cache."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from msma_sklearn.extraction import (
+    OFFLINE_MODELS,
+    clear_model_cache,
+    load_model,
+    model_fingerprint,
+)
+from msma_sklearn.extraction._models import cached_directory
+
+TINY = ["tiny-gpt2", "tiny-bert", "tiny-roberta", "tiny-t5"]
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_tiny_models_are_deterministic_and_leave_global_rng_alone(name):
+    clear_model_cache()
+    rng_before = torch.get_rng_state()
+    model_a, tok_a = load_model(name)
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    clear_model_cache()
+    model_b, tok_b = load_model(name)
+    assert model_a is not model_b
+    sa, sb = model_a.state_dict(), model_b.state_dict()
+    assert sa.keys() == sb.keys()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert tok_a.get_vocab() == tok_b.get_vocab()
+    assert model_fingerprint(model_a) == model_fingerprint(model_b)
+    assert not model_a.training
+
+
+@pytest.mark.parametrize(
+    "name,model_type,n_layers",
+    [
+        ("tiny-gpt2", "gpt2", 4),
+        ("tiny-bert", "bert", 4),
+        ("tiny-roberta", "roberta", 4),
+        ("tiny-t5", "t5", 4),
+    ],
+)
+def test_tiny_architectures(name, model_type, n_layers):
+    model, tokenizer = load_model(name)
+    assert model.config.model_type == model_type
+    assert model.config.num_hidden_layers == n_layers
+    ids = tokenizer("hello world").input_ids
+    assert len(ids) >= 2 and max(ids) < model.config.vocab_size
+
+
+def test_in_process_cache_returns_same_object():
+    assert load_model("tiny-gpt2")[0] is load_model("tiny-gpt2")[0]
+
+
+def test_offline_names_listed():
+    assert set(OFFLINE_MODELS) == {
+        "minilm",
+        "smollm2-135m",
+        "tiny-gpt2",
+        "tiny-bert",
+        "tiny-roberta",
+        "tiny-t5",
+    }
+
+
+def test_hub_id_offline_fails_at_once_naming_model(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ValueError) as info:
+        load_model("openai-community/gpt2")
+    msg = str(info.value)
+    assert "'openai-community/gpt2'" in msg
+    assert all(name in msg for name in OFFLINE_MODELS)
+
+
+def test_bad_spec_type():
+    with pytest.raises(TypeError, match="model must be a str"):
+        load_model(42)
+
+
+def test_local_directory_roundtrip(tmp_path):
+    model, tokenizer = load_model("tiny-gpt2")
+    model.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    loaded, loaded_tok = load_model(str(tmp_path))
+    assert type(loaded) is type(model)
+    ids = torch.tensor([tokenizer("a small test").input_ids])
+    with torch.inference_mode():
+        np.testing.assert_allclose(loaded(ids).logits.numpy(), model(ids).logits.numpy(), atol=1e-6)
+    assert model_fingerprint(loaded) == model_fingerprint(model)
+
+
+def test_fingerprint_changes_with_weights():
+    model, _ = load_model("tiny-bert")
+    clone = type(model)(model.config)
+    clone.load_state_dict(model.state_dict())
+    assert model_fingerprint(clone) == model_fingerprint(model)
+    clone2 = type(model)(model.config)
+    clone2.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        next(clone2.parameters())[0, 0] += 1e-3
+    assert model_fingerprint(clone2) != model_fingerprint(model)
+
+
+# ---------------------------------------------------------- atomic disk cache
+def _writer(calls):
+    def build(target):
+        calls.append(target)
+        (target / "weights.bin").write_bytes(b"x" * 1000)
+        (target / "config.json").write_text("{}")
+
+    return build
+
+
+def test_cached_directory_builds_once(tmp_path):
+    calls = []
+    first = cached_directory("m", _writer(calls), root=tmp_path)
+    second = cached_directory("m", _writer(calls), root=tmp_path)
+    assert first == second == tmp_path / "m"
+    assert len(calls) == 1
+    manifest = json.loads((first / "MANIFEST.json").read_text())
+    assert manifest == {"config.json": 2, "weights.bin": 1000}
+
+
+def test_interrupted_build_leaves_nothing_trusted(tmp_path):
+    def crash(target):
+        (target / "weights.bin").write_bytes(b"partial")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        cached_directory("m", crash, root=tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no target, no temporary left behind
+    calls = []
+    cached_directory("m", _writer(calls), root=tmp_path)
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "drop_manifest", "delete_file"])
+def test_broken_cache_is_rebuilt(tmp_path, damage):
+    calls = []
+    target = cached_directory("m", _writer(calls), root=tmp_path)
+    if damage == "truncate":
+        (target / "weights.bin").write_bytes(b"x" * 10)
+    elif damage == "drop_manifest":
+        (target / "MANIFEST.json").unlink()
+    else:
+        (target / "config.json").unlink()
+    again = cached_directory("m", _writer(calls), root=tmp_path)
+    assert len(calls) == 2
+    assert (again / "weights.bin").stat().st_size == 1000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
