@@ -1,0 +1,133 @@
+"""The ``msma`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+def _layers(value: str):
+    if value == "all":
+        return "all"
+    try:
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--layers must be 'all' or comma-separated integers (e.g. 0,6,12), got {value!r}"
+        ) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="msma", description="Multi-Scale Manifold Alignment for language models."
+    )
+    parser.add_argument("--version", action="version", version=f"msma_sklearn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ext = sub.add_parser("extract", help="pooled per-layer hidden states of texts -> .npz")
+    ext.add_argument("--model", default="minilm", help="offline name, local dir or Hub id")
+    ext.add_argument("--texts", required=True, help=".txt (one per line), .csv or .jsonl")
+    ext.add_argument("--out", required=True, help="output .npz file")
+    ext.add_argument("--layers", type=_layers, default="all")
+    ext.add_argument(
+        "--pooling", default="mean", choices=["mean", "mean_all", "first", "cls", "last", "max"]
+    )
+    ext.add_argument("--max-length", type=int, default=128)
+    ext.add_argument("--batch-size", type=int, default=32)
+    ext.add_argument("--device", default="auto")
+    ext.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
+    ext.add_argument("--stack", default="auto", choices=["auto", "encoder", "decoder"])
+    ext.add_argument("--text-column", default="text", help="column/key for .csv/.jsonl")
+
+    run = sub.add_parser("run", help="run the study on the embedded defaults")
+    run.add_argument("--quick", action="store_true", help="small, fast version (64 texts)")
+    run.add_argument("--out-dir", default="results")
+    run.add_argument("--run-id", default="", help="default: a timestamp")
+    run.add_argument(
+        "--models",
+        default="minilm,smollm2-135m",
+        help="comma-separated model specs (default: minilm,smollm2-135m)",
+    )
+    run.add_argument("--device", default="auto")
+    return parser
+
+
+def _extract(args) -> int:
+    import numpy as np
+
+    from ..datasets import load_texts
+    from ..extraction import HiddenStateExtractor
+    from ..utils._io import atomic_path
+
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ValueError(f"--out must name a .npz file, got {str(out)!r}.")
+    texts = load_texts(args.texts, text_column=args.text_column)
+    ext = HiddenStateExtractor(
+        args.model,
+        layers=args.layers,
+        pooling=args.pooling,
+        max_length=args.max_length,
+        batch_size=args.batch_size,
+        device=args.device,
+        dtype=args.dtype,
+        stack=args.stack,
+        verbose=1,
+    ).fit(texts)
+    t0 = time.perf_counter()
+    X = ext.transform(texts)
+    seconds = time.perf_counter() - t0
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                X=X,
+                layers=ext.layers_,
+                feature_names=ext.get_feature_names_out().astype(str),
+                model=np.array(str(args.model)),
+                pooling=np.array(args.pooling),
+            )
+    print(
+        f"Wrote {out}: {X.shape[0]} texts x {len(ext.layers_)} layers x {ext.hidden_size_} "
+        f"({args.model}, {seconds:.1f} s)"
+    )
+    return 0
+
+
+def _run(args) -> int:
+    from ._run import RunConfig, run_study
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if not models:
+        raise ValueError("--models is empty: name at least one model.")
+    config = RunConfig(
+        models=models,
+        quick=args.quick,
+        out_dir=args.out_dir,
+        run_id=args.run_id,
+        device=args.device,
+    )
+    t0 = time.perf_counter()
+    run_dir = run_study(config)
+    print(f"Results in {run_dir} ({time.perf_counter() - t0:.0f} s); read {run_dir / 'summary.md'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``msma`` console script; returns the exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "extract":
+            return _extract(args)
+        return _run(args)
+    except (ValueError, TypeError, OSError, ImportError) as exc:
+        print(f"msma {args.command}: error: {exc}", file=sys.stderr)
+        return 2
