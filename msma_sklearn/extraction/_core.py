@@ -177,19 +177,21 @@ def tokenise(tokenizer, texts: list[str], max_length: int) -> Tokenised:
 def pad_batch(
     seqs: list[list[int]], pad_id: int, side: str, length: int | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad id lists to one length; return ``(input_ids, attention_mask)`` (long)."""
-    width = length if length is not None else max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        n = len(seq)
-        if side == "right":
-            ids[row, :n] = torch.tensor(seq, dtype=torch.long)
-            mask[row, :n] = 1
-        else:
-            ids[row, width - n :] = torch.tensor(seq, dtype=torch.long)
-            mask[row, width - n :] = 1
-    return ids, mask
+    """Pad id lists to one length; return ``(input_ids, attention_mask)`` (long).
+
+    Vectorised: one boolean mask marks the real-token slots of every row, and
+    the concatenated ids fill them in row-major order.
+    """
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    width = int(length if length is not None else lengths.max())
+    cols = np.arange(width)
+    if side == "right":
+        real = cols[None, :] < lengths[:, None]
+    else:
+        real = cols[None, :] >= (width - lengths)[:, None]
+    ids = np.full((len(seqs), width), pad_id, dtype=np.int64)
+    ids[real] = np.fromiter((t for s in seqs for t in s), dtype=np.int64, count=int(lengths.sum()))
+    return torch.from_numpy(ids), torch.from_numpy(real.astype(np.int64))
 
 
 def pad_token_id(tokenizer, model) -> int:

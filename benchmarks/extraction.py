@@ -1,0 +1,185 @@
+"""Throughput of HiddenStateExtractor against a plain transformers loop.
+
+For each model and scenario, both methods run in this process on the same
+texts; the script prints tokens/s of each, the ratio (extractor / baseline)
+and the peak resident-memory increase of each run.
+
+Baseline: the loop a user would write -- fixed batches in input order, padded
+to the longest text of the batch, ``output_hidden_states=True``, masked mean
+pooling of every hidden state, under ``torch.inference_mode``.
+
+Scenarios:
+  equal   texts that all tokenise to the same length (no padding to gain)
+  varied  texts of 1 to 6 corpus sentences (15-150 tokens)
+  half    varied texts, only hidden states 0..L/2 requested (the baseline
+          still runs the full forward, as a plain loop must)
+
+Run:  python benchmarks/extraction.py [--models minilm,smollm2-135m] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+import warnings
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+import torch  # noqa: E402
+
+from msma_sklearn import HiddenStateExtractor  # noqa: E402
+from msma_sklearn.datasets import load_corpus  # noqa: E402
+from msma_sklearn.extraction import load_model  # noqa: E402
+
+
+class PeakRSS:
+    """Sample this process's RSS every 2 ms; report the peak above the start."""
+
+    def __enter__(self):
+        self._proc = psutil.Process()
+        self.start = self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+    @property
+    def increase_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def varied_texts(n: int, seed: int = 0) -> list[str]:
+    corpus = load_corpus().texts
+    rng = np.random.default_rng(seed)
+    return [" ".join(rng.choice(corpus, size=rng.integers(1, 7))) for _ in range(n)]
+
+
+def equal_texts(tokenizer, n: int, target: int) -> list[str]:
+    """Texts of exactly ``target`` tokens (special tokens included)."""
+    words = " ".join(load_corpus().texts).split()
+    out, start = [], 0
+    while len(out) < n:
+        for end in range(start + 1, start + 4 * target):
+            text = " ".join(words[start:end])
+            length = len(tokenizer(text).input_ids)
+            if length >= target:
+                if length == target:
+                    out.append(text)
+                break
+        start = (start + 7) % (len(words) - 4 * target)
+    return out
+
+
+def baseline(model, tokenizer, texts, batch_size, max_length, layers):
+    base = model.base_model
+    pad_side = tokenizer.padding_side
+    rows = []
+    with torch.inference_mode():
+        for i in range(0, len(texts), batch_size):
+            enc = tokenizer(
+                texts[i : i + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            hs = base(**enc, output_hidden_states=True).hidden_states
+            mask = enc.attention_mask.unsqueeze(-1).float()
+            pooled = [(hs[j] * mask).sum(1) / mask.sum(1) for j in layers]
+            rows.append(torch.cat(pooled, dim=1).numpy())
+    assert tokenizer.padding_side == pad_side
+    return np.vstack(rows)
+
+
+def timed_pair(fn_a, fn_b, repeats):
+    """Median time and peak memory of two functions, runs interleaved (a, b, a, b, ...)
+    so that both see the same machine conditions; one warm-up call each."""
+    stats = {"a": ([], [], None), "b": ([], [], None)}
+    fns = {"a": fn_a, "b": fn_b}
+    for key in fns:
+        fns[key]()
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            with PeakRSS() as mem:
+                t0 = time.perf_counter()
+                result = fn()
+                elapsed = time.perf_counter() - t0
+            times, peaks, _ = stats[key]
+            times.append(elapsed)
+            peaks.append(mem.increase_mb)
+            stats[key] = (times, peaks, result)
+    return [(statistics.median(t), max(p), r) for t, p, r in stats.values()]
+
+
+def bench_model(name, n_texts, repeats, batch_size=32, max_length=256):
+    model, tokenizer = load_model(name)
+    if tokenizer.pad_token is None:  # the plain loop needs one; the extractor does not
+        tokenizer.pad_token = tokenizer.eos_token
+    n_layers = model.config.num_hidden_layers
+    scenarios = {
+        "equal": (equal_texts(tokenizer, n_texts, 40), list(range(n_layers + 1))),
+        "varied": (varied_texts(n_texts), list(range(n_layers + 1))),
+        "half": (varied_texts(n_texts), list(range(n_layers // 2 + 1))),
+    }
+    rows = []
+    for scenario, (texts, layers) in scenarios.items():
+        n_tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True,
+                                                     max_length=max_length).input_ids)
+        ext = HiddenStateExtractor(
+            name, layers=layers, batch_size=batch_size, max_length=max_length, device="cpu"
+        ).fit(texts)
+        full = list(range(n_layers + 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (t_ours, m_ours, X_ours), (t_base, m_base, X_base) = timed_pair(
+                lambda: ext.transform(texts),
+                lambda: baseline(model, tokenizer, texts, batch_size, max_length, full),
+                repeats,
+            )
+        width = len(layers) * ext.hidden_size_
+        scale = np.abs(X_base[:, :width]).max(axis=0) + 1.0
+        err = float(np.max(np.abs(X_ours - X_base[:, :width]) / scale))
+        rows.append((name, scenario, len(texts), n_tokens, n_tokens / t_ours, n_tokens / t_base,
+                     t_base / t_ours, m_ours, m_base, err))
+    return rows
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--models", default="minilm,smollm2-135m")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--n-texts", type=int, default=0, help="default: 512 MiniLM, 96 SmolLM2")
+    args = parser.parse_args()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of "
+          f"{args.repeats} interleaved runs after one warm-up\n")
+    header = (f"{'model':<14}{'scenario':<9}{'texts':>6}{'tokens':>8}{'ours tok/s':>12}"
+              f"{'base tok/s':>12}{'ratio':>7}{'ours MB':>9}{'base MB':>9}{'max rel err':>13}")
+    print(header)
+    print("-" * len(header))
+    for name in args.models.split(","):
+        n = args.n_texts or (512 if name == "minilm" else 96)
+        for r in bench_model(name, n, args.repeats):
+            print(f"{r[0]:<14}{r[1]:<9}{r[2]:>6}{r[3]:>8}{r[4]:>12.0f}{r[5]:>12.0f}"
+                  f"{r[6]:>7.2f}{r[7]:>9.0f}{r[8]:>9.0f}{r[9]:>13.1e}")
+    print("\nratio = extractor tokens/s / baseline tokens/s; MB = peak RSS increase during a run;"
+          "\nmax rel err = max |ours - baseline| / (column max + 1) over the shared columns.")
+    print("Targets (issue #2): equal >= 1.0, varied >= 1.3, half >= 1.5.")
+
+
+if __name__ == "__main__":
+    main()

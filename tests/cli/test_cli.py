@@ -1,0 +1,100 @@
+"""The msma command line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from msma_sklearn import HiddenStateExtractor
+from msma_sklearn.cli import main
+
+
+def test_extract_writes_npz_equal_to_estimator(tmp_path, texts, capsys):
+    src = tmp_path / "texts.txt"
+    src.write_text("\n".join(texts) + "\n")
+    out = tmp_path / "out.npz"
+    code = main(["extract", "--model", "tiny-gpt2", "--texts", str(src), "--out", str(out),
+                 "--layers", "0,2"])
+    assert code == 0
+    assert "Wrote" in capsys.readouterr().out
+    with np.load(out) as data:
+        X = data["X"]
+        assert data["layers"].tolist() == [0, 2]
+        assert str(data["feature_names"][0]) == "layer0__0"
+    ref = HiddenStateExtractor("tiny-gpt2", layers=[0, 2]).fit(texts).transform(texts)
+    np.testing.assert_array_equal(X, ref)
+
+
+@pytest.mark.parametrize(
+    "setup,match",
+    [
+        ("missing", "not found"),
+        ("empty", "is empty"),
+        ("badmodel", "Unknown offline model 'tiny-nope'"),
+        ("badout", "must name a .npz"),
+    ],
+)
+def test_extract_errors_exit_nonzero(tmp_path, capsys, setup, match):
+    src = tmp_path / "t.txt"
+    src.write_text("" if setup == "empty" else "a text\n")
+    args = ["extract", "--model", "tiny-nope" if setup == "badmodel" else "tiny-gpt2",
+            "--texts", str(tmp_path / "nope.txt") if setup == "missing" else str(src),
+            "--out", str(tmp_path / ("o.csv" if setup == "badout" else "o.npz"))]
+    assert main(args) == 2
+    assert match in capsys.readouterr().err
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_bad_layers_argument(capsys):
+    with pytest.raises(SystemExit):
+        main(["extract", "--texts", "x.txt", "--out", "x.npz", "--layers", "a,b"])
+    assert "comma-separated integers" in capsys.readouterr().err
+
+
+def test_run_quick_on_tiny_models(tmp_path):
+    code = main(["run", "--quick", "--models", "tiny-gpt2,tiny-bert", "--out-dir",
+                 str(tmp_path), "--run-id", "t"])
+    assert code == 0
+    run_dir = tmp_path / "t"
+    summary = json.loads((run_dir / "summary.json").read_text())["extract"]
+    assert set(summary) == {"tiny-gpt2", "tiny-bert"}
+    for r in summary.values():
+        assert r["n_texts"] == 64
+        for accs in r["probe_accuracy"].values():
+            assert len(accs) == r["n_layers"] + 1
+            assert all(0.0 <= a <= 1.0 for a in accs)
+    md = (run_dir / "summary.md").read_text()
+    assert "| tiny-gpt2 | gpt2 | 4 | 64 | 64 |" in md
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["config"]["quick"] is True
+    with np.load(run_dir / "hidden_states_tiny-bert.npz") as data:
+        assert data["X"].shape == (64, 5 * 64)
+    assert not list(run_dir.glob(".*tmp"))
+
+
+def test_run_unwritable_output(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert main(["run", "--quick", "--models", "tiny-gpt2", "--out-dir", str(blocker)]) == 2
+    assert "not writable" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_quick_default_models(tmp_path):
+    """`msma run --quick` with the two real models, as a user runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "msma_sklearn", "run", "--quick", "--out-dir", str(tmp_path),
+         "--run-id", "q"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summary = json.loads((tmp_path / "q" / "summary.json").read_text())["extract"]
+    assert summary["minilm"]["n_layers"] == 6 and summary["smollm2-135m"]["n_layers"] == 30
+
+
+def test_import_is_cheap():
+    code = "import sys, msma_sklearn; print('torch' in sys.modules, msma_sklearn.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] == "False"

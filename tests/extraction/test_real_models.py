@@ -1,0 +1,97 @@
+"""Oracles on the two real pretrained models (MiniLM, SmolLM2-135M). Run in CI."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from msma_sklearn import HiddenStateExtractor
+from msma_sklearn.datasets import load_corpus
+from msma_sklearn.extraction import load_model
+from msma_sklearn.extraction._core import resolve_layout
+from tests.conftest import all_hooks, numpy_pool, reference_states
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus_texts():
+    texts = load_corpus().texts
+    return [texts[i] for i in (0, 37, 70, 101, 150, 203, 255)]
+
+
+def _reference(name, texts, pooling, layers):
+    model, tokenizer = load_model(name)
+    rows = []
+    for text in texts:
+        hs = reference_states(model, tokenizer, text)
+        rows.append(np.concatenate([numpy_pool(hs[j], pooling) for j in layers]))
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("name", ["minilm", "smollm2-135m"])
+@pytest.mark.parametrize("pooling", ["mean", "last"])
+def test_real_model_matches_own_hidden_states(name, pooling, corpus_texts):
+    ext = HiddenStateExtractor(name, pooling=pooling, batch_size=3).fit(corpus_texts)
+    X = ext.transform(corpus_texts)
+    ref = _reference(name, corpus_texts, pooling, ext.layers_)
+    scale = np.abs(ref).max(axis=0, keepdims=True) + 1.0
+    # relative to each column's magnitude: SmolLM2 has massive activations (~1e3)
+    assert np.max(np.abs(X - ref) / scale) < 1e-5
+
+
+def test_real_model_architectures():
+    ext = HiddenStateExtractor("minilm").fit(["x"])
+    assert (ext.model_type_, ext.n_layers_, ext.hidden_size_) == ("bert", 6, 384)
+    ext = HiddenStateExtractor("smollm2-135m").fit(["x"])
+    assert (ext.model_type_, ext.n_layers_, ext.hidden_size_) == ("llama", 30, 576)
+    assert ext.stack_ == "decoder"
+
+
+def test_smollm2_padding_side_and_layer_subset(corpus_texts):
+    full = HiddenStateExtractor("smollm2-135m", layers=[3, 12, 30], batch_size=4)
+    X_right = full.fit(corpus_texts).transform(corpus_texts)
+    left = HiddenStateExtractor("smollm2-135m", layers=[3, 12, 30], padding_side="left")
+    X_left = left.set_params(batch_size=4).fit(corpus_texts).transform(corpus_texts)
+    scale = np.abs(X_right).max(axis=0) + 1.0
+    assert np.max(np.abs(X_right - X_left) / scale) < 1e-5
+    # requesting only the shallow layers stops early and gives the same columns
+    model, _ = load_model("smollm2-135m")
+    blocks = resolve_layout(model).blocks
+    calls = [0] * len(blocks)
+    handles = [
+        b.register_forward_hook(lambda m, a, o, i=i: calls.__setitem__(i, calls[i] + 1))
+        for i, b in enumerate(blocks)
+    ]
+    try:
+        shallow = HiddenStateExtractor("smollm2-135m", layers=[3, 12], batch_size=4)
+        X_shallow = shallow.fit(corpus_texts).transform(corpus_texts)
+    finally:
+        for h in handles:
+            h.remove()
+    assert sum(calls[:12]) == 12 * 2 and sum(calls[12:]) == 0  # 7 texts / 4 = 2 batches
+    np.testing.assert_allclose(X_shallow, X_right[:, : 2 * 576], rtol=1e-5, atol=1e-4)
+
+
+def test_smollm2_hooks_pickle_and_cache(corpus_texts, tmp_path):
+    from msma_sklearn.utils import user_cache_dir
+
+    ext = HiddenStateExtractor("smollm2-135m", layers=[5]).fit(corpus_texts)
+    model, _ = load_model("smollm2-135m")
+    before = all_hooks(model)
+    X = ext.transform(corpus_texts)
+    assert all_hooks(model) == before
+    restored = pickle.loads(pickle.dumps(ext))
+    np.testing.assert_array_equal(restored.transform(corpus_texts), X)
+    cached = list((user_cache_dir() / "models").glob("smollm2-135m-*/MANIFEST.json"))
+    assert cached, "the dequantised SmolLM2 checkpoint should be cached"
+
+
+def test_smollm2_is_the_real_pretrained_model():
+    """Greedy continuation from the dequantised weights answers a factual prompt."""
+    model, tokenizer = load_model("smollm2-135m")
+    ids = tokenizer("The capital of France is", return_tensors="pt")
+    with torch.inference_mode():
+        out = model.generate(**ids, max_new_tokens=4, do_sample=False)
+    assert "Paris" in tokenizer.decode(out[0][ids.input_ids.shape[1] :])
