@@ -20,6 +20,7 @@ Run:  python benchmarks/extraction.py [--models minilm,smollm2-135m] [--repeats 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import threading
@@ -138,8 +139,9 @@ def bench_model(name, n_texts, repeats, batch_size=32, max_length=256):
     }
     rows = []
     for scenario, (texts, layers) in scenarios.items():
-        n_tokens = sum(len(ids) for ids in tokenizer(texts, truncation=True,
-                                                     max_length=max_length).input_ids)
+        n_tokens = sum(
+            len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length).input_ids
+        )
         ext = HiddenStateExtractor(
             name, layers=layers, batch_size=batch_size, max_length=max_length, device="cpu"
         ).fit(texts)
@@ -147,15 +149,27 @@ def bench_model(name, n_texts, repeats, batch_size=32, max_length=256):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             (t_ours, m_ours, X_ours), (t_base, m_base, X_base) = timed_pair(
-                lambda: ext.transform(texts),
-                lambda: baseline(model, tokenizer, texts, batch_size, max_length, full),
+                functools.partial(ext.transform, texts),
+                functools.partial(baseline, model, tokenizer, texts, batch_size, max_length, full),
                 repeats,
             )
         width = len(layers) * ext.hidden_size_
         scale = np.abs(X_base[:, :width]).max(axis=0) + 1.0
         err = float(np.max(np.abs(X_ours - X_base[:, :width]) / scale))
-        rows.append((name, scenario, len(texts), n_tokens, n_tokens / t_ours, n_tokens / t_base,
-                     t_base / t_ours, m_ours, m_base, err))
+        rows.append(
+            (
+                name,
+                scenario,
+                len(texts),
+                n_tokens,
+                n_tokens / t_ours,
+                n_tokens / t_base,
+                t_base / t_ours,
+                m_ours,
+                m_base,
+                err,
+            )
+        )
     return rows
 
 
@@ -165,19 +179,27 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-texts", type=int, default=0, help="default: 512 MiniLM, 96 SmolLM2")
     args = parser.parse_args()
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of "
-          f"{args.repeats} interleaved runs after one warm-up\n")
-    header = (f"{'model':<14}{'scenario':<9}{'texts':>6}{'tokens':>8}{'ours tok/s':>12}"
-              f"{'base tok/s':>12}{'ratio':>7}{'ours MB':>9}{'base MB':>9}{'max rel err':>13}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of "
+        f"{args.repeats} interleaved runs after one warm-up\n"
+    )
+    header = (
+        f"{'model':<14}{'scenario':<9}{'texts':>6}{'tokens':>8}{'ours tok/s':>12}"
+        f"{'base tok/s':>12}{'ratio':>7}{'ours MB':>9}{'base MB':>9}{'max rel err':>13}"
+    )
     print(header)
     print("-" * len(header))
     for name in args.models.split(","):
         n = args.n_texts or (512 if name == "minilm" else 96)
         for r in bench_model(name, n, args.repeats):
-            print(f"{r[0]:<14}{r[1]:<9}{r[2]:>6}{r[3]:>8}{r[4]:>12.0f}{r[5]:>12.0f}"
-                  f"{r[6]:>7.2f}{r[7]:>9.0f}{r[8]:>9.0f}{r[9]:>13.1e}")
-    print("\nratio = extractor tokens/s / baseline tokens/s; MB = peak RSS increase during a run;"
-          "\nmax rel err = max |ours - baseline| / (column max + 1) over the shared columns.")
+            print(
+                f"{r[0]:<14}{r[1]:<9}{r[2]:>6}{r[3]:>8}{r[4]:>12.0f}{r[5]:>12.0f}"
+                f"{r[6]:>7.2f}{r[7]:>9.0f}{r[8]:>9.0f}{r[9]:>13.1e}"
+            )
+    print(
+        "\nratio = extractor tokens/s / baseline tokens/s; MB = peak RSS increase during a run;"
+        "\nmax rel err = max |ours - baseline| / (column max + 1) over the shared columns."
+    )
     print("Targets (issue #2): equal >= 1.0, varied >= 1.3, half >= 1.5.")
 
 

@@ -54,7 +54,7 @@ def load_corpus(*, return_X_y: bool = False, level: str = "global"):
     Examples
     --------
     >>> corpus = load_corpus()
-    >>> len(corpus.texts), sorted(set(corpus.discourse))[:2]
+    >>> len(corpus.texts), sorted(set(corpus.discourse.tolist()))[:2]
     (256, ['instruction', 'narrative'])
     """
     if level not in _LEVELS:

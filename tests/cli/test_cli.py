@@ -15,8 +15,19 @@ def test_extract_writes_npz_equal_to_estimator(tmp_path, texts, capsys):
     src = tmp_path / "texts.txt"
     src.write_text("\n".join(texts) + "\n")
     out = tmp_path / "out.npz"
-    code = main(["extract", "--model", "tiny-gpt2", "--texts", str(src), "--out", str(out),
-                 "--layers", "0,2"])
+    code = main(
+        [
+            "extract",
+            "--model",
+            "tiny-gpt2",
+            "--texts",
+            str(src),
+            "--out",
+            str(out),
+            "--layers",
+            "0,2",
+        ]
+    )
     assert code == 0
     assert "Wrote" in capsys.readouterr().out
     with np.load(out) as data:
@@ -39,9 +50,15 @@ def test_extract_writes_npz_equal_to_estimator(tmp_path, texts, capsys):
 def test_extract_errors_exit_nonzero(tmp_path, capsys, setup, match):
     src = tmp_path / "t.txt"
     src.write_text("" if setup == "empty" else "a text\n")
-    args = ["extract", "--model", "tiny-nope" if setup == "badmodel" else "tiny-gpt2",
-            "--texts", str(tmp_path / "nope.txt") if setup == "missing" else str(src),
-            "--out", str(tmp_path / ("o.csv" if setup == "badout" else "o.npz"))]
+    args = [
+        "extract",
+        "--model",
+        "tiny-nope" if setup == "badmodel" else "tiny-gpt2",
+        "--texts",
+        str(tmp_path / "nope.txt") if setup == "missing" else str(src),
+        "--out",
+        str(tmp_path / ("o.csv" if setup == "badout" else "o.npz")),
+    ]
     assert main(args) == 2
     assert match in capsys.readouterr().err
     assert not (tmp_path / "o.npz").exists()
@@ -54,8 +71,18 @@ def test_bad_layers_argument(capsys):
 
 
 def test_run_quick_on_tiny_models(tmp_path):
-    code = main(["run", "--quick", "--models", "tiny-gpt2,tiny-bert", "--out-dir",
-                 str(tmp_path), "--run-id", "t"])
+    code = main(
+        [
+            "run",
+            "--quick",
+            "--models",
+            "tiny-gpt2,tiny-bert",
+            "--out-dir",
+            str(tmp_path),
+            "--run-id",
+            "t",
+        ]
+    )
     assert code == 0
     run_dir = tmp_path / "t"
     summary = json.loads((run_dir / "summary.json").read_text())["extract"]
@@ -85,9 +112,20 @@ def test_run_unwritable_output(tmp_path, capsys):
 def test_run_quick_default_models(tmp_path):
     """`msma run --quick` with the two real models, as a user runs it."""
     proc = subprocess.run(
-        [sys.executable, "-m", "msma_sklearn", "run", "--quick", "--out-dir", str(tmp_path),
-         "--run-id", "q"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "msma_sklearn",
+            "run",
+            "--quick",
+            "--out-dir",
+            str(tmp_path),
+            "--run-id",
+            "q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((tmp_path / "q" / "summary.json").read_text())["extract"]
