@@ -20,6 +20,7 @@ Run:  python benchmarks/extraction.py [--models minilm,smollm2-135m] [--repeats 
 from __future__ import annotations
 
 import argparse
+import copy
 import functools
 import os
 import statistics
@@ -128,7 +129,9 @@ def timed_pair(fn_a, fn_b, repeats):
 
 
 def bench_model(name, n_texts, repeats, batch_size=32, max_length=256):
-    model, tokenizer = load_model(name)
+    model, shared_tokenizer = load_model(name)
+    # A private copy: the loaded tokenizer is shared through the model cache.
+    tokenizer = copy.deepcopy(shared_tokenizer)
     if tokenizer.pad_token is None:  # the plain loop needs one; the extractor does not
         tokenizer.pad_token = tokenizer.eos_token
     n_layers = model.config.num_hidden_layers
