@@ -252,7 +252,10 @@ class HiddenStateExtractor(TransformerMixin, BaseEstimator):
         layers = self.layers_.tolist()
         n_sel, width = len(layers), self.hidden_size_
         out = np.empty((len(texts), n_sel * width), dtype=np.float32)
-        for rows, states, mask in self._batches(model, tokenizer, layout, texts, "Extracting"):
+        tok = self._tokenise(tokenizer, texts)
+        for rows, states, mask in self._batches(
+            model, layout, tok, pad_token_id(tokenizer, model), "Extracting"
+        ):
             pooled = torch.stack([pool(states[j], mask, self.pooling) for j in layers], dim=1)
             out[rows] = pooled.reshape(len(rows), -1).cpu().numpy()
         return out
@@ -279,20 +282,22 @@ class HiddenStateExtractor(TransformerMixin, BaseEstimator):
         layout = resolve_layout(model, self.stack)
         layers = self.layers_.tolist()
         result: list[np.ndarray | None] = [None] * len(texts)
-        for rows, states, mask in self._batches(model, tokenizer, layout, texts, "Token states"):
+        tok = self._tokenise(tokenizer, texts)
+        for rows, states, mask in self._batches(
+            model, layout, tok, pad_token_id(tokenizer, model), "Token states"
+        ):
             stacked = torch.stack([states[j].float() for j in layers], dim=1).cpu().numpy()
             mask_np = mask.cpu().numpy()
             for b, row in enumerate(rows):
                 result[row] = stacked[b][:, mask_np[b]]
         if not return_tokens:
             return result
-        ids = tokenise(tokenizer, texts, self.max_length).ids
+        ids = tok.ids
         if layout.stack == "decoder" and layout.encoder is not None:
             ids = [_shift_right(s, _decoder_start(model)) for s in ids]
         return result, [tokenizer.convert_ids_to_tokens(s) for s in ids]
 
-    def _batches(self, model, tokenizer, layout, texts, desc):
-        """Yield ``(row indices, {layer: states}, pooling mask)`` per length-sorted batch."""
+    def _tokenise(self, tokenizer, texts):
         tok = tokenise(tokenizer, texts, self.max_length)
         if tok.n_truncated:
             warnings.warn(
@@ -301,13 +306,16 @@ class HiddenStateExtractor(TransformerMixin, BaseEstimator):
                 UserWarning,
                 stacklevel=3,
             )
+        return tok
+
+    def _batches(self, model, layout, tok, pad_id, desc):
+        """Yield ``(row indices, {layer: states}, pooling mask)`` per length-sorted batch."""
         lengths = np.array([len(ids) for ids in tok.ids])
         order = np.argsort(-lengths, kind="stable")  # longest first: fail fast on memory
-        pad_id = pad_token_id(tokenizer, model)
         fixed = self.max_length if self.pooling == "mean_all" else None
         device = next(model.parameters()).device
         dec_start = _decoder_start(model) if layout.encoder is not None else None
-        starts = range(0, len(texts), self.batch_size)
+        starts = range(0, len(tok.ids), self.batch_size)
         bar = tqdm(starts, desc=desc, unit="batch", disable=not self.verbose, leave=False)
         with torch.inference_mode():
             for start in bar:
