@@ -12,12 +12,20 @@ __version__ = "0.1.0.dev0"
 
 _LAZY = {
     "HiddenStateExtractor": "msma_sklearn.extraction",
+    "ScaleSegmenter": "msma_sklearn.segmentation",
     "load_model": "msma_sklearn.extraction",
     "load_corpus": "msma_sklearn.datasets",
     "load_texts": "msma_sklearn.datasets",
 }
 
-__all__ = ["HiddenStateExtractor", "__version__", "load_corpus", "load_model", "load_texts"]
+__all__ = [
+    "HiddenStateExtractor",
+    "ScaleSegmenter",
+    "__version__",
+    "load_corpus",
+    "load_model",
+    "load_texts",
+]
 
 
 def __getattr__(name: str):

@@ -207,6 +207,51 @@ def pad_token_id(tokenizer, model) -> int:
 
 
 # ------------------------------------------------------------------ capturing
+def stack_call(
+    layout, input_ids, attention_mask, decoder_ids=None, decoder_mask=None, left_padded=False
+):
+    """Keyword arguments for ``layout.module`` and the mask of the tokens it reads."""
+    if layout.stack == "decoder" and layout.encoder is not None:
+        encoder_states = layout.encoder(
+            input_ids=input_ids, attention_mask=attention_mask
+        ).last_hidden_state
+        call = {
+            "input_ids": decoder_ids,
+            "attention_mask": decoder_mask,
+            "encoder_hidden_states": encoder_states,
+            "encoder_attention_mask": attention_mask,
+            "use_cache": False,
+        }
+        mask = decoder_mask
+    else:
+        call = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if layout.causal:
+            call["use_cache"] = False
+        mask = attention_mask
+    if layout.pass_position_ids and left_padded:
+        call["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+    return call, mask
+
+
+def attention_distance(attentions, mask: torch.Tensor) -> tuple[np.ndarray, int]:
+    """Summed per-query mean attention distance of each block, and the query count.
+
+    ``attentions``: one ``(B, heads, T, T)`` tensor per block. For each real
+    query token i, its distance is ``sum_j a_ij |pos_i - pos_j|`` (positions
+    counted over real tokens), averaged over heads; the function returns the
+    sum over real queries (per block) and their number, so batches can be
+    pooled exactly.
+    """
+    real = mask.bool()
+    pos = (mask.cumsum(-1) - 1).float()  # position among real tokens
+    dist = (pos[:, :, None] - pos[:, None, :]).abs()  # (B, T, T)
+    sums = []
+    for att in attentions:
+        per_query = (att.float().mean(dim=1) * dist).sum(dim=-1)  # (B, T)
+        sums.append(per_query[real].sum().item())
+    return np.asarray(sums), int(real.sum().item())
+
+
 class _StopForward(Exception):
     """Raised inside a hook to end the forward pass after the deepest needed block."""
 
@@ -250,25 +295,7 @@ def capture_layers(
 
         hooks.append((layout.blocks[j], "forward_pre", grab))
 
-    if layout.stack == "decoder" and layout.encoder is not None:
-        encoder_states = layout.encoder(
-            input_ids=input_ids, attention_mask=attention_mask
-        ).last_hidden_state
-        call = {
-            "input_ids": decoder_ids,
-            "attention_mask": decoder_mask,
-            "encoder_hidden_states": encoder_states,
-            "encoder_attention_mask": attention_mask,
-            "use_cache": False,
-        }
-        mask = decoder_mask
-    else:
-        call = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if layout.causal:
-            call["use_cache"] = False
-        mask = attention_mask
-    if layout.pass_position_ids and left_padded:
-        call["position_ids"] = (mask.cumsum(-1) - 1).clamp(min=0)
+    call, _ = stack_call(layout, input_ids, attention_mask, decoder_ids, decoder_mask, left_padded)
     with attached_hooks(hooks):
         try:
             out = layout.module(**call)

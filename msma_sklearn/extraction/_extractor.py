@@ -21,12 +21,14 @@ from ..utils._io import atomic_path
 from ..utils._validation import check_texts
 from ._core import (
     POOLINGS,
+    attention_distance,
     capture_layers,
     pad_batch,
     pad_token_id,
     pool,
     reshape_by_layer,
     resolve_layout,
+    stack_call,
     tokenise,
 )
 from ._models import load_model, model_fingerprint, resolve_device
@@ -296,6 +298,62 @@ class HiddenStateExtractor(TransformerMixin, BaseEstimator):
         if layout.stack == "decoder" and layout.encoder is not None:
             ids = [_shift_right(s, _decoder_start(model)) for s in ids]
         return result, [tokenizer.convert_ids_to_tokens(s) for s in ids]
+
+    def attention_span(self, X) -> np.ndarray:
+        """Mean attention distance of every block, in tokens.
+
+        For each real query token, the attention-weighted mean distance to the
+        tokens it attends to, averaged over heads, then over all query tokens
+        of all texts. This is the per-layer "attention span" the MSMA paper
+        thresholds into scales (``ScaleSegmenter(method="attention_span")``).
+
+        Parameters
+        ----------
+        X : list of str
+
+        Returns
+        -------
+        spans : ndarray of shape (n_layers_,)
+            ``spans[j - 1]`` belongs to block j (hidden state j). Causal models
+            can only look back, so their spans are smaller than an encoder's
+            on the same texts.
+
+        Notes
+        -----
+        Attention weights need the eager attention implementation; the model
+        is switched to it for the call and switched back in ``finally``.
+        """
+        check_is_fitted(self, "layers_")
+        texts = check_texts(X, name="X")
+        model, tokenizer = self._loaded()
+        layout = resolve_layout(model, self.stack)
+        tok = self._tokenise(tokenizer, texts)
+        pad_id = pad_token_id(tokenizer, model)
+        device = next(model.parameters()).device
+        dec_start = _decoder_start(model) if layout.encoder is not None else None
+        order = np.argsort([-len(ids) for ids in tok.ids], kind="stable")
+        total, count = np.zeros(layout.n_layers), 0
+        previous = model.config._attn_implementation
+        try:
+            model.set_attn_implementation("eager")
+            with torch.inference_mode():
+                for start in range(0, len(texts), self.batch_size):
+                    seqs = [tok.ids[i] for i in order[start : start + self.batch_size]]
+                    ids, mask = pad_batch(seqs, pad_id, "right")
+                    dec_ids = dec_mask = None
+                    if dec_start is not None:
+                        dec = [_shift_right(s, dec_start) for s in seqs]
+                        dec_ids, dec_mask = (t.to(device) for t in pad_batch(dec, pad_id, "right"))
+                    call, read_mask = stack_call(
+                        layout, ids.to(device), mask.to(device), dec_ids, dec_mask
+                    )
+                    out = layout.module(**call, output_attentions=True)
+                    sums, n = attention_distance(out.attentions, read_mask)
+                    total += sums
+                    count += n
+        finally:
+            model.set_attn_implementation(previous)
+        return total / count
 
     def _tokenise(self, tokenizer, texts):
         tok = tokenise(tokenizer, texts, self.max_length)

@@ -1,3 +1,14 @@
-"""Layers -> semantic scales (``ScaleSegmenter``; see issue #3, not yet built)."""
+"""Layers -> semantic scales."""
 
-__all__: list[str] = []
+from ._dp import optimal_segments, similarity_costs, sse_costs
+from ._presets import PRESETS, preset_scale_layers
+from ._segmenter import ScaleSegmenter
+
+__all__ = [
+    "PRESETS",
+    "ScaleSegmenter",
+    "optimal_segments",
+    "preset_scale_layers",
+    "similarity_costs",
+    "sse_costs",
+]

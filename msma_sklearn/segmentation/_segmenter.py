@@ -1,0 +1,548 @@
+"""ScaleSegmenter: a model's layers -> contiguous semantic scales."""
+
+from __future__ import annotations
+
+import re
+import warnings
+from itertools import pairwise
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.decomposition import PCA
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..metrics import cka_matrix, ksg_mutual_information
+from ._dp import optimal_segments, similarity_costs, sse_costs
+from ._presets import preset_scale_layers
+
+__all__ = ["ScaleSegmenter"]
+
+_NAME = re.compile(r"^layer(\d+)__(\d+)$")
+_DEFAULT_NAMES = ("local", "intermediate", "global")
+
+
+class ScaleSegmenter(TransformerMixin, BaseEstimator):
+    """Split a model's layers into contiguous semantic scales, and pool each scale.
+
+    Fitted on :class:`~msma_sklearn.HiddenStateExtractor` output, one block of
+    ``hidden_size`` columns per hidden state. The layer layout is read from the
+    feature names ``layer{j}__{unit}`` (a DataFrame, e.g. after
+    ``set_output(transform="pandas")``), or from ``layers`` for a plain array.
+
+    Parameters
+    ----------
+    method : {"cka", "mi", "attention_span", "preset", "manual"}, default="cka"
+        How boundaries are found:
+
+        - ``"cka"``: debiased linear CKA between every pair of layers, then the
+          exact best split into ``n_scales`` contiguous groups maximising
+          within-group similarity (kernel k-means objective, solved by dynamic
+          programming);
+        - ``"mi"``: KSG mutual information between adjacent layers, each
+          reduced by PCA to ``n_components``; boundaries at the
+          ``n_scales - 1`` weakest links (lowest adjacent MI);
+        - ``"attention_span"``: each block's mean attention distance (from
+          :meth:`HiddenStateExtractor.attention_span`, passed as
+          ``attention_spans``), split by ``span_thresholds`` or, if None, by
+          the best piecewise-constant fit;
+        - ``"preset"``: the original project's tables (``preset``);
+        - ``"manual"``: ``scale_layers`` as given.
+    n_scales : int, default=3
+    scale_names : tuple of str, default=None
+        ``("local", "intermediate", "global")`` for 3 scales, else
+        ``("scale0", ...)``. Scales are named in depth order.
+    preset : {"readme", "msma_code", "uniform"}, default="readme"
+        Table for ``method="preset"``. ``"readme"`` and ``"msma_code"`` need
+        ``family``; other depths are mapped proportionally.
+    family : {"gpt2", "bert", "roberta", "t5"}, default=None
+    scale_layers : dict or list of lists of int, default=None
+        Hidden-state indices per scale for ``method="manual"``.
+    require_contiguous : bool, default=True
+        Reject manual scales that are not contiguous runs in depth order.
+    layers : None, "columns", int or list of int, default=None
+        Layout of a plain array: the number of hidden states (``0..n-1``), or
+        their indices; ``"columns"`` makes every column its own layer.
+        ``None`` reads the feature names.
+    include_embeddings : bool, default=True
+        Whether hidden state 0 (the embedding output) takes part. Shares are
+        fractions of the hidden states that take part (``share_denominator_``).
+    aggregate : {"mean", "concat", "weighted"}, default="mean"
+        Per-scale representation in ``transform``: the mean of the scale's
+        layers, their concatenation, or a mean weighted by each layer's mean
+        CKA to the rest of its scale.
+    n_components : int, default=8
+        PCA dimensions per layer for ``method="mi"``.
+    n_neighbors : int, default=3
+        k of the KSG estimator.
+    attention_spans : array-like of shape (n_blocks,), default=None
+        Mean attention distance of blocks 1..L (hidden state j >= 1 gets block
+        j's span; the embedding output gets 0).
+    span_thresholds : tuple of float, default=None
+        ``n_scales - 1`` increasing thresholds in tokens.
+    n_bootstrap : int, default=0
+        Refits on random subsamples of the texts (without replacement, a
+        ``bootstrap_fraction`` of them: resampling with replacement would put
+        duplicate rows into the U-statistics behind debiased CKA and KSG).
+    bootstrap_fraction : float, default=0.8
+    debiased : bool, default=True
+        Debiased (True) or biased linear CKA.
+    random_state : int, RandomState or None, default=None
+        Seeds subsampling, PCA and the KSG jitter.
+
+    Attributes
+    ----------
+    layers_ : ndarray
+        Hidden-state indices of the input's blocks, in column order.
+    hidden_size_ : int
+    scale_names_ : tuple of str
+    scale_layers_ : dict
+        Scale name -> list of hidden-state indices.
+    boundaries_ : list of int
+        First hidden-state index of every scale after the first.
+    layer_shares_ : dict
+        Scale name -> fraction of the participating hidden states.
+    share_denominator_ : str
+        What the shares are fractions of.
+    layer_similarity_ : ndarray of shape (n_layers, n_layers)
+        Debiased (or biased) linear CKA between the participating layers,
+        computed for every method.
+    adjacent_mi_ : ndarray
+        ``method="mi"`` only: I(layer j; layer j+1) in nats.
+    boundary_confidence_ : ndarray of shape (n_scales - 1,)
+        With ``n_bootstrap > 0`` and a data-driven method: fraction of
+        refits that put each boundary at the same index.
+    bootstrap_boundaries_ : ndarray of shape (n_bootstrap, n_scales - 1)
+    n_features_in_ : int
+    feature_names_in_ : ndarray
+        Only when fitted on a DataFrame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> base = [rng.normal(size=(60, 4)) for _ in range(3)]
+    >>> X = np.hstack([base[g] + 0.1 * rng.normal(size=(60, 4)) for g in (0, 0, 1, 1, 1, 2)])
+    >>> seg = ScaleSegmenter(layers=6).fit(X)
+    >>> seg.scale_layers_
+    {'local': [0, 1], 'intermediate': [2, 3, 4], 'global': [5]}
+    >>> seg.transform(X).shape
+    (60, 12)
+    """
+
+    _parameter_constraints: dict = {
+        "method": [StrOptions({"cka", "mi", "attention_span", "preset", "manual"})],
+        "n_scales": [Interval(Integral, 1, None, closed="left")],
+        "scale_names": [None, tuple, list],
+        "preset": [StrOptions({"readme", "msma_code", "uniform"})],
+        "family": [None, StrOptions({"gpt2", "bert", "roberta", "t5"})],
+        "scale_layers": [None, dict, list, tuple],
+        "require_contiguous": ["boolean"],
+        "layers": [
+            None,
+            StrOptions({"columns"}),
+            Interval(Integral, 1, None, closed="left"),
+            "array-like",
+        ],
+        "include_embeddings": ["boolean"],
+        "aggregate": [StrOptions({"mean", "concat", "weighted"})],
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "attention_spans": [None, "array-like"],
+        "span_thresholds": [None, "array-like"],
+        "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
+        "bootstrap_fraction": [Interval(Real, 0, 1, closed="right")],
+        "debiased": ["boolean"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        method="cka",
+        *,
+        n_scales=3,
+        scale_names=None,
+        preset="readme",
+        family=None,
+        scale_layers=None,
+        require_contiguous=True,
+        layers=None,
+        include_embeddings=True,
+        aggregate="mean",
+        n_components=8,
+        n_neighbors=3,
+        attention_spans=None,
+        span_thresholds=None,
+        n_bootstrap=0,
+        bootstrap_fraction=0.8,
+        debiased=True,
+        random_state=None,
+    ):
+        self.method = method
+        self.n_scales = n_scales
+        self.scale_names = scale_names
+        self.preset = preset
+        self.family = family
+        self.scale_layers = scale_layers
+        self.require_contiguous = require_contiguous
+        self.layers = layers
+        self.include_embeddings = include_embeddings
+        self.aggregate = aggregate
+        self.n_components = n_components
+        self.n_neighbors = n_neighbors
+        self.attention_spans = attention_spans
+        self.span_thresholds = span_thresholds
+        self.n_bootstrap = n_bootstrap
+        self.bootstrap_fraction = bootstrap_fraction
+        self.debiased = debiased
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ layout
+    def _layout(self, n_features: int, names) -> tuple[np.ndarray, int]:
+        if self.layers is not None:
+            if isinstance(self.layers, str):  # "columns"
+                return np.arange(n_features), 1
+            idx = (
+                np.arange(int(self.layers))
+                if isinstance(self.layers, Integral)
+                else np.asarray(self.layers)
+            )
+            if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+                raise ValueError(f"layers must be an int or a list of ints, got {self.layers!r}.")
+            if n_features % idx.size:
+                raise ValueError(
+                    f"X has {n_features} features, not a multiple of the {idx.size} layers given "
+                    f"by layers={self.layers!r}."
+                )
+            if np.any(np.diff(idx) <= 0) or idx.min() < 0:
+                raise ValueError(
+                    f"layers must be increasing non-negative indices, got {idx.tolist()}."
+                )
+            return idx.astype(np.int64), n_features // idx.size
+        if names is None:
+            raise ValueError(
+                "Cannot tell which columns belong to which layer: X has no feature names. "
+                "Pass a DataFrame with HiddenStateExtractor's names (e.g. "
+                "pipeline.set_output(transform='pandas')), or layers=<number of hidden states "
+                "or their indices>."
+            )
+        parsed = [_NAME.match(str(n)) for n in names]
+        bad = [str(n) for n, m in zip(names, parsed, strict=True) if m is None]
+        if bad:
+            raise ValueError(
+                f"Feature names must look like 'layer3__17' (HiddenStateExtractor output); "
+                f"got {bad[:3]}{' ...' if len(bad) > 3 else ''}. Pass layers= for other inputs."
+            )
+        layer_col = np.array([int(m.group(1)) for m in parsed])
+        unit_col = np.array([int(m.group(2)) for m in parsed])
+        uniq = list(dict.fromkeys(layer_col.tolist()))
+        hidden = n_features // len(uniq)
+        expected_layers = np.repeat(uniq, hidden)
+        expected_units = np.tile(np.arange(hidden), len(uniq))
+        if (
+            n_features % len(uniq)
+            or not np.array_equal(layer_col, expected_layers)
+            or not np.array_equal(unit_col, expected_units)
+            or np.any(np.diff(uniq) <= 0)
+        ):
+            raise ValueError(
+                "Feature names do not form equal, contiguous per-layer blocks in increasing layer "
+                f"order (layers seen: {uniq[:10]}); pass HiddenStateExtractor output unchanged."
+            )
+        return np.asarray(uniq, dtype=np.int64), hidden
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, X, y=None):
+        """Find the scales.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_layers * hidden_size)
+            Pooled hidden states, blocks in layer order.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : ScaleSegmenter
+        """
+        self._validate_params()
+        X = validate_data(self, X, ensure_min_samples=4, dtype=np.float64)
+        names = getattr(self, "feature_names_in_", None)
+        self.layers_, self.hidden_size_ = self._layout(X.shape[1], names)
+        cube = X.reshape(X.shape[0], self.layers_.size, self.hidden_size_)
+        use = np.ones(self.layers_.size, bool)
+        if not self.include_embeddings:
+            use &= self.layers_ != 0
+        self._use = use
+        used = self.layers_[use]
+        if used.size < self.n_scales:
+            raise ValueError(
+                f"Cannot split {used.size} layer(s) {used.tolist()} into n_scales={self.n_scales} "
+                "scales; extract more layers or lower n_scales."
+            )
+        self.scale_names_ = self._names()
+        layer_arrays = [cube[:, i] for i in np.flatnonzero(use)]
+        self.layer_similarity_ = cka_matrix(layer_arrays, debiased=self.debiased)
+        groups = self._segment(layer_arrays, used, self.layer_similarity_)
+        self._store(groups, used)
+        self._bootstrap(layer_arrays, used)
+        return self
+
+    def _names(self) -> tuple[str, ...]:
+        if self.scale_names is None:
+            if self.n_scales == 3:
+                return _DEFAULT_NAMES
+            return tuple(f"scale{i}" for i in range(self.n_scales))
+        names = tuple(str(n) for n in self.scale_names)
+        if len(names) != self.n_scales or len(set(names)) != len(names):
+            raise ValueError(
+                f"scale_names must hold {self.n_scales} distinct names, got {self.scale_names!r}."
+            )
+        return names
+
+    def _segment(self, layer_arrays, used, similarity, *, rng=None) -> list[list[int]]:
+        """Groups of positions (into ``used``) per scale, in depth order."""
+        k = self.n_scales
+        rng = check_random_state(self.random_state) if rng is None else rng
+        if self.method == "cka":
+            return _groups(optimal_segments(similarity_costs(similarity), k), used.size)
+        if self.method == "mi":
+            mi = self._adjacent_mi(layer_arrays, rng)
+            self._last_mi = mi
+            weakest = np.sort(np.argsort(mi, kind="stable")[: k - 1]) + 1
+            return _groups(weakest.tolist(), used.size)
+        if self.method == "attention_span":
+            spans = self._spans(used)
+            if self.span_thresholds is None:
+                return _groups(optimal_segments(sse_costs(spans), k), used.size)
+            thr = np.asarray(self.span_thresholds, dtype=float)
+            if thr.shape != (k - 1,) or np.any(np.diff(thr) <= 0):
+                raise ValueError(
+                    f"span_thresholds must be {k - 1} increasing values, got {self.span_thresholds!r}."
+                )
+            labels = np.digitize(spans, thr)
+            if np.any(np.diff(labels) < 0) or len(set(labels.tolist())) != k:
+                raise ValueError(
+                    f"span_thresholds {thr.tolist()} do not give {k} contiguous scales for spans "
+                    f"{np.round(spans, 2).tolist()}; use span_thresholds=None for the best fit."
+                )
+            return [np.flatnonzero(labels == i).tolist() for i in range(k)]
+        position = {int(j): i for i, j in enumerate(used)}
+        if self.method == "preset":
+            per_scale = preset_scale_layers(self.preset, self.family, int(self.layers_.max()), k)
+        else:
+            per_scale = self._manual(used)
+        missing = sorted({j for s in per_scale for j in s} - set(position))
+        if missing:
+            raise ValueError(
+                f"Scale lists name hidden states {missing} that are not in X (layers present: "
+                f"{used.tolist()}); extract them or change the lists."
+            )
+        return [[position[j] for j in s] for s in per_scale]
+
+    def _manual(self, used) -> list[list[int]]:
+        if self.scale_layers is None:
+            raise ValueError("method='manual' needs scale_layers={'local': [...], ...}.")
+        if isinstance(self.scale_layers, dict):
+            if tuple(self.scale_layers) != self.scale_names_:
+                raise ValueError(
+                    f"scale_layers keys {list(self.scale_layers)} must be the scale names "
+                    f"{list(self.scale_names_)} in that order (or pass scale_names=)."
+                )
+            lists = list(self.scale_layers.values())
+        else:
+            lists = list(self.scale_layers)
+        if len(lists) != self.n_scales:
+            raise ValueError(f"scale_layers has {len(lists)} lists but n_scales={self.n_scales}.")
+        out, seen = [], {}
+        for name, lst in zip(self.scale_names_, lists, strict=True):
+            arr = np.asarray(lst)
+            if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
+                raise ValueError(f"scale {name!r}: expected a non-empty list of ints, got {lst!r}.")
+            lo, hi = 0, int(self.layers_.max())
+            out_of_range = [int(j) for j in arr if not lo <= j <= hi]
+            if out_of_range:
+                raise ValueError(f"scale {name!r}: indices {out_of_range} out of range {lo}..{hi}.")
+            for j in arr.tolist():
+                if j in seen:
+                    raise ValueError(
+                        f"Hidden state {j} is in both {seen[j]!r} and {name!r}: scales must be "
+                        "disjoint."
+                    )
+                seen[j] = name
+            if self.require_contiguous and np.any(np.diff(np.sort(arr)) != 1):
+                raise ValueError(
+                    f"scale {name!r} = {sorted(arr.tolist())} is not contiguous; pass "
+                    "require_contiguous=False to allow gaps."
+                )
+            out.append(sorted(arr.tolist()))
+        if self.require_contiguous:
+            firsts = [s[0] for s in out]
+            if firsts != sorted(firsts) or any(a[-1] > b[0] for a, b in pairwise(out)):
+                raise ValueError(
+                    f"scales {list(self.scale_names_)} must follow each other in depth order, "
+                    f"got {out}."
+                )
+        return out
+
+    def _adjacent_mi(self, layer_arrays, rng) -> np.ndarray:
+        n = layer_arrays[0].shape[0]
+        if n <= self.n_neighbors + 1:
+            raise ValueError(
+                f"method='mi' needs more than {self.n_neighbors + 1} samples, got {n}."
+            )
+        reduced = []
+        for arr in layer_arrays:
+            k = min(self.n_components, arr.shape[1], n - 1)
+            pca = PCA(n_components=k, svd_solver="full")
+            reduced.append(pca.fit_transform(arr))
+        seed = rng.randint(np.iinfo(np.int32).max)
+        return np.array(
+            [
+                ksg_mutual_information(a, b, n_neighbors=self.n_neighbors, random_state=seed)
+                for a, b in pairwise(reduced)
+            ]
+        )
+
+    def _spans(self, used) -> np.ndarray:
+        if self.attention_spans is None:
+            raise ValueError(
+                "method='attention_span' needs attention_spans=HiddenStateExtractor(...)"
+                ".fit(texts).attention_span(texts)."
+            )
+        spans = np.asarray(self.attention_spans, dtype=float)
+        n_blocks = int(self.layers_.max())
+        if spans.ndim != 1 or spans.size != n_blocks or not np.isfinite(spans).all():
+            raise ValueError(
+                f"attention_spans must hold {n_blocks} finite values (one per block 1..{n_blocks}), "
+                f"got shape {spans.shape}."
+            )
+        per_state = np.concatenate([[0.0], spans])  # hidden state 0: embeddings, no attention
+        return per_state[used]
+
+    def _store(self, groups, used) -> None:
+        self.scale_layers_ = {
+            name: [int(used[i]) for i in g]
+            for name, g in zip(self.scale_names_, groups, strict=True)
+        }
+        self.boundaries_ = [v[0] for v in list(self.scale_layers_.values())[1:]]
+        n_used = used.size
+        self.layer_shares_ = {name: len(v) / n_used for name, v in self.scale_layers_.items()}
+        emb = 0 in used
+        self.share_denominator_ = (
+            f"{n_used} hidden states ({'embedding output + ' if emb else ''}"
+            f"{n_used - int(emb)} block outputs)"
+        )
+        if getattr(self, "_last_mi", None) is not None:
+            self.adjacent_mi_ = self._last_mi
+        pos = {int(j): i for i, j in enumerate(used)}
+        weights = {}
+        for name, layer_list in self.scale_layers_.items():
+            idx = [pos[j] for j in layer_list]
+            sub = self.layer_similarity_[np.ix_(idx, idx)]
+            w = sub.mean(axis=1) if len(idx) > 1 else np.ones(1)
+            w = np.clip(w, 1e-12, None)
+            weights[name] = w / w.sum()
+        self.layer_weights_ = weights
+
+    def _bootstrap(self, layer_arrays, used) -> None:
+        if self.n_bootstrap == 0:
+            return
+        if self.method in ("preset", "manual", "attention_span"):
+            warnings.warn(
+                f"n_bootstrap={self.n_bootstrap} ignored: method={self.method!r} does not "
+                "estimate boundaries from the texts.",
+                UserWarning,
+                stacklevel=3,
+            )
+            return
+        rng = check_random_state(self.random_state)
+        n = layer_arrays[0].shape[0]
+        m = max(4, int(round(self.bootstrap_fraction * n)))
+        draws = []
+        for _ in range(self.n_bootstrap):
+            rows = np.sort(rng.choice(n, size=m, replace=False))
+            sub = [a[rows] for a in layer_arrays]
+            sim = cka_matrix(sub, debiased=self.debiased) if self.method == "cka" else None
+            groups = self._segment(sub, used, sim, rng=rng)
+            draws.append([int(used[g[0]]) for g in groups[1:]])
+        self._last_mi = None
+        self.bootstrap_boundaries_ = np.asarray(draws, dtype=np.int64).reshape(
+            self.n_bootstrap, self.n_scales - 1
+        )
+        self.boundary_confidence_ = (
+            self.bootstrap_boundaries_ == np.asarray(self.boundaries_)[None, :]
+        ).mean(axis=0)
+
+    # --------------------------------------------------------------- transform
+    def transform(self, X):
+        """One representation per scale.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_layers * hidden_size)
+
+        Returns
+        -------
+        X_scales : ndarray
+            ``(n_samples, n_scales * hidden_size)`` for ``"mean"`` and
+            ``"weighted"``; for ``"concat"`` each scale's layers side by side.
+        """
+        check_is_fitted(self, "scale_layers_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        cube = X.reshape(X.shape[0], self.layers_.size, self.hidden_size_)
+        pos = {int(j): i for i, j in enumerate(self.layers_)}
+        blocks = []
+        for name, layer_list in self.scale_layers_.items():
+            part = cube[:, [pos[j] for j in layer_list]]
+            if self.aggregate == "mean":
+                blocks.append(part.mean(axis=1))
+            elif self.aggregate == "weighted":
+                blocks.append(np.einsum("nlh,l->nh", part, self.layer_weights_[name]))
+            else:
+                blocks.append(part.reshape(X.shape[0], -1))
+        return np.hstack(blocks)
+
+    def get_feature_names_out(self, input_features=None):
+        """``local__0 ...`` (mean/weighted) or ``local__layer3__0 ...`` (concat)."""
+        check_is_fitted(self, "scale_layers_")
+        units = range(self.hidden_size_)
+        if self.aggregate == "concat":
+            names = [
+                f"{name}__layer{j}__{u}"
+                for name, layer_list in self.scale_layers_.items()
+                for j in layer_list
+                for u in units
+            ]
+        else:
+            names = [f"{name}__{u}" for name in self.scale_layers_ for u in units]
+        return np.asarray(names, dtype=object)
+
+    def distribution_table(self, model_name: str = "model") -> str:
+        """One Markdown row in the original README's layer-distribution format."""
+        check_is_fitted(self, "scale_layers_")
+        cells = []
+        for name in self.scale_names_:
+            layer_list = self.scale_layers_[name]
+            cells.append(f"{_ranges(layer_list)} ({self.layer_shares_[name]:.0%})")
+        return f"| {model_name} | " + " | ".join(cells) + " |"
+
+
+def _groups(starts: list[int], n: int) -> list[list[int]]:
+    bounds = [0, *starts, n]
+    return [list(range(a, b)) for a, b in pairwise(bounds)]
+
+
+def _ranges(indices: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
+    parts, start = [], None
+    for i, j in enumerate(indices):
+        if start is None:
+            start = j
+        if i + 1 == len(indices) or indices[i + 1] != j + 1:
+            parts.append(f"{start}-{j}" if j != start else f"{j}")
+            start = None
+    return ", ".join(parts)
