@@ -1,3 +1,5 @@
-"""Figures (matplotlib, imported lazily; later issues add them)."""
+"""Figures (matplotlib is imported only when a plot is drawn)."""
 
-__all__: list[str] = []
+from ._similarity import plot_layer_similarity, save_figure
+
+__all__ = ["plot_layer_similarity", "save_figure"]

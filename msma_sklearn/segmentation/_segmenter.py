@@ -89,6 +89,11 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
     bootstrap_fraction : float, default=0.8
     debiased : bool, default=True
         Debiased (True) or biased linear CKA.
+    standardize : bool, default=False
+        Z-score every feature (over the fitted samples) before computing
+        similarities. Linear CKA is dominated by a model's few largest
+        directions (e.g. the "massive activations" of Llama-family models);
+        standardising weighs all units equally. ``transform`` is unaffected.
     random_state : int, RandomState or None, default=None
         Seeds subsampling, PCA and the KSG jitter.
 
@@ -155,6 +160,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         "n_bootstrap": [Interval(Integral, 0, None, closed="left")],
         "bootstrap_fraction": [Interval(Real, 0, 1, closed="right")],
         "debiased": ["boolean"],
+        "standardize": ["boolean"],
         "random_state": ["random_state"],
     }
 
@@ -178,6 +184,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         n_bootstrap=0,
         bootstrap_fraction=0.8,
         debiased=True,
+        standardize=False,
         random_state=None,
     ):
         self.method = method
@@ -197,6 +204,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         self.n_bootstrap = n_bootstrap
         self.bootstrap_fraction = bootstrap_fraction
         self.debiased = debiased
+        self.standardize = standardize
         self.random_state = random_state
 
     # ------------------------------------------------------------------ layout
@@ -272,7 +280,11 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, ensure_min_samples=4, dtype=np.float64)
         names = getattr(self, "feature_names_in_", None)
         self.layers_, self.hidden_size_ = self._layout(X.shape[1], names)
-        cube = X.reshape(X.shape[0], self.layers_.size, self.hidden_size_)
+        Z = X
+        if self.standardize:
+            scale = X.std(axis=0)
+            Z = (X - X.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+        cube = Z.reshape(X.shape[0], self.layers_.size, self.hidden_size_)
         use = np.ones(self.layers_.size, bool)
         if not self.include_embeddings:
             use &= self.layers_ != 0

@@ -99,6 +99,27 @@ def test_run_quick_on_tiny_models(tmp_path):
     with np.load(run_dir / "hidden_states_tiny-bert.npz") as data:
         assert data["X"].shape == (64, 5 * 64)
     assert not list(run_dir.glob(".*tmp"))
+    # the segmentation stage: every model, every method, a heatmap each
+    segment = json.loads((run_dir / "summary.json").read_text())["segment"]
+    assert set(segment) == {"tiny-gpt2", "tiny-bert", "tiny-roberta", "tiny-t5"}
+    gpt2 = segment["tiny-gpt2"]
+    assert set(gpt2["methods"]) == {
+        "cka",
+        "mi",
+        "attention_span",
+        "preset: readme",
+        "preset: uniform",
+        "preset: msma_code",
+    }
+    readme = gpt2["methods"]["preset: readme"]["scale_layers"]
+    assert readme == {"local": [0], "intermediate": [1, 2], "global": [3, 4]}
+    assert gpt2["agreement_with_readme"]["preset: readme"] == 1.0
+    assert len(gpt2["attention_spans"]) == 4 and len(gpt2["adjacent_mi"]) == 4
+    for name in segment:
+        png = run_dir / f"layer_similarity_{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| GPT-2 (README) | 0-2 (25%) | 3-8 (50%) | 9-12 (25%) |" in md
+    assert "| tiny-gpt2 · preset: readme | 0 (20%) | 1-2 (40%) | 3-4 (40%) |" in md
 
 
 def test_run_unwritable_output(tmp_path, capsys):

@@ -278,3 +278,21 @@ def _expected_failures(estimator):
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_standardize_removes_a_dominant_direction():
+    """A huge constant-direction unit shared by layers 3..8 makes raw CKA see one block;
+    standardising recovers the planted structure underneath."""
+    rng = np.random.default_rng(0)
+    X = planted((3, 3, 3), n=100, noise=0.1)
+    spike = 1e3 * rng.normal(size=100)
+    cube = X.reshape(100, 9, 8).copy()
+    cube[:, 3:, 0] = spike[:, None]  # one massive unit in layers 3..8
+    X = cube.reshape(100, -1)
+    raw = ScaleSegmenter(layers=9).fit(X)
+    std = ScaleSegmenter(layers=9, standardize=True).fit(X)
+    assert raw.layer_similarity_[3, 8] > 0.99
+    assert std.boundaries_ == [3, 6]
+    assert raw.boundaries_ != std.boundaries_
+    # transform still pools the raw (unstandardised) states
+    np.testing.assert_allclose(std.transform(X)[:, :8], cube[:, 0:3].mean(axis=1))

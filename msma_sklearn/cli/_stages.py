@@ -1,0 +1,334 @@
+"""Stages of ``msma run``. Each returns ``(json-able results, Markdown section)``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..utils._io import atomic_path
+
+__all__ = ["STAGES", "probe_accuracy"]
+
+logger = logging.getLogger(__name__)
+
+# Architecture family of each default model, for the original project's presets.
+# SmolLM2 (Llama) has no row in the original tables: like GPT-2 it is a
+# decoder-only causal LM, so the GPT-2 row is the one that applies.
+FAMILIES = {
+    "minilm": "bert",
+    "smollm2-135m": "gpt2",
+    "tiny-gpt2": "gpt2",
+    "tiny-bert": "bert",
+    "tiny-roberta": "roberta",
+    "tiny-t5": "t5",
+}
+
+# The original README's "Semantic Layer Distribution" table, verbatim.
+README_TABLE = [
+    "| GPT-2 (README) | 0-2 (25%) | 3-8 (50%) | 9-12 (25%) |",
+    "| BERT (README) | 0-4 (42%) | 5-8 (29%) | 9-12 (29%) |",
+    "| RoBERTa (README) | 0-4 (42%) | 5-8 (29%) | 9-12 (29%) |",
+    "| T5 (README) | 0-2 (50%) | 3-4 (33%) | 5-6 (17%) |",
+]
+
+
+def _corpus(quick: bool):
+    from ..datasets import load_corpus
+
+    corpus = load_corpus()
+    idx = np.arange(len(corpus.texts))
+    if quick:  # every 4th text: 64 texts, still balanced across the 8 x 4 x 2 cells
+        idx = idx[::4]
+    texts = [corpus.texts[i] for i in idx]
+    labels = {scale: np.asarray(y)[idx] for scale, y in corpus.targets.items()}
+    return texts, labels
+
+
+def probe_accuracy(layer_states: np.ndarray, y: np.ndarray, *, folds: int, seed: int) -> float:
+    """Mean stratified-CV accuracy of a ridge classifier on one layer's states."""
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    clf = make_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0))
+    return float(cross_val_score(clf, layer_states, y, cv=cv).mean())
+
+
+def _extract(name, texts, config):
+    from ..extraction import HiddenStateExtractor
+
+    ext = HiddenStateExtractor(
+        name,
+        pooling=config.pooling,
+        max_length=config.max_length,
+        batch_size=config.batch_size,
+        device=config.device,
+        verbose=1,
+    ).fit(texts)
+    t0 = time.perf_counter()
+    X = ext.transform(texts)
+    return ext, X, time.perf_counter() - t0
+
+
+# ------------------------------------------------------------------ extraction
+def stage_extract(config, run_dir: Path, context: dict):
+    """Extract every hidden state of every model; probe each layer."""
+    from ..extraction import load_model
+
+    texts, labels = _corpus(config.quick)
+    config.n_texts = len(texts)
+    context["texts"], context["labels"], context["hidden"] = texts, labels, {}
+    results = {}
+    for name in tqdm(config.models, desc="Extracting models", unit="model"):
+        t0 = time.perf_counter()
+        _, tokenizer = load_model(name, device=config.device)
+        load_s = time.perf_counter() - t0
+        ext, X, extract_s = _extract(name, texts, config)
+        context["hidden"][name] = (ext, X)
+        n_tokens = int(
+            sum(min(len(ids), config.max_length) for ids in tokenizer(texts)["input_ids"])
+        )
+        per_layer = ext.reshape_by_layer(X)
+        probes = {scale: [] for scale in labels}
+        for j in tqdm(range(per_layer.shape[1]), desc=f"Probing {name}", unit="layer", leave=False):
+            for scale, y in labels.items():
+                probes[scale].append(
+                    probe_accuracy(
+                        per_layer[:, j], y, folds=config.cv_folds, seed=config.random_state
+                    )
+                )
+        with atomic_path(run_dir / f"hidden_states_{name}.npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh,
+                    X=X,
+                    layers=ext.layers_,
+                    feature_names=ext.get_feature_names_out().astype(str),
+                )
+        results[name] = {
+            "model_type": ext.model_type_,
+            "n_layers": ext.n_layers_,
+            "hidden_size": ext.hidden_size_,
+            "n_texts": len(texts),
+            "n_tokens": n_tokens,
+            "load_seconds": round(load_s, 2),
+            "extract_seconds": round(extract_s, 2),
+            "tokens_per_second": round(n_tokens / extract_s, 1),
+            "mean_state_norm": np.linalg.norm(per_layer, axis=2).mean(axis=0).round(3).tolist(),
+            "probe_accuracy": {s: np.round(v, 3).tolist() for s, v in probes.items()},
+            "chance": {s: round(1 / len(set(y)), 3) for s, y in labels.items()},
+        }
+    return results, _extract_markdown(config, results)
+
+
+def _extract_markdown(config, results) -> str:
+    lines = [
+        "## Extraction",
+        "",
+        "| model | architecture | blocks | hidden | texts | tokens | load s | extract s | tokens/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, r in results.items():
+        lines.append(
+            f"| {name} | {r['model_type']} | {r['n_layers']} | {r['hidden_size']} | {r['n_texts']}"
+            f" | {r['n_tokens']} | {r['load_seconds']} | {r['extract_seconds']}"
+            f" | {r['tokens_per_second']} |"
+        )
+    lines += [
+        "",
+        "## Linear-probe accuracy per hidden state",
+        "",
+        f"Ridge classifier on standardised pooled states, {config.cv_folds}-fold stratified CV "
+        f"(seed {config.random_state}). Labels: global = topic, intermediate = discourse type, "
+        "local = negation. Layer 0 is the embedding output.",
+    ]
+    for name, r in results.items():
+        acc = r["probe_accuracy"]
+        lines += [
+            "",
+            f"### {name}",
+            "",
+            "| layer | global (topic) | intermediate (discourse) | local (negation) | mean norm |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for j in range(len(acc["global"])):
+            lines.append(
+                f"| {j} | {acc['global'][j]:.3f} | {acc['intermediate'][j]:.3f} | "
+                f"{acc['local'][j]:.3f} | {r['mean_state_norm'][j]:.2f} |"
+            )
+        chance = r["chance"]
+        best = {s: int(np.argmax(v)) for s, v in acc.items()}
+        lines += [
+            "",
+            f"Chance: global {chance['global']}, intermediate {chance['intermediate']}, "
+            f"local {chance['local']}. Best layer: global {best['global']}, "
+            f"intermediate {best['intermediate']}, local {best['local']}.",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- segmentation
+def _segmenters(config, family, spans):
+    from ..segmentation import ScaleSegmenter
+
+    n_boot = 5 if config.quick else config.n_bootstrap
+    seed = config.random_state
+    methods = {
+        "cka": ScaleSegmenter("cka", n_bootstrap=n_boot, random_state=seed),
+        "mi": ScaleSegmenter("mi", n_bootstrap=n_boot, random_state=seed),
+        "attention_span": ScaleSegmenter("attention_span", attention_spans=spans),
+        "preset: readme": ScaleSegmenter("preset", preset="readme", family=family),
+        "preset: uniform": ScaleSegmenter("preset", preset="uniform"),
+    }
+    if family in ("bert", "gpt2"):
+        methods["preset: msma_code"] = ScaleSegmenter("preset", preset="msma_code", family=family)
+    return methods
+
+
+def _agreement(a: dict, b: dict) -> float:
+    """Fraction of hidden states that two segmentations put in the same scale."""
+    la = {j: name for name, layers in a.items() for j in layers}
+    lb = {j: name for name, layers in b.items() for j in layers}
+    shared = set(la) | set(lb)
+    return sum(la.get(j) == lb.get(j) for j in shared) / len(shared)
+
+
+def stage_segment(config, run_dir: Path, context: dict):
+    """Segment every model's layers with every method; tables and heatmaps."""
+    import pandas as pd
+
+    from ..plotting import plot_layer_similarity, save_figure
+
+    texts = context["texts"]
+    hidden = dict(context["hidden"])
+    for name in config.tiny_models:
+        if name not in hidden:
+            ext, X, _ = _extract(name, texts, config)
+            hidden[name] = (ext, X)
+    results = {}
+    for name, (ext, X) in tqdm(hidden.items(), desc="Segmenting", unit="model"):
+        family = FAMILIES.get(name)
+        spans = ext.attention_span(texts)
+        frame = pd.DataFrame(X, columns=ext.get_feature_names_out())
+        rows = {}
+        fitted = {}
+        for label, seg in _segmenters(config, family, spans).items():
+            if family is None and "readme" in label:
+                continue
+            seg.fit(frame)
+            fitted[label] = seg
+            rows[label] = {
+                "scale_layers": seg.scale_layers_,
+                "boundaries": seg.boundaries_,
+                "shares": {k: round(v, 4) for k, v in seg.layer_shares_.items()},
+                "table_row": seg.distribution_table(f"{name} · {label}"),
+                "boundary_confidence": (
+                    seg.boundary_confidence_.round(3).tolist()
+                    if hasattr(seg, "boundary_confidence_")
+                    else None
+                ),
+            }
+        cka = fitted["cka"]
+        compare = {"README preset": fitted["preset: readme"].boundaries_} if family else {}
+        ax = plot_layer_similarity(
+            cka, title=f"{name}: layer similarity ({len(texts)} texts)", compare=compare
+        )
+        png = run_dir / f"layer_similarity_{name}.png"
+        save_figure(ax.figure, png)
+        readme = fitted.get("preset: readme")
+        results[name] = {
+            "family": family,
+            "attention_spans": np.round(spans, 3).tolist(),
+            "adjacent_mi": np.round(fitted["mi"].adjacent_mi_, 4).tolist(),
+            "layer_similarity": np.round(cka.layer_similarity_, 4).tolist(),
+            "share_denominator": cka.share_denominator_,
+            "methods": rows,
+            "agreement_with_readme": (
+                {
+                    m: round(_agreement(s.scale_layers_, readme.scale_layers_), 3)
+                    for m, s in fitted.items()
+                }
+                if readme is not None
+                else None
+            ),
+            "heatmap": png.name,
+        }
+    return results, _segment_markdown(config, results)
+
+
+def _segment_markdown(config, results) -> str:
+    n_boot = 5 if config.quick else config.n_bootstrap
+    lines = [
+        "## Layer distribution (scale segmentation)",
+        "",
+        "Hidden-state indices per scale (0 = embedding output) with the share of the model's "
+        "hidden states (embedding output counted as a layer: L + 1 in the denominator). "
+        "Data-driven methods: `cka` = exact best contiguous split of the debiased-CKA matrix; "
+        "`mi` = cuts at the weakest adjacent-layer KSG mutual information (PCA to 8 dims); "
+        "`attention_span` = best piecewise-constant fit of each block's mean attention distance. "
+        "Presets: the original README's table and code lists, mapped proportionally to each "
+        "model's depth (SmolLM2 uses the GPT-2 row, MiniLM the BERT row). "
+        f"Boundary confidence: share of {n_boot} refits on 80% subsamples of the texts that put "
+        "each boundary at the same layer.",
+        "",
+        "The original README's table, for reference (its percentages do not match its own ranges):",
+        "",
+        "| model | local | intermediate | global |",
+        "|---|---|---|---|",
+        *README_TABLE,
+    ]
+    for name, r in results.items():
+        lines += [
+            "",
+            f"### {name}",
+            "",
+            "| model · method | local | intermediate | global | boundary confidence | "
+            "agreement with README preset |",
+            "|---|---|---|---|---|---|",
+        ]
+        for label, row in r["methods"].items():
+            conf = row["boundary_confidence"]
+            conf_s = ", ".join(f"{c:.2f}" for c in conf) if conf is not None else "–"
+            agree = r["agreement_with_readme"]
+            agree_s = f"{agree[label]:.0%}" if agree else "–"
+            lines.append(f"{row['table_row']} {conf_s} | {agree_s} |")
+        lines += ["", f"![{name} layer similarity]({r['heatmap']})"]
+        agree = r["agreement_with_readme"]
+        if agree:
+            diffs = _differences(
+                r["methods"]["cka"]["scale_layers"], r["methods"]["preset: readme"]["scale_layers"]
+            )
+            verdict = (
+                "The CKA segmentation matches the README preset."
+                if not diffs
+                else "The CKA segmentation differs from the README preset at hidden states "
+                + "; ".join(diffs)
+                + "."
+            )
+            lines += ["", verdict]
+    return "\n".join(lines) + "\n"
+
+
+def _differences(ours: dict, theirs: dict) -> list[str]:
+    """Runs of hidden states that two segmentations assign differently, as text."""
+    la = {j: k for k, v in ours.items() for j in v}
+    lb = {j: k for k, v in theirs.items() for j in v}
+    runs: list[list] = []
+    for j in sorted(set(la) | set(lb)):
+        pair = (la.get(j, "unused"), lb.get(j, "unused"))
+        if pair[0] == pair[1]:
+            continue
+        if runs and runs[-1][1] == j - 1 and runs[-1][2] == pair:
+            runs[-1][1] = j
+        else:
+            runs.append([j, j, pair])
+    return [f"{a}{'' if a == b else f'-{b}'} ({p[0]} in CKA, {p[1]} in README)" for a, b, p in runs]
+
+
+STAGES = [("extract", stage_extract), ("segment", stage_segment)]
