@@ -34,6 +34,7 @@ test-fast: $(STAMP)
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/extraction.py
+	$(BIN)/python benchmarks/segmentation.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

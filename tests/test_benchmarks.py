@@ -30,3 +30,14 @@ def test_equal_texts_have_equal_length():
     _, tokenizer = load_model("minilm")
     texts = bench.equal_texts(tokenizer, 10, 24)
     assert {len(tokenizer(t).input_ids) for t in texts} == {24}
+
+
+def test_segmentation_benchmark_methods_agree():
+    bench = _load("segmentation")
+    layers = bench.synthetic_stack(6, 40, 8)
+    from msma_sklearn.metrics import cka_matrix
+
+    fast = cka_matrix(layers)
+    naive = bench.naive_pairwise(layers)
+    assert abs(fast - naive).max() < 1e-10
+    assert fast[0, 1] > fast[0, 5]  # adjacent layers are the more similar

@@ -53,7 +53,7 @@ def _centered_gram(x: np.ndarray, debiased: bool) -> np.ndarray:
     return gram
 
 
-def cka_matrix(layers, *, debiased: bool = True) -> np.ndarray:
+def cka_matrix(layers, *, debiased: bool = True, block_size: int = 128) -> np.ndarray:
     """Linear CKA between every pair of layers, computed from Gram matrices.
 
     Parameters
@@ -66,6 +66,8 @@ def cka_matrix(layers, *, debiased: bool = True) -> np.ndarray:
         Kornblith et al. (2019) for small sample sizes; the biased estimator
         gives spuriously high similarity between unrelated representations
         when features outnumber samples.
+    block_size : int, default=128
+        Rows of the Gram matrices built at a time; bounds memory.
 
     Returns
     -------
@@ -75,11 +77,14 @@ def cka_matrix(layers, *, debiased: bool = True) -> np.ndarray:
 
     Notes
     -----
-    Each layer's centred Gram matrix is computed once; with a zero diagonal
-    (debiased case) only its strict upper triangle is kept, stacked into one
-    ``(n_layers, n(n-1)/2)`` array, and all inner products come from a single
-    matrix product. Cost: ``O(n_layers n^2 d + n_layers^2 n^2)`` time,
-    ``O(n_layers n^2 / 2)`` float64 memory.
+    Features are centred once per layer. The centred Gram matrices are then
+    built ``block_size`` rows at a time for all layers together, and one
+    matrix product per block accumulates every pairwise Frobenius inner
+    product. The U-centring of the debiased estimator needs only each row's
+    squared norm (with centred features, the Gram matrix's row sums are
+    minus its diagonal), so blocks are centred exactly without the full
+    matrix. Cost: ``O(n_layers n^2 d + n_layers^2 n^2)`` time,
+    ``O(n_layers n (d + block_size))`` memory.
 
     Examples
     --------
@@ -97,18 +102,27 @@ def cka_matrix(layers, *, debiased: bool = True) -> np.ndarray:
             f"CKA needs at least 4 samples (the debiased estimator divides by n - 3), "
             f"got n_samples = {n}."
         )
-    iu = np.triu_indices(n, k=1)
-    n_layers = len(mats)
-    upper = np.empty((n_layers, iu[0].size), dtype=np.float64)
-    diag = None if debiased else np.empty((n_layers, n), dtype=np.float64)
-    for i, x in enumerate(mats):
-        gram = _centered_gram(x, debiased)
-        upper[i] = gram[iu]
-        if diag is not None:
-            diag[i] = np.diag(gram)
-    inner = 2.0 * (upper @ upper.T)
-    if diag is not None:
-        inner += diag @ diag.T
+    centred = [np.asarray(x, dtype=np.float64) - np.mean(x, axis=0, dtype=np.float64) for x in mats]
+    n_layers = len(centred)
+    if debiased:
+        # U-centring offsets: with the diagonal removed, row sums are -||x_i||^2.
+        offsets = []
+        for x in centred:
+            m = -np.einsum("ij,ij->i", x, x) / (n - 2)
+            offsets.append(m - m.sum() / (2 * (n - 1)))
+    inner = np.zeros((n_layers, n_layers))
+    for start in range(0, n, block_size):
+        stop = min(start + block_size, n)
+        rows = np.arange(start, stop)
+        block = np.empty((n_layers, stop - start, n))
+        for i, x in enumerate(centred):
+            np.matmul(x[start:stop], x.T, out=block[i])
+            if debiased:
+                block[i] -= offsets[i][start:stop, None]
+                block[i] -= offsets[i][None, :]
+                block[i, rows - start, rows] = 0.0
+        flat = block.reshape(n_layers, -1)
+        inner += flat @ flat.T
     norms = np.sqrt(np.clip(np.diag(inner), 0.0, None))
     with np.errstate(divide="ignore", invalid="ignore"):
         S = inner / np.outer(norms, norms)
