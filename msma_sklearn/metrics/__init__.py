@@ -1,10 +1,27 @@
-"""Metrics on representations: similarity (CKA) and mutual information.
+"""Metrics on representations: similarity, mutual information, alignment.
 
-Issue #4 adds the alignment metrics (KL, dCor, Procrustes, CCA); issue #5 the
-text metrics.
+Issue #5 adds the text metrics.
 """
 
+from ._alignment import (
+    cca_similarity_original,
+    covariance_distance,
+    distance_correlation,
+    gaussian_kl,
+    histogram_mi_original,
+    procrustes_disparity,
+)
 from ._mutual_info import ksg_mutual_information
 from ._similarity import cka_matrix, linear_cka
 
-__all__ = ["cka_matrix", "ksg_mutual_information", "linear_cka"]
+__all__ = [
+    "cca_similarity_original",
+    "cka_matrix",
+    "covariance_distance",
+    "distance_correlation",
+    "gaussian_kl",
+    "histogram_mi_original",
+    "ksg_mutual_information",
+    "linear_cka",
+    "procrustes_disparity",
+]
