@@ -13,6 +13,7 @@ __version__ = "0.1.0.dev0"
 _LAZY = {
     "HiddenStateExtractor": "msma_sklearn.extraction",
     "ScaleSegmenter": "msma_sklearn.segmentation",
+    "ManifoldAligner": "msma_sklearn.alignment",
     "load_model": "msma_sklearn.extraction",
     "load_corpus": "msma_sklearn.datasets",
     "load_texts": "msma_sklearn.datasets",
