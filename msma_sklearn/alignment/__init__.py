@@ -1,5 +1,6 @@
 """Cross-scale alignment: the MSMA objective and ManifoldAligner."""
 
+from ._ablation import ABLATION_CONFIGS, METRICS, alignment_ablation, summarise_ablation
 from ._aligner import ManifoldAligner
 from ._objective import (
     BilinearCritic,
@@ -11,7 +12,11 @@ from ._objective import (
 )
 
 __all__ = [
+    "ABLATION_CONFIGS",
+    "METRICS",
     "BilinearCritic",
+    "alignment_ablation",
+    "summarise_ablation",
     "ManifoldAligner",
     "curvature_loss",
     "geometry_loss",

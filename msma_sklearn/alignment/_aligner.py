@@ -72,7 +72,9 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
     learning_rate : float, default=0.01
     max_iter : int, default=300
         Epochs of Adam.
-    batch_size : int, default=256
+    batch_size : int, default=1024
+        Minibatch size; also the number of candidates in each InfoNCE
+        classification, so the bound is at most ``log(batch_size)``.
     tol : float, default=5e-3
         Stop when the mean loss of the last 10 epochs differs from that of the
         10 before by less than ``tol`` (relative); otherwise warn with
@@ -154,7 +156,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         hidden_size=64,
         learning_rate=0.01,
         max_iter=300,
-        batch_size=256,
+        batch_size=1024,
         tol=5e-3,
         scoring="r2",
         scales=None,
