@@ -35,6 +35,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/extraction.py
 	$(BIN)/python benchmarks/segmentation.py
+	$(BIN)/python benchmarks/alignment.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
