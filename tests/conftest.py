@@ -1,5 +1,6 @@
 """Test configuration: offline, deterministic, small."""
 
+import contextlib
 import os
 
 # A mistyped model id must fail at once instead of trying the network.
@@ -72,3 +73,21 @@ def numpy_pool(states: np.ndarray, method: str) -> np.ndarray:
     if method == "max":
         return states.max(axis=0)
     raise ValueError(method)
+
+
+@contextlib.contextmanager
+def counting_block_calls(model):
+    """Count forward calls of each transformer block of ``model`` inside the block."""
+    from msma_sklearn.extraction._core import resolve_layout
+
+    blocks = resolve_layout(model).blocks
+    calls = [0] * len(blocks)
+    handles = [
+        b.register_forward_hook(lambda m, a, o, i=i: calls.__setitem__(i, calls[i] + 1))
+        for i, b in enumerate(blocks)
+    ]
+    try:
+        yield calls
+    finally:
+        for h in handles:
+            h.remove()

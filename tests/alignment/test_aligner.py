@@ -231,3 +231,16 @@ def test_sklearn_compatible_estimator(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         check(estimator)
+
+
+def test_transform_rejects_mismatched_width_and_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    X = three_scales(n=60)
+    with pytest.raises(NotFittedError):
+        ManifoldAligner().transform(X)
+    al = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(X)
+    with pytest.raises(ValueError, match="features"):
+        al.transform(X[:, :12])
+    with pytest.raises(ValueError, match="Expected 12 columns"):
+        al.inverse_transform(X[:, :5])

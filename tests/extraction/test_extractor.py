@@ -14,7 +14,7 @@ from sklearn.pipeline import Pipeline
 from msma_sklearn import HiddenStateExtractor
 from msma_sklearn.extraction import load_model, reshape_by_layer
 from msma_sklearn.extraction._core import resolve_layout
-from tests.conftest import all_hooks, numpy_pool, reference_states
+from tests.conftest import all_hooks, counting_block_calls, numpy_pool, reference_states
 
 ARCHS = [
     ("tiny-gpt2", "auto"),
@@ -98,17 +98,8 @@ def test_layer_subset_equals_columns_of_all(name, stack, texts):
 def test_forward_stops_after_deepest_requested_layer(name, texts):
     ext = HiddenStateExtractor(name, layers=[1, 2]).fit(texts)
     model, _ = load_model(name)
-    ext_blocks = resolve_layout(model).blocks
-    calls = [0] * len(ext_blocks)
-    handles = [
-        blk.register_forward_hook(lambda m, a, o, i=i: calls.__setitem__(i, calls[i] + 1))
-        for i, blk in enumerate(ext_blocks)
-    ]
-    try:
+    with counting_block_calls(model) as calls:
         ext.transform(texts[:3])
-    finally:
-        for h in handles:
-            h.remove()
     # hidden state 2 is the input of block 2: blocks 0 and 1 ran, none after
     assert calls[0] == 1 and calls[1] == 1
     assert calls[2:] == [0] * (len(calls) - 2), calls

@@ -9,8 +9,7 @@ import torch
 from msma_sklearn import HiddenStateExtractor
 from msma_sklearn.datasets import load_corpus
 from msma_sklearn.extraction import load_model
-from msma_sklearn.extraction._core import resolve_layout
-from tests.conftest import all_hooks, numpy_pool, reference_states
+from tests.conftest import all_hooks, counting_block_calls, numpy_pool, reference_states
 
 pytestmark = pytest.mark.slow
 
@@ -58,18 +57,9 @@ def test_smollm2_padding_side_and_layer_subset(corpus_texts):
     assert np.max(np.abs(X_right - X_left) / scale) < 1e-5
     # requesting only the shallow layers stops early and gives the same columns
     model, _ = load_model("smollm2-135m")
-    blocks = resolve_layout(model).blocks
-    calls = [0] * len(blocks)
-    handles = [
-        b.register_forward_hook(lambda m, a, o, i=i: calls.__setitem__(i, calls[i] + 1))
-        for i, b in enumerate(blocks)
-    ]
-    try:
+    with counting_block_calls(model) as calls:
         shallow = HiddenStateExtractor("smollm2-135m", layers=[3, 12], batch_size=4)
         X_shallow = shallow.fit(corpus_texts).transform(corpus_texts)
-    finally:
-        for h in handles:
-            h.remove()
     assert sum(calls[:12]) == 12 * 2 and sum(calls[12:]) == 0  # 7 texts / 4 = 2 batches
     np.testing.assert_allclose(X_shallow, X_right[:, : 2 * 576], rtol=1e-5, atol=1e-4)
 
