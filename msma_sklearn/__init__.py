@@ -14,6 +14,7 @@ _LAZY = {
     "HiddenStateExtractor": "msma_sklearn.extraction",
     "ScaleSegmenter": "msma_sklearn.segmentation",
     "ManifoldAligner": "msma_sklearn.alignment",
+    "Intervener": "msma_sklearn.interventions",
     "load_model": "msma_sklearn.extraction",
     "load_corpus": "msma_sklearn.datasets",
     "load_texts": "msma_sklearn.datasets",

@@ -1,0 +1,171 @@
+"""Intervener: identity, batching, hooks, positions, operators, bad input."""
+
+import numpy as np
+import pytest
+
+from msma_sklearn import Intervener, ScaleSegmenter
+from msma_sklearn.extraction import load_model
+from msma_sklearn.extraction._core import resolve_layout
+from tests.conftest import all_hooks
+
+PROMPTS = ["The cat sat on", "Stock markets", "Why is the sky", "Whisk the eggs and"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"kind": "scaling", "alpha": 1.0},
+        {"kind": "translation", "delta": np.zeros(64)},
+        {"kind": "noise", "sigma": 0.0},
+        {"kind": "attention", "temperature": 1.0},
+    ],
+)
+def test_identity_intervention_is_token_identical(params):
+    iv = Intervener("tiny-gpt2", layers=[1, 3, 4], max_new_tokens=8, **params).fit()
+    assert iv.generate(PROMPTS) == iv.generate_baseline(PROMPTS)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"kind": "scaling", "alpha": 5.0},
+        {"kind": "translation", "direction": "random", "norm": 3.0},
+        {"kind": "noise", "sigma": 2.0},
+        {"kind": "attention", "temperature": 0.05},
+    ],
+)
+def test_operators_change_the_text_and_batching_does_not(params):
+    iv = Intervener("tiny-gpt2", layers=[1, 2], max_new_tokens=8, random_state=0, **params)
+    iv.fit(PROMPTS)
+    batched = iv.generate(PROMPTS)
+    assert batched != iv.generate_baseline(PROMPTS)
+    one_by_one = [iv.set_params(batch_size=1).generate([p])[0] for p in PROMPTS]
+    assert batched == one_by_one
+    assert iv.set_params(batch_size=8).generate(PROMPTS) == batched  # seeded: repeats
+
+
+def test_hooks_are_removed_even_when_generation_raises(monkeypatch):
+    iv = Intervener("tiny-gpt2", layers=[2], kind="scaling", alpha=2.0, max_new_tokens=4).fit()
+    model, _ = load_model("tiny-gpt2")
+    before = all_hooks(model)
+    iv.generate(PROMPTS)
+    assert all_hooks(model) == before
+    block = resolve_layout(model).blocks[3]
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("mid-generation failure")
+
+    monkeypatch.setattr(block, "forward", boom)
+    with pytest.raises(RuntimeError, match="mid-generation failure"):
+        iv.generate(PROMPTS)
+    assert all_hooks(model) == before
+
+
+@pytest.mark.parametrize(
+    "positions,expected_steps", [("all", [0, 1, 2]), ("prompt", [0]), ("generated", [1, 2])]
+)
+def test_positions_select_the_forward_passes(positions, expected_steps, monkeypatch):
+    iv = Intervener(
+        "tiny-gpt2", layers=[2], kind="scaling", alpha=4.0, max_new_tokens=3, positions=positions
+    ).fit()
+    seen = []
+    original = Intervener._apply
+
+    def recording(self, h, j, state):
+        seen.append((state["step"], h.shape[1]))
+        return original(self, h, j, state)
+
+    monkeypatch.setattr(Intervener, "_apply", recording)
+    iv.generate(["The cat sat on"])
+    assert [step for step, _ in seen] == expected_steps
+    # step 0 is the whole prompt; later steps are one new token each
+    assert all((width > 1) == (step == 0) for step, width in seen)
+
+
+def test_acting_on_generated_tokens_leaves_the_first_token_alone():
+    first = Intervener(
+        "tiny-gpt2", layers=[2], kind="scaling", alpha=4.0, max_new_tokens=1, positions="generated"
+    ).fit()
+    assert first.generate(PROMPTS) == first.generate_baseline(PROMPTS)
+
+
+def test_learned_direction_is_the_class_mean_difference():
+    texts = ["good great fine", "lovely day", "awful bad", "terrible mess"]
+    y = [1, 1, 0, 0]
+    iv = Intervener("tiny-gpt2", layers=[2], kind="translation", direction="learned", norm=1.0).fit(
+        texts, y
+    )
+    from msma_sklearn import HiddenStateExtractor
+
+    X = HiddenStateExtractor("tiny-gpt2", layers=[2]).fit(texts).transform(texts)
+    np.testing.assert_allclose(iv.steering_vectors_[2], X[:2].mean(0) - X[2:].mean(0), rtol=1e-5)
+
+
+def test_random_direction_has_the_requested_norm():
+    texts = ["one short text", "and a second one for scale"]
+    iv = Intervener("tiny-gpt2", layers=[3], kind="translation", norm=0.5, random_state=1).fit(
+        texts
+    )
+    from msma_sklearn import HiddenStateExtractor
+
+    tokens = HiddenStateExtractor("tiny-gpt2", layers=[3]).fit(texts).transform_tokens(texts)
+    states = np.concatenate([t[0] for t in tokens])
+    typical = np.sqrt((states.astype(np.float64) ** 2).sum(1).mean())
+    assert np.linalg.norm(iv.steering_vectors_[3]) == pytest.approx(0.5 * typical, rel=1e-5)
+
+
+def test_scale_from_a_fitted_segmenter(texts):
+    from msma_sklearn import HiddenStateExtractor
+
+    ext = HiddenStateExtractor("tiny-gpt2").fit(texts)
+    import pandas as pd
+
+    seg = ScaleSegmenter().fit(
+        pd.DataFrame(ext.transform(texts), columns=ext.get_feature_names_out())
+    )
+    iv = Intervener("tiny-gpt2", scale="global", scale_layers=seg, kind="scaling").fit()
+    assert iv.layers_.tolist() == seg.scale_layers_["global"]
+
+
+@pytest.mark.parametrize(
+    "params,fit_args,match",
+    [
+        ({"scale": "word", "scale_layers": {"local": [0]}}, (), "Unknown scale 'word'"),
+        ({"layers": [9]}, (), r"out of range.*0\.\.4"),
+        ({"layers": [1], "kind": "translation", "delta": np.ones(7)}, (), r"shape \(64,\)"),
+        ({"layers": [1], "kind": "teleport"}, (), "kind"),
+        ({"layers": [0], "kind": "attention"}, (), "hidden state 0"),
+        ({"layers": [1], "kind": "translation"}, (), "needs texts"),
+        (
+            {"layers": [1], "kind": "translation", "direction": "learned"},
+            (["a", "b"], [1, 1]),
+            "two classes",
+        ),
+        ({"model": "tiny-bert", "layers": [1]}, (), "not a causal language model"),
+        ({}, (), "Pass scale="),
+    ],
+)
+def test_bad_input(params, fit_args, match):
+    with pytest.raises(ValueError, match=match):
+        Intervener(**{"model": "tiny-gpt2", **params}).fit(*fit_args)
+
+
+def test_empty_prompts_and_not_fitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        Intervener("tiny-gpt2", layers=[1]).generate(PROMPTS)
+    iv = Intervener("tiny-gpt2", layers=[1]).fit()
+    with pytest.raises(ValueError, match="prompts is empty"):
+        iv.generate([])
+
+
+@pytest.mark.slow
+def test_smollm2_identity_and_effect():
+    iv = Intervener(
+        "smollm2-135m", layers=[10, 11, 12], kind="attention", temperature=1.0, max_new_tokens=10
+    ).fit()
+    prompts = ["The weather today is", "Scientists discovered that"]
+    assert iv.generate(prompts) == iv.generate_baseline(prompts)
+    hot = iv.set_params(temperature=5.0).generate(prompts)
+    assert hot != iv.generate_baseline(prompts)
