@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -80,6 +81,12 @@ class Intervener(BaseEstimator):
     random_state : int or None, default=None
         Seeds random directions, noise and sampling (torch's global generator
         is forked and restored around sampling).
+    metrics : sequence of str, default=None
+        Text metrics for :meth:`transform` (see
+        :class:`msma_sklearn.metrics.text.TextMetrics`); None:
+        ``("ttr", "distinct_2", "sentence_count", "mean_sentence_length", "sentiment")``.
+    target_metric : str, default="sentiment"
+        What :meth:`score` measures the shift of.
 
     Attributes
     ----------
@@ -119,6 +126,8 @@ class Intervener(BaseEstimator):
         "device": [str],
         "dtype": [StrOptions({"float32", "float16", "bfloat16"})],
         "random_state": [None, Integral],
+        "metrics": [None, list, tuple],
+        "target_metric": [str],
     }
 
     def __init__(
@@ -145,6 +154,8 @@ class Intervener(BaseEstimator):
         device="auto",
         dtype="float32",
         random_state=None,
+        metrics=None,
+        target_metric="sentiment",
     ):
         self.model = model
         self.scale = scale
@@ -167,6 +178,8 @@ class Intervener(BaseEstimator):
         self.device = device
         self.dtype = dtype
         self.random_state = random_state
+        self.metrics = metrics
+        self.target_metric = target_metric
 
     # --------------------------------------------------------------------- fit
     def fit(self, X=None, y=None):
@@ -342,6 +355,87 @@ class Intervener(BaseEstimator):
             out.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
         return out
 
+    # ----------------------------------------------------------------- measure
+    _DEFAULT_METRICS = ("ttr", "distinct_2", "sentence_count", "mean_sentence_length", "sentiment")
+
+    def _metric_names(self) -> list[str]:
+        return list(self._DEFAULT_METRICS if self.metrics is None else self.metrics)
+
+    def _measure(self, texts: list[str], n_prompts: int) -> np.ndarray:
+        from ..metrics.text import TextMetrics
+
+        if getattr(self, "_text_metrics", None) is None:
+            self._text_metrics = TextMetrics(self._metric_names())
+        table = self._text_metrics.compute(texts).to_numpy(dtype=float)
+        # average the return sequences of each prompt (NaN-aware: a metric undefined for
+        # one sequence is averaged over the others)
+        per_prompt = table.reshape(n_prompts, self.num_return_sequences, -1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows stay NaN
+            return np.nanmean(per_prompt, axis=1)
+
+    def transform(self, X) -> np.ndarray:
+        """Text metrics of the intervened continuations, one row per prompt.
+
+        Returns
+        -------
+        ndarray of shape (n_prompts, n_metrics)
+            Columns named by :meth:`get_feature_names_out`.
+        """
+        prompts = check_texts(X, name="X")
+        return self._measure(self.generate(prompts), len(prompts))
+
+    def effects(self, X):
+        """Paired effects (intervened vs matched baseline) of every metric over the prompts.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per metric: means, percent change, paired Cohen's d with a
+            bootstrap 95% CI, Wilcoxon p (raw and Holm-adjusted across
+            metrics), and how many prompts were dropped because the metric
+            was undefined (NaN) for them.
+        """
+        import pandas as pd
+
+        from ._effects import holm, paired_effect
+
+        prompts = check_texts(X, name="X")
+        treated = self._measure(self.generate(prompts), len(prompts))
+        baseline = self._measure(self.generate_baseline(prompts), len(prompts))
+        rows = []
+        for k, name in enumerate(self._metric_names()):
+            ok = np.isfinite(treated[:, k]) & np.isfinite(baseline[:, k])
+            row = {"metric": name, "dropped": int((~ok).sum())}
+            if ok.sum() >= 2:
+                row.update(
+                    paired_effect(baseline[ok, k], treated[ok, k], random_state=self.random_state)
+                )
+            rows.append(row)
+        table = pd.DataFrame(rows)
+        if "wilcoxon_p" in table:
+            valid = table["wilcoxon_p"].notna()
+            table.loc[valid, "wilcoxon_p_holm"] = holm(table.loc[valid, "wilcoxon_p"])
+        return table
+
+    def score(self, X, y=None) -> float:
+        """Paired Cohen's d of ``target_metric``, intervened minus baseline (higher = more increase)."""
+        from ._effects import paired_cohens_d
+
+        names = self._metric_names()
+        if self.target_metric not in names:
+            raise ValueError(f"target_metric {self.target_metric!r} is not among metrics {names}.")
+        prompts = check_texts(X, name="X")
+        k = names.index(self.target_metric)
+        t = self._measure(self.generate(prompts), len(prompts))[:, k]
+        b = self._measure(self.generate_baseline(prompts), len(prompts))[:, k]
+        ok = np.isfinite(t) & np.isfinite(b)
+        return paired_cohens_d(b[ok], t[ok])
+
+    def get_feature_names_out(self, input_features=None):
+        """The metric names of :meth:`transform`'s columns."""
+        return np.asarray(self._metric_names(), dtype=object)
+
     def _seed(self, *parts) -> int:
         key = repr((self.random_state, *parts)).encode()
         return int.from_bytes(hashlib.sha256(key).digest()[:4], "little")
@@ -415,6 +509,7 @@ class Intervener(BaseEstimator):
         state = super().__getstate__()
         state.pop("_model", None)
         state.pop("_tokenizer", None)
+        state.pop("_text_metrics", None)
         return state
 
 

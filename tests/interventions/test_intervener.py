@@ -169,3 +169,26 @@ def test_smollm2_identity_and_effect():
     assert iv.generate(prompts) == iv.generate_baseline(prompts)
     hot = iv.set_params(temperature=5.0).generate(prompts)
     assert hot != iv.generate_baseline(prompts)
+
+
+def test_transform_effects_and_score():
+    iv = Intervener(
+        "tiny-gpt2",
+        layers=[2],
+        kind="scaling",
+        alpha=1.0,
+        max_new_tokens=6,
+        metrics=["ttr", "distinct_1", "sentiment"],
+        target_metric="ttr",
+    ).fit()
+    M = iv.transform(PROMPTS)
+    assert M.shape == (4, 3)
+    assert iv.get_feature_names_out().tolist() == ["ttr", "distinct_1", "sentiment"]
+    table = iv.effects(PROMPTS)
+    # the identity operator: no change anywhere
+    assert table["percent_change"].fillna(0).abs().max() == 0
+    assert iv.score(PROMPTS) == 0.0
+    strong = iv.set_params(alpha=8.0, num_return_sequences=2, do_sample=True, random_state=0)
+    assert strong.transform(PROMPTS).shape == (4, 3)  # return sequences averaged per prompt
+    with pytest.raises(ValueError, match="target_metric 'fluency'"):
+        iv.set_params(target_metric="fluency").score(PROMPTS)

