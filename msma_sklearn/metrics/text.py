@@ -165,9 +165,7 @@ class TextMetrics:
             cols["distinct_2"] = distinct_n(texts, 2)
         if "mtld" in want:
             lr = _require("lexicalrichness", "lexicalrichness")
-            cols["mtld"] = np.array(
-                [lr.LexicalRichness(t).mtld(threshold=0.72) if _words(t) else np.nan for t in texts]
-            )
+            cols["mtld"] = np.array([_mtld(lr.LexicalRichness(t)) for t in texts])
         sentences = None
         if want & {
             "sentence_count",
@@ -224,6 +222,11 @@ class TextMetrics:
             start += len(s)
             out.append(float(np.mean(np.sum(e[:-1] * e[1:], axis=1))) if len(s) > 1 else np.nan)
         return np.asarray(out)
+
+
+def _mtld(richness) -> float:
+    """MTLD, or NaN for a text in which lexicalrichness finds no words (e.g. only digits)."""
+    return richness.mtld(threshold=0.72) if richness.words > 0 else float("nan")
 
 
 def _depth(token) -> int:

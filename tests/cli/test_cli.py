@@ -135,6 +135,10 @@ def test_run_quick_on_tiny_models(tmp_path):
         assert len(r["grid_search"]) == 4 and r["n_seeds"] == 2
     assert (run_dir / "ablation_tiny-gpt2.csv").stat().st_size > 0
     assert "## Alignment ablation" in md and "Original claims against this run" in md
+    # the intervention experiment needs SmolLM2, which this run left out: said, not hidden
+    intervene = json.loads((run_dir / "summary.json").read_text())["intervene"]
+    assert "smollm2-135m not among" in intervene["skipped"]
+    assert "## Interventions" in md and "Skipped" in md
 
 
 def test_run_unwritable_output(tmp_path, capsys):
@@ -164,8 +168,19 @@ def test_run_quick_default_models(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    summary = json.loads((tmp_path / "q" / "summary.json").read_text())["extract"]
+    full = json.loads((tmp_path / "q" / "summary.json").read_text())
+    summary = full["extract"]
     assert summary["minilm"]["n_layers"] == 6 and summary["smollm2-135m"]["n_layers"] == 30
+    intervene = full["intervene"]
+    assert len(intervene["claims"]) == 5 and len(intervene["prompts"]) == 8
+    assert {r["intervention"] for r in intervene["effects"]} == {
+        "translation",
+        "amplify",
+        "noise",
+        "attention",
+    }
+    assert (tmp_path / "q" / "interventions.csv").exists()
+    assert (tmp_path / "q" / "intervention_forest.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_import_is_cheap():

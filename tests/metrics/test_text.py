@@ -51,6 +51,12 @@ def test_perplexity_equals_the_models_own_loss():
         assert value == pytest.approx(float(torch.exp(loss)), rel=1e-4)
 
 
+def test_texts_without_words_give_nan_not_errors():
+    table = TextMetrics(["mtld", "ttr"]).compute(["2022-01-01 12", "..."])
+    assert table["mtld"].isna().all()  # lexicalrichness finds no words in either
+    assert table["ttr"].isna().tolist() == [False, True]  # our word pattern counts digits
+
+
 def test_unknown_metric():
     with pytest.raises(ValueError, match="Unknown text metrics \\['rhyme'\\]"):
         TextMetrics(["rhyme"])
