@@ -17,7 +17,7 @@ def _load(name):
 
 
 def test_every_example_has_a_test():
-    tested = {"layer_probe_pipeline"}
+    tested = {"layer_probe_pipeline", "controlled_generation", "bias_detection", "robustness"}
     assert {p.stem for p in EXAMPLES.glob("*.py")} == tested
 
 
@@ -27,3 +27,23 @@ def test_layer_probe_pipeline(capsys):
     for s in scores.values():
         assert s.shape == (3,) and np.all((s >= 0) & (s <= 1))
     assert "best layer" in capsys.readouterr().out
+
+
+def test_controlled_generation():
+    results = _load("controlled_generation").main(["--model", "tiny-gpt2", "--quick"])
+    assert set(results) == {"local", "intermediate", "global"}
+    for effect in results.values():
+        assert effect["metric"] == "sentiment" and effect["dropped"] == 0
+
+
+def test_bias_detection():
+    results = _load("bias_detection").main(["--model", "tiny-bert", "--quick"])
+    assert set(results) == {"local", "intermediate", "global"}
+    for before, after in results.values():
+        assert before >= 0 and after >= 0
+
+
+def test_robustness():
+    results = _load("robustness").main(["--model", "tiny-gpt2", "--quick"])
+    for row in results.values():
+        assert len(row) == 2 and all(0.0 <= v <= 1.0 for v in row)
