@@ -192,3 +192,18 @@ def test_transform_effects_and_score():
     assert strong.transform(PROMPTS).shape == (4, 3)  # return sequences averaged per prompt
     with pytest.raises(ValueError, match="target_metric 'fluency'"):
         iv.set_params(target_metric="fluency").score(PROMPTS)
+
+
+def test_clone_and_pickle_without_weights():
+    import pickle
+
+    from sklearn.base import clone
+
+    iv = Intervener(
+        "tiny-gpt2", layers=[2], kind="noise", sigma=0.5, random_state=0, max_new_tokens=5
+    ).fit()
+    assert clone(iv).get_params() == iv.get_params()
+    blob = pickle.dumps(iv)
+    assert len(blob) < 50_000
+    restored = pickle.loads(blob)
+    assert restored.generate(PROMPTS) == iv.generate(PROMPTS)
