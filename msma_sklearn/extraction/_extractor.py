@@ -31,7 +31,8 @@ from ._core import (
     stack_call,
     tokenise,
 )
-from ._models import load_model, model_fingerprint, resolve_device
+from ._lazy import ModelBackedMixin
+from ._models import model_fingerprint, resolve_device
 
 __all__ = ["HiddenStateExtractor"]
 
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 _CACHE_FORMAT = 1
 
 
-class HiddenStateExtractor(TransformerMixin, BaseEstimator):
+class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
     """Pooled hidden states of every requested layer of a transformer.
 
     ``fit`` loads the model (never a constructor parameter: the estimator holds
@@ -195,16 +196,6 @@ class HiddenStateExtractor(TransformerMixin, BaseEstimator):
                 f"({limit} positions); use max_length <= {limit}."
             )
         return self
-
-    def _load(self):
-        model, tokenizer = load_model(self.model, device=self.device, dtype=self.dtype)
-        self._model, self._tokenizer = model, tokenizer
-        return model, tokenizer
-
-    def _loaded(self):
-        if getattr(self, "_model", None) is None:
-            return self._load()
-        return self._model, self._tokenizer
 
     def _resolve_layers(self, n_layers: int) -> np.ndarray:
         n_states = n_layers + 1
@@ -461,12 +452,6 @@ class HiddenStateExtractor(TransformerMixin, BaseEstimator):
         """View ``transform``'s output as ``(n_samples, n_selected_layers, hidden_size)``."""
         check_is_fitted(self, "layers_")
         return reshape_by_layer(X, len(self.layers_))
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_model", None)  # weights are reloaded from `model` on demand
-        state.pop("_tokenizer", None)
-        return state
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

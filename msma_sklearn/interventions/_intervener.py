@@ -13,8 +13,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ..extraction import HiddenStateExtractor, load_model
+from ..extraction import HiddenStateExtractor
 from ..extraction._core import pad_batch, pad_token_id, resolve_layout
+from ..extraction._lazy import ModelBackedMixin
 from ..utils._hooks import attached_hooks
 from ..utils._validation import check_texts
 
@@ -23,7 +24,7 @@ __all__ = ["Intervener"]
 _Q_PROJ = ("self_attn.q_proj", "attn.c_attn")  # Llama-style, GPT-2
 
 
-class Intervener(BaseEstimator):
+class Intervener(ModelBackedMixin, BaseEstimator):
     """Intervene on the hidden states of chosen layers while a causal LM generates.
 
     Operators (``kind``), applied to hidden state ``j`` of every selected layer
@@ -103,6 +104,8 @@ class Intervener(BaseEstimator):
     >>> iv.generate(["The cat"]) == iv.generate_baseline(["The cat"])
     True
     """
+
+    _transient = ("_model", "_tokenizer", "_text_metrics")
 
     _parameter_constraints: dict = {
         "model": [str],
@@ -213,16 +216,6 @@ class Intervener(BaseEstimator):
         if self.kind == "translation":
             self.steering_vectors_ = self._vectors(X, y)
         return self
-
-    def _load(self):
-        model, tokenizer = load_model(self.model, device=self.device, dtype=self.dtype)
-        self._model, self._tokenizer = model, tokenizer
-        return model, tokenizer
-
-    def _loaded(self):
-        if getattr(self, "_model", None) is None:
-            return self._load()
-        return self._model, self._tokenizer
 
     def _resolve_layers(self) -> np.ndarray:
         if self.layers is not None:
@@ -504,13 +497,6 @@ class Intervener(BaseEstimator):
             eps[b, T - n :] = torch.randn((n, h.shape[2]), generator=gen).to(h.device, h.dtype)
         rms = h.pow(2).mean(dim=-1, keepdim=True).sqrt()
         return h + self.sigma * rms * eps
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_model", None)
-        state.pop("_tokenizer", None)
-        state.pop("_text_metrics", None)
-        return state
 
 
 def _step_counter(state):
