@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..metrics.text import TextMetrics
 from ..utils._io import atomic_path
 
 __all__ = ["STAGES", "probe_accuracy"]
@@ -494,16 +495,8 @@ INTERVENTIONS = {
     "noise": {"kind": "noise", "sigma": 0.5},
     "attention": {"kind": "attention", "temperature": 2.0},
 }
-TEXT_METRICS = (
-    "mtld",
-    "ttr",
-    "sentence_count",
-    "mean_sentence_length",
-    "max_dependency_depth",
-    "coherence",
-    "sentiment",
-    "sentiment_spread",
-)
+# every text metric except the distinct-n counts (TTR and MTLD already cover diversity)
+TEXT_METRICS = tuple(m for m in TextMetrics.ALL if m not in ("distinct_1", "distinct_2"))
 # The original README's GPT-2 claims: (scale, intervention, metric, claimed % change)
 INTERVENTION_CLAIMS = [
     ("global", "amplify", "mtld", 7.4, "+7.4% lexical diversity"),

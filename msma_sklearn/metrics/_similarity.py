@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
 __all__ = ["cka_matrix", "linear_cka"]
@@ -151,36 +149,3 @@ def linear_cka(X, Y, *, debiased: bool = True) -> float:
     1.0
     """
     return float(cka_matrix([np.asarray(X), np.asarray(Y)], debiased=debiased)[0, 1])
-
-
-def _naive_debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
-    """Reference: the unbiased HSIC formula of Song et al. (2012), written out."""
-    k = (x - x.mean(0)) @ (x - x.mean(0)).T
-    l_ = (y - y.mean(0)) @ (y - y.mean(0)).T
-
-    def hsic(a: np.ndarray, b: np.ndarray) -> float:
-        n = a.shape[0]
-        a = a.copy()
-        b = b.copy()
-        np.fill_diagonal(a, 0.0)
-        np.fill_diagonal(b, 0.0)
-        one = np.ones(n)
-        term1 = np.trace(a @ b)
-        term2 = (one @ a @ one) * (one @ b @ one) / ((n - 1) * (n - 2))
-        term3 = 2.0 / (n - 2) * (one @ a @ b @ one)
-        return (term1 + term2 - term3) / (n * (n - 3))
-
-    return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
-
-
-def naive_cka_matrix(layers: Sequence[np.ndarray]) -> np.ndarray:
-    """Pairwise loop over layers with the written-out formula (benchmark baseline)."""
-    mats = _as_layers(layers)
-    n_layers = len(mats)
-    S = np.eye(n_layers)
-    for i in range(n_layers):
-        for j in range(i + 1, n_layers):
-            S[i, j] = S[j, i] = _naive_debiased_cka(
-                np.asarray(mats[i], float), np.asarray(mats[j], float)
-            )
-    return S

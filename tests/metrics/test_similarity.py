@@ -4,7 +4,41 @@ import numpy as np
 import pytest
 
 from msma_sklearn.metrics import cka_matrix, linear_cka
-from msma_sklearn.metrics._similarity import _naive_debiased_cka, naive_cka_matrix
+from msma_sklearn.metrics._similarity import _as_layers
+
+
+# Reference implementation, written out independently of the vectorised code.
+def _naive_debiased_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Reference: the unbiased HSIC formula of Song et al. (2012), written out."""
+    k = (x - x.mean(0)) @ (x - x.mean(0)).T
+    l_ = (y - y.mean(0)) @ (y - y.mean(0)).T
+
+    def hsic(a: np.ndarray, b: np.ndarray) -> float:
+        n = a.shape[0]
+        a = a.copy()
+        b = b.copy()
+        np.fill_diagonal(a, 0.0)
+        np.fill_diagonal(b, 0.0)
+        one = np.ones(n)
+        term1 = np.trace(a @ b)
+        term2 = (one @ a @ one) * (one @ b @ one) / ((n - 1) * (n - 2))
+        term3 = 2.0 / (n - 2) * (one @ a @ b @ one)
+        return (term1 + term2 - term3) / (n * (n - 3))
+
+    return hsic(k, l_) / np.sqrt(hsic(k, k) * hsic(l_, l_))
+
+
+def naive_cka_matrix(layers) -> np.ndarray:
+    """Pairwise loop over layers with the written-out formula (the oracle for cka_matrix)."""
+    mats = _as_layers(layers)
+    n_layers = len(mats)
+    S = np.eye(n_layers)
+    for i in range(n_layers):
+        for j in range(i + 1, n_layers):
+            S[i, j] = S[j, i] = _naive_debiased_cka(
+                np.asarray(mats[i], float), np.asarray(mats[j], float)
+            )
+    return S
 
 
 def test_vectorised_equals_written_out_formula():
