@@ -19,13 +19,30 @@ from ..extraction._lazy import ModelBackedMixin
 from ..utils._hooks import attached_hooks
 from ..utils._validation import check_texts
 
-__all__ = ["Intervener"]
+__all__ = ["REPRESENTATION_METRICS", "Intervener"]
 
-_Q_PROJ = ("self_attn.q_proj", "attn.c_attn")  # Llama-style, GPT-2
+# self-attention projections: Llama-style, GPT-2, BERT / RoBERTa, T5 (layer 0 = self-attention)
+_Q_PROJ = ("self_attn.q_proj", "attn.c_attn", "attention.self.query", "layer.0.SelfAttention.q")
+_O_PROJ = ("self_attn.o_proj", "attn.c_proj", "attention.output.dense", "layer.0.SelfAttention.o")
+
+#: Representation metrics of encoder-only models, with their value when nothing changes.
+REPRESENTATION_METRICS = {
+    "state_shift": 0.0,
+    "state_cosine": 1.0,
+    "prediction_kl": 0.0,
+    "top1_agreement": 1.0,
+}
 
 
 class Intervener(ModelBackedMixin, BaseEstimator):
-    """Intervene on the hidden states of chosen layers while a causal LM generates.
+    """Intervene on the hidden states of chosen layers and measure what changes.
+
+    Causal LMs (GPT-2, Llama / SmolLM2) and encoder-decoders (T5, either
+    stack, chosen by ``stack``) generate text under the intervention;
+    encoder-only models (BERT, RoBERTa, MiniLM) do not generate, and there
+    :meth:`transform` measures the effect on the final representations and,
+    where the model has a masked-LM head, on its token predictions
+    (:meth:`fill_mask` shows them).
 
     Operators (``kind``), applied to hidden state ``j`` of every selected layer
     (the residual stream entering block ``j``; ``j = L`` is the final state
@@ -41,13 +58,22 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     - ``"noise"``: ``h' = h + sigma * rms(h) * eps``, ``eps`` standard normal,
       seeded by the prompt's text, return sequence, step and layer (so
       batching and call order do not change it);
-    - ``"attention"``: attention logits of the blocks producing the selected
-      states divided by ``temperature`` (the query projection is scaled, so
-      transformers' attention code is untouched).
+    - ``"attention"``: in the self-attention of the blocks producing the
+      selected states, logits divided by ``temperature`` (the query
+      projection's output is scaled) and/or the heads listed in ``heads``
+      masked (their outputs zeroed where they enter the attention's output
+      projection, which is what a head mask does). Both act through forward
+      hooks on the model's own modules; transformers' attention code is
+      untouched. On T5 the temperature divides the content term ``q.k``; the
+      relative-position bias, computed once and shared by all blocks, is
+      left as it is.
 
     ``positions`` restricts the operator to the prompt's forward pass
     (``"prompt"``), to the generated tokens (``"generated"``), or applies it
-    everywhere (``"all"``). Every hook goes through
+    everywhere (``"all"``). A stack that only ever sees the prompt (T5's
+    encoder, an encoder-only model) takes ``"all"`` or ``"prompt"``; T5's
+    decoder, which only ever sees generated tokens, takes ``"all"`` or
+    ``"generated"``. Every hook goes through
     :func:`msma_sklearn.utils.attached_hooks` and is removed when the call
     ends, also on error. An identity operator (``alpha=1``, zero ``delta``,
     ``sigma=0``, ``temperature=1``) gives token-identical output to no
@@ -56,7 +82,10 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     Parameters
     ----------
     model : str, default="smollm2-135m"
-        A causal LM spec (see :func:`~msma_sklearn.extraction.load_model`).
+        A model spec (see :func:`~msma_sklearn.extraction.load_model`).
+    stack : {"auto", "encoder", "decoder"}, default="auto"
+        Which stack of an encoder-decoder the layer indices refer to ("auto":
+        the encoder, as in :class:`~msma_sklearn.HiddenStateExtractor`).
     scale : str, default=None
         Scale name looked up in ``scale_layers``.
     scale_layers : dict or fitted ScaleSegmenter, default=None
@@ -70,6 +99,8 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     norm : float, default=1.0
     sigma : float, default=0.0
     temperature : float, default=1.0
+    heads : list of int, default=None
+        Attention heads to mask (``kind="attention"``), in every selected block.
     positions : {"all", "prompt", "generated"}, default="all"
     max_new_tokens : int, default=20
     do_sample : bool, default=False
@@ -86,6 +117,9 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         Text metrics for :meth:`transform` (see
         :class:`msma_sklearn.metrics.text.TextMetrics`); None:
         ``("ttr", "distinct_2", "sentence_count", "mean_sentence_length", "sentiment")``.
+        For encoder-only models, representation metrics from
+        ``REPRESENTATION_METRICS`` (None: all that apply; the prediction
+        metrics need a masked-LM head).
     target_metric : str, default="sentiment"
         What :meth:`score` measures the shift of.
 
@@ -93,6 +127,10 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     ----------
     layers_ : ndarray of int
     n_layers_ : int
+        Blocks in the chosen stack (hidden states are ``0..n_layers_``).
+    generative_ : bool
+        Whether the model generates (causal LM or encoder-decoder).
+    stack_ : {"encoder", "decoder"}
     hidden_size_ : int
     steering_vectors_ : dict
         Hidden-state index -> translation vector (``kind="translation"``).
@@ -109,6 +147,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
     _parameter_constraints: dict = {
         "model": [str],
+        "stack": [StrOptions({"auto", "encoder", "decoder"})],
         "scale": [None, str],
         "scale_layers": "no_validation",  # a dict or a fitted ScaleSegmenter; checked in fit
         "layers": [None, "array-like", Integral],
@@ -119,6 +158,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         "norm": [Real],
         "sigma": [Interval(Real, 0, None, closed="left")],
         "temperature": [Interval(Real, 0, None, closed="neither")],
+        "heads": [None, "array-like", Integral],
         "positions": [StrOptions({"all", "prompt", "generated"})],
         "max_new_tokens": [Interval(Integral, 1, None, closed="left")],
         "do_sample": ["boolean"],
@@ -137,6 +177,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         self,
         model="smollm2-135m",
         *,
+        stack="auto",
         scale=None,
         scale_layers=None,
         layers=None,
@@ -147,6 +188,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         norm=1.0,
         sigma=0.0,
         temperature=1.0,
+        heads=None,
         positions="all",
         max_new_tokens=20,
         do_sample=False,
@@ -161,6 +203,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         target_metric="sentiment",
     ):
         self.model = model
+        self.stack = stack
         self.scale = scale
         self.scale_layers = scale_layers
         self.layers = layers
@@ -171,6 +214,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         self.norm = norm
         self.sigma = sigma
         self.temperature = temperature
+        self.heads = heads
         self.positions = positions
         self.max_new_tokens = max_new_tokens
         self.do_sample = do_sample
@@ -203,19 +247,70 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         """
         self._validate_params()
         model, _ = self._load()
-        if not _is_generative(model):
-            raise ValueError(
-                f"{self.model!r} ({model.config.model_type}) is not a causal language model: "
-                "Intervener generates text, so it needs one (e.g. 'smollm2-135m', 'tiny-gpt2')."
-            )
-        layout = resolve_layout(model)
+        layout = resolve_layout(model, self.stack)
+        self.stack_ = layout.stack
+        self.generative_ = _is_generative(model)
         self.n_layers_ = layout.n_layers
-        self.hidden_size_ = int(model.config.get_text_config().hidden_size)
+        text_config = model.config.get_text_config()
+        self.hidden_size_ = int(getattr(text_config, "d_model", None) or text_config.hidden_size)
+        self._check_positions(model)
         self.layers_ = self._resolve_layers()
+        self.heads_ = self._resolve_heads(int(text_config.num_attention_heads))
+        self._check_metrics(model)
         self.steering_vectors_ = {}
         if self.kind == "translation":
             self.steering_vectors_ = self._vectors(X, y)
         return self
+
+    def _check_positions(self, model) -> None:
+        seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        if (not self.generative_ or (seq2seq and self.stack_ == "encoder")) and (
+            self.positions == "generated"
+        ):
+            where = "T5's encoder" if seq2seq else f"{self.model!r} (encoder-only)"
+            raise ValueError(
+                f"positions='generated' does not apply to {where}: that stack only sees the "
+                "prompt. Use positions='all' or 'prompt'."
+            )
+        if seq2seq and self.stack_ == "decoder" and self.positions == "prompt":
+            raise ValueError(
+                "positions='prompt' does not apply to the decoder of an encoder-decoder: it "
+                "never sees the prompt. Use stack='encoder', or positions='all' / 'generated'."
+            )
+
+    def _resolve_heads(self, n_heads: int) -> np.ndarray:
+        if self.heads is None:
+            return np.zeros(0, dtype=np.int64)
+        if self.kind != "attention":
+            raise ValueError(
+                f"heads= masks attention heads; it needs kind='attention', not {self.kind!r}."
+            )
+        heads = np.atleast_1d(np.asarray(self.heads))
+        if heads.size == 0 or not np.issubdtype(heads.dtype, np.integer):
+            raise ValueError(f"heads must be a non-empty list of ints, got {self.heads!r}.")
+        bad = [int(h) for h in heads if not 0 <= h < n_heads]
+        if bad:
+            raise ValueError(
+                f"Head indices {bad} out of range for {self.model!r}: it has {n_heads} heads "
+                f"per block (0..{n_heads - 1})."
+            )
+        return np.unique(heads).astype(np.int64)
+
+    def _check_metrics(self, model) -> None:
+        self._has_lm_head_ = model.get_output_embeddings() is not None
+        if self.generative_ or self.metrics is None:
+            return
+        allowed = self._representation_metrics()
+        unknown = [m for m in self.metrics if m not in allowed]
+        if unknown:
+            raise ValueError(
+                f"{self.model!r} is encoder-only: it does not generate text, so its metrics are "
+                f"measured on representations; {unknown} not available, choose from {allowed}."
+            )
+
+    def _representation_metrics(self) -> list[str]:
+        names = list(REPRESENTATION_METRICS)
+        return names if self._has_lm_head_ else names[:2]
 
     def _resolve_layers(self) -> np.ndarray:
         if self.layers is not None:
@@ -239,8 +334,8 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         bad = [int(j) for j in layers if not 0 <= j <= self.n_layers_]
         if bad:
             raise ValueError(
-                f"Layer indices {bad} out of range for {self.model!r}: hidden states are "
-                f"0..{self.n_layers_}."
+                f"Layer indices {bad} out of range for {self.model!r} ({self.stack_} stack): "
+                f"hidden states are 0..{self.n_layers_}."
             )
         if self.kind == "attention" and 0 in layers:
             raise ValueError(
@@ -265,7 +360,11 @@ class Intervener(ModelBackedMixin, BaseEstimator):
                 f"direction={self.direction!r} needs texts in fit(X) to measure the states."
             )
         ext = HiddenStateExtractor(
-            self.model, layers=self.layers_.tolist(), device=self.device, dtype=self.dtype
+            self.model,
+            layers=self.layers_.tolist(),
+            stack=self.stack_,
+            device=self.device,
+            dtype=self.dtype,
         ).fit(texts)
         if self.direction == "learned":
             labels = np.asarray(y) if y is not None else None
@@ -305,29 +404,23 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     def _generate(self, prompts, *, intervene: bool) -> list[str]:
         check_is_fitted(self, "layers_")
         prompts = check_texts(prompts, name="prompts")
+        if not self.generative_:
+            raise ValueError(
+                f"{self.model!r} is encoder-only and does not generate text. Use transform / "
+                "effects (effects on its representations and token predictions) or fill_mask."
+            )
         model, tokenizer = self._loaded()
         device = next(model.parameters()).device
         pad_id = pad_token_id(tokenizer, model)
+        seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
         ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
         out: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
             batch = ids[start : start + self.batch_size]
-            input_ids, mask = pad_batch(batch, pad_id, "left")  # no tokenizer state touched
+            # causal LMs continue from the right edge: pad on the left
+            input_ids, mask = pad_batch(batch, pad_id, "right" if seq2seq else "left")
             enc = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
-            # noise is seeded by the prompt's text, so batching and call order do not matter
-            rows = [
-                p
-                for p in prompts[start : start + len(batch)]
-                for _ in range(self.num_return_sequences)
-            ]
-            state = {
-                "step": -1,
-                "rows": rows,
-                "lengths": enc["attention_mask"]
-                .sum(1)
-                .repeat_interleave(self.num_return_sequences)
-                .tolist(),
-            }
+            state = self._state(prompts[start : start + len(batch)], mask)
             hooks = self._hooks(model, state) if intervene else []
             kwargs = dict(
                 max_new_tokens=self.max_new_tokens,
@@ -344,15 +437,126 @@ class Intervener(ModelBackedMixin, BaseEstimator):
             ):
                 torch.manual_seed(self._seed(start))
                 generated = model.generate(**enc, **kwargs)
-            new_tokens = generated[:, enc["input_ids"].shape[1] :]
+            # an encoder-decoder returns decoder tokens only (after its start token)
+            new_tokens = generated if seq2seq else generated[:, enc["input_ids"].shape[1] :]
             out.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+        return out
+
+    def _state(self, prompts: list[str], mask: torch.Tensor) -> dict:
+        """What the hooks share during one batch: the forward-pass counter and the rows."""
+        return {
+            "step": -1,
+            "prompts": prompts,
+            "mask": mask.bool(),  # real prompt tokens, (n_prompts, width)
+            # a stack that sees only the prompt (T5's encoder, encoder-only models)
+            "prompt_only": not self.generative_ or self.stack_ == "encoder",
+            "seq2seq_decoder": self.generative_ and self.stack_ == "decoder" and self._seq2seq,
+        }
+
+    @property
+    def _seq2seq(self) -> bool:
+        return bool(getattr(self._loaded()[0].config, "is_encoder_decoder", False))
+
+    # ----------------------------------------------------- encoder-only models
+    def _forward(self, texts: list[str], *, intervene: bool):
+        """Yield ``(mask, final_states, logits or None)`` per batch for an encoder model."""
+        model, tokenizer = self._loaded()
+        device = next(model.parameters()).device
+        layout = resolve_layout(model, self.stack_)
+        pad_id = pad_token_id(tokenizer, model)
+        ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+        for start in range(0, len(texts), self.batch_size):
+            batch = ids[start : start + self.batch_size]
+            input_ids, mask = pad_batch(batch, pad_id, "right")
+            state = self._state(texts[start : start + len(batch)], mask)
+            captured: dict = {}
+            hooks = self._hooks(model, state) if intervene else []
+            # registered last, so it sees the output after any intervention at state L
+            hooks.append((layout.module, "forward", _capture(captured)))
+            with attached_hooks(hooks), torch.inference_mode():
+                out = model(input_ids=input_ids.to(device), attention_mask=mask.to(device))
+            logits = out.logits if self._has_lm_head_ else None
+            yield mask.bool(), input_ids, captured["h"], logits
+
+    def _representation_rows(self, texts: list[str]) -> np.ndarray:
+        names = self._metric_names()
+        rows = []
+        batches = zip(
+            self._forward(texts, intervene=False), self._forward(texts, intervene=True), strict=True
+        )
+        mask_id = self._loaded()[1].mask_token_id
+        for (mask, input_ids, h0, logits0), (_, _, h1, logits1) in batches:
+            h0, h1 = h0.double().cpu(), h1.double().cpu()
+            m = mask.double()
+            n = m.sum(1)
+            shift = (h1 - h0).norm(dim=-1) / h0.norm(dim=-1).clamp_min(1e-12)
+            cosine = torch.nn.functional.cosine_similarity(h1, h0, dim=-1)
+            cols = {
+                "state_shift": (shift * m).sum(1) / n,
+                "state_cosine": (cosine * m).sum(1) / n,
+            }
+            if logits0 is not None:
+                # masked positions where a text has them, else every real token
+                at = mask & (input_ids == mask_id) if mask_id is not None else mask & False
+                at = torch.where(at.any(1, keepdim=True), at, mask).double()
+                lp0 = torch.log_softmax(logits0.double().cpu(), -1)
+                lp1 = torch.log_softmax(logits1.double().cpu(), -1)
+                kl = (lp0.exp() * (lp0 - lp1)).sum(-1)
+                agree = (lp0.argmax(-1) == lp1.argmax(-1)).double()
+                cols["prediction_kl"] = (kl * at).sum(1) / at.sum(1)
+                cols["top1_agreement"] = (agree * at).sum(1) / at.sum(1)
+            rows.append(torch.stack([cols[name] for name in names], dim=1).numpy())
+        return np.concatenate(rows, axis=0)
+
+    def fill_mask(self, texts, *, top_k: int = 5, baseline: bool = False) -> list[list[list[str]]]:
+        """Top predictions at each mask token, with (or, ``baseline=True``, without) the intervention.
+
+        Parameters
+        ----------
+        texts : list of str
+            Each containing the tokenizer's mask token at least once (e.g.
+            ``"[MASK]"`` for BERT, ``"<mask>"`` for RoBERTa).
+        top_k : int, default=5
+
+        Returns
+        -------
+        list
+            Per text, per mask token, the ``top_k`` predicted tokens (best first).
+        """
+        check_is_fitted(self, "layers_")
+        texts = check_texts(texts, name="texts")
+        tokenizer = self._loaded()[1]
+        if self.generative_ or not self._has_lm_head_:
+            raise ValueError(
+                f"fill_mask needs an encoder-only model with a masked-LM head; {self.model!r} "
+                "has none (try 'tiny-bert' or a *ForMaskedLM checkpoint)."
+            )
+        token = tokenizer.mask_token
+        missing = [i for i, t in enumerate(texts) if token not in t]
+        if missing:
+            raise ValueError(f"texts {missing} contain no mask token {token!r}.")
+        out = []
+        for mask, input_ids, _, logits in self._forward(texts, intervene=not baseline):
+            top = logits.topk(top_k, dim=-1).indices.cpu()
+            for b in range(input_ids.shape[0]):
+                where = (input_ids[b] == tokenizer.mask_token_id) & mask[b]
+                out.append(
+                    [
+                        [tokenizer.decode([int(t)]).strip() for t in top[b, pos]]
+                        for pos in torch.nonzero(where).flatten().tolist()
+                    ]
+                )
         return out
 
     # ----------------------------------------------------------------- measure
     _DEFAULT_METRICS = ("ttr", "distinct_2", "sentence_count", "mean_sentence_length", "sentiment")
 
     def _metric_names(self) -> list[str]:
-        return list(self._DEFAULT_METRICS if self.metrics is None else self.metrics)
+        if self.metrics is not None:
+            return list(self.metrics)
+        if getattr(self, "generative_", True):
+            return list(self._DEFAULT_METRICS)
+        return self._representation_metrics()
 
     def _measure(self, texts: list[str], n_prompts: int) -> np.ndarray:
         from ..metrics.text import TextMetrics
@@ -370,13 +574,33 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     def transform(self, X) -> np.ndarray:
         """Text metrics of the intervened continuations, one row per prompt.
 
+        For an encoder-only model, the representation metrics of each text
+        instead: ``state_shift`` (mean over tokens of
+        ``||h'_L - h_L|| / ||h_L||`` for the final states), ``state_cosine``
+        and, with a masked-LM head, ``prediction_kl`` (KL(baseline ||
+        intervened) of the token predictions, nats) and ``top1_agreement``,
+        averaged over the text's mask tokens if it has any, else over all
+        its tokens.
+
         Returns
         -------
         ndarray of shape (n_prompts, n_metrics)
             Columns named by :meth:`get_feature_names_out`.
         """
+        check_is_fitted(self, "layers_")
         prompts = check_texts(X, name="X")
+        if not self.generative_:
+            return self._representation_rows(prompts)
         return self._measure(self.generate(prompts), len(prompts))
+
+    def _paired(self, prompts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(treated, baseline) metric matrices; an encoder's baseline is the identity."""
+        if not self.generative_:
+            treated = self._representation_rows(prompts)
+            identity = [REPRESENTATION_METRICS[name] for name in self._metric_names()]
+            return treated, np.broadcast_to(np.asarray(identity, float), treated.shape)
+        treated = self._measure(self.generate(prompts), len(prompts))
+        return treated, self._measure(self.generate_baseline(prompts), len(prompts))
 
     def effects(self, X):
         """Paired effects (intervened vs matched baseline) of every metric over the prompts.
@@ -393,9 +617,9 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
         from ._effects import holm, paired_effect
 
+        check_is_fitted(self, "layers_")
         prompts = check_texts(X, name="X")
-        treated = self._measure(self.generate(prompts), len(prompts))
-        baseline = self._measure(self.generate_baseline(prompts), len(prompts))
+        treated, baseline = self._paired(prompts)
         rows = []
         for k, name in enumerate(self._metric_names()):
             ok = np.isfinite(treated[:, k]) & np.isfinite(baseline[:, k])
@@ -418,10 +642,11 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         names = self._metric_names()
         if self.target_metric not in names:
             raise ValueError(f"target_metric {self.target_metric!r} is not among metrics {names}.")
+        check_is_fitted(self, "layers_")
         prompts = check_texts(X, name="X")
         k = names.index(self.target_metric)
-        t = self._measure(self.generate(prompts), len(prompts))[:, k]
-        b = self._measure(self.generate_baseline(prompts), len(prompts))[:, k]
+        treated, baseline = self._paired(prompts)
+        t, b = treated[:, k], baseline[:, k]
         ok = np.isfinite(t) & np.isfinite(b)
         return paired_cohens_d(b[ok], t[ok])
 
@@ -435,23 +660,29 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
     # ------------------------------------------------------------------- hooks
     def _active(self, state) -> bool:
-        if self.positions == "all":
-            return True
+        if self.positions == "all" or state["prompt_only"] or state["seq2seq_decoder"]:
+            return True  # the stack's own positions were checked against `positions` in fit
         prompt_pass = state["step"] == 0
         return prompt_pass if self.positions == "prompt" else not prompt_pass
 
     def _hooks(self, model, state):
-        layout = resolve_layout(model)
+        layout = resolve_layout(model, self.stack_)
         hooks = [(model, "forward_pre", _step_counter(state))]
         if self.kind == "attention":
             for j in self.layers_:
-                hooks.append(
-                    (_query_projection(layout.blocks[j - 1]), "forward", self._query_hook(state))
-                )
+                block = layout.blocks[j - 1]
+                if self.temperature != 1.0 or not self.heads_.size:
+                    hooks.append((_submodule(block, _Q_PROJ), "forward", self._query_hook(state)))
+                if self.heads_.size:
+                    hooks.append(
+                        (_submodule(block, _O_PROJ), "forward_pre", self._head_mask_hook(state))
+                    )
             return hooks
         for j in self.layers_:
-            target = layout.blocks[j] if j < layout.n_layers else model.get_output_embeddings()
-            hooks.append((target, "forward_pre", self._state_hook(int(j), state)))
+            if j < layout.n_layers:
+                hooks.append((layout.blocks[j], "forward_pre", self._state_hook(int(j), state)))
+            else:  # the final state: the stack's own output (after its final norm)
+                hooks.append((layout.module, "forward", self._output_hook(int(j), state)))
         return hooks
 
     def _query_hook(self, state):
@@ -467,6 +698,24 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
         return hook
 
+    def _head_mask_hook(self, state):
+        n_heads = int(self._loaded()[0].config.get_text_config().num_attention_heads)
+        heads = torch.as_tensor(self.heads_)
+
+        def hook(module, args, kwargs):
+            if not self._active(state):
+                return None
+            x = args[0] if args else kwargs["hidden_states"]
+            keep = torch.ones(n_heads, dtype=x.dtype, device=x.device)
+            keep[heads.to(x.device)] = 0
+            per_head = x.unflatten(-1, (n_heads, x.shape[-1] // n_heads))
+            new = (per_head * keep[:, None]).flatten(-2)
+            if args:
+                return (new, *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": new}
+
+        return hook
+
     def _state_hook(self, j: int, state):
         def hook(module, args, kwargs):
             if not self._active(state):
@@ -479,22 +728,40 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
         return hook
 
+    def _output_hook(self, j: int, state):
+        def hook(module, args, kwargs, output):
+            if not self._active(state):
+                return None
+            if isinstance(output, tuple):
+                return (self._apply(output[0], j, state), *output[1:])
+            output["last_hidden_state"] = self._apply(output["last_hidden_state"], j, state)
+            return output
+
+        return hook
+
     def _apply(self, h: torch.Tensor, j: int, state) -> torch.Tensor:
         if self.kind == "scaling":
             return h * self.alpha
         if self.kind == "translation":
             vec = torch.as_tensor(self.steering_vectors_[j], dtype=h.dtype, device=h.device)
             return h + vec
-        # noise, seeded per (prompt row, step, layer) and laid on the real positions
+        # noise, seeded per (prompt, return sequence, forward pass, layer); on the prompt's
+        # pass only its real tokens get noise, so padding and batching do not change it
         eps = torch.zeros_like(h)
-        T = h.shape[1]
-        for b, row in enumerate(state["rows"]):
-            n = min(T, int(state["lengths"][b])) if state["step"] == 0 else T
-            sequence = b % self.num_return_sequences
+        n_prompts = len(state["prompts"])
+        copies = h.shape[0] // n_prompts  # 1 for T5's encoder, else the return sequences
+        prompt_pass = state["prompt_only"] or (state["step"] == 0 and not state["seq2seq_decoder"])
+        for b in range(h.shape[0]):
+            prompt = state["prompts"][b // copies]
             gen = torch.Generator().manual_seed(
-                self._seed("noise", row, sequence, state["step"], j)
+                self._seed("noise", prompt, b % copies, max(state["step"], 0), j)
             )
-            eps[b, T - n :] = torch.randn((n, h.shape[2]), generator=gen).to(h.device, h.dtype)
+            if prompt_pass:
+                real = state["mask"][b // copies].to(h.device)
+                draw = torch.randn((int(real.sum()), h.shape[2]), generator=gen)
+                eps[b, real] = draw.to(h.device, h.dtype)
+            else:
+                eps[b] = torch.randn(h.shape[1:], generator=gen).to(h.device, h.dtype)
         rms = h.pow(2).mean(dim=-1, keepdim=True).sqrt()
         return h + self.sigma * rms * eps
 
@@ -506,14 +773,19 @@ def _step_counter(state):
     return hook
 
 
+def _capture(store: dict):
+    def hook(module, args, kwargs, output):
+        store["h"] = output[0]
+
+    return hook
+
+
 def _is_generative(model) -> bool:
-    return bool(getattr(model, "can_generate", lambda: False)()) and not getattr(
-        model.config, "is_encoder_decoder", False
-    )
+    return bool(getattr(model, "can_generate", lambda: False)())
 
 
-def _query_projection(block):
-    for path in _Q_PROJ:
+def _submodule(block, paths):
+    for path in paths:
         module = block
         try:
             for part in path.split("."):
@@ -522,6 +794,6 @@ def _query_projection(block):
             continue
         return module
     raise ValueError(
-        f"kind='attention' does not know where the query projection of {type(block).__name__} "
-        f"is (looked for {', '.join(_Q_PROJ)})."
+        f"kind='attention' cannot find the self-attention projection of "
+        f"{type(block).__name__} (looked for {', '.join(paths)})."
     )

@@ -141,7 +141,6 @@ def test_scale_from_a_fitted_segmenter(texts):
             (["a", "b"], [1, 1]),
             "two classes",
         ),
-        ({"model": "tiny-bert", "layers": [1]}, (), "not a causal language model"),
         ({}, (), "Pass scale="),
     ],
 )
