@@ -46,16 +46,29 @@ def _parser() -> argparse.ArgumentParser:
     ext.add_argument("--stack", default="auto", choices=["auto", "encoder", "decoder"])
     ext.add_argument("--text-column", default="text", help="column/key for .csv/.jsonl")
 
-    run = sub.add_parser("run", help="run the study on the embedded defaults")
-    run.add_argument("--quick", action="store_true", help="small, fast version (64 texts)")
-    run.add_argument("--out-dir", default="results")
-    run.add_argument("--run-id", default="", help="default: a timestamp")
-    run.add_argument(
-        "--models",
-        default="minilm,smollm2-135m",
-        help="comma-separated model specs (default: minilm,smollm2-135m)",
+    run = sub.add_parser(
+        "run",
+        help="run the whole study (default config, or --config FILE) and write a report",
+        description="Run the study and write results/<run-id>/ with report.html. Flags "
+        "override the config file's values. Re-running with the same --run-id resumes "
+        "from the stages that finished.",
     )
-    run.add_argument("--device", default="auto")
+    run.add_argument("--config", help="YAML config (write the default with `msma init-config`)")
+    run.add_argument(
+        "--quick", action="store_const", const=True, help="small, fast version (64 texts)"
+    )
+    run.add_argument("--out-dir", help="default: results")
+    run.add_argument("--run-id", help="default: a timestamp")
+    run.add_argument("--models", help="comma-separated model specs (default: minilm,smollm2-135m)")
+    run.add_argument("--texts", help="'bundled' or a .txt / .csv / .jsonl file")
+    run.add_argument("--device")
+    run.add_argument(
+        "--restart", action="store_true", help="discard finished stages of this run id"
+    )
+
+    init = sub.add_parser("init-config", help="write the default config, with comments")
+    init.add_argument("path", nargs="?", default="msma.yaml", help="default: msma.yaml; - = stdout")
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
     return parser
 
 
@@ -102,21 +115,45 @@ def _extract(args) -> int:
 
 
 def _run(args) -> int:
-    from ._run import RunConfig, run_study
+    from ._run import load_config, run_study
 
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    if not models:
-        raise ValueError("--models is empty: name at least one model.")
-    config = RunConfig(
-        models=models,
-        quick=args.quick,
-        out_dir=args.out_dir,
-        run_id=args.run_id,
-        device=args.device,
+    models = None
+    if args.models is not None:
+        models = [m.strip() for m in args.models.split(",") if m.strip()]
+        if not models:
+            raise ValueError("--models is empty: name at least one model.")
+    config = load_config(
+        args.config,
+        **{
+            "models": models,
+            "quick": args.quick,
+            "output.dir": args.out_dir,
+            "output.run_id": args.run_id,
+            "texts": args.texts,
+            "device": args.device,
+        },
     )
     t0 = time.perf_counter()
-    run_dir = run_study(config)
-    print(f"Results in {run_dir} ({time.perf_counter() - t0:.0f} s); read {run_dir / 'summary.md'}")
+    run_dir = run_study(config, restart=args.restart)
+    print(
+        f"Results in {run_dir} ({time.perf_counter() - t0:.0f} s); open {run_dir / 'report.html'}"
+    )
+    return 0
+
+
+def _init_config(args) -> int:
+    from ..utils._io import atomic_write_text
+    from ._config import default_config_text
+
+    text = default_config_text()
+    if args.path == "-":
+        sys.stdout.write(text)
+        return 0
+    path = Path(args.path)
+    if path.exists() and not args.force:
+        raise ValueError(f"{str(path)!r} exists; pass --force to overwrite it.")
+    atomic_write_text(path, text)
+    print(f"Wrote {path}; edit it, then: msma run --config {path}")
     return 0
 
 
@@ -127,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "extract":
             return _extract(args)
+        if args.command == "init-config":
+            return _init_config(args)
         return _run(args)
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"msma {args.command}: error: {exc}", file=sys.stderr)

@@ -1,8 +1,13 @@
-"""``msma run``: the study on the embedded defaults, as a sequence of stages.
+"""``msma run``: the study as a sequence of stages, resumable, ending in a report.
 
 Stages live in :mod:`._stages`; each takes the config, the run directory and
 a context dict through which earlier stages hand arrays to later ones, and
-returns its JSON-able results and a Markdown section.
+returns its JSON-able results and a Markdown section. After each stage the
+context, results and section are written atomically to
+``stages/<stage>.joblib`` and then a marker ``stages/<stage>.done.json``
+holding the config's fingerprint: a re-run with the same run id and the same
+settings loads the finished stages instead of recomputing them, and a file
+without its marker (an interrupted write) is never trusted.
 """
 
 from __future__ import annotations
@@ -12,39 +17,26 @@ import json
 import logging
 import platform
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..utils._io import atomic_write_text
+from tqdm.auto import tqdm
 
-__all__ = ["RunConfig", "run_study"]
+from ..utils._io import atomic_path, atomic_write_text
+from ._config import ConfigError, RunConfig, load_config
+
+__all__ = ["RunConfig", "load_config", "run_study"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODELS = ("minilm", "smollm2-135m")
+#: The three tables of the original project, each also written on its own.
+TABLE_FILES = {
+    "segment": "layer_distribution.md",
+    "align": "alignment_ablation.md",
+    "intervene": "intervention_effects.md",
+}
 
 
-@dataclass
-class RunConfig:
-    """Resolved settings of one ``msma run``."""
-
-    models: tuple[str, ...] = DEFAULT_MODELS
-    quick: bool = False
-    out_dir: str = "results"
-    run_id: str = ""
-    pooling: str = "mean"
-    max_length: int = 128
-    batch_size: int = 32
-    device: str = "auto"
-    cv_folds: int = 5
-    random_state: int = 0
-    n_bootstrap: int = 20
-    tiny_models: tuple[str, ...] = ("tiny-gpt2", "tiny-bert", "tiny-roberta", "tiny-t5")
-    n_texts: int = field(default=0)  # filled in from the corpus
-
-
-def run_study(config: RunConfig) -> Path:
-    """Run every stage and write ``<out_dir>/<run_id>/``; return that directory."""
+def _prepare_dir(config: RunConfig) -> Path:
     if not config.run_id:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         config.run_id = stamp + ("-quick" if config.quick else "")
@@ -56,26 +48,129 @@ def run_study(config: RunConfig) -> Path:
         probe.unlink()
     except OSError as exc:
         raise OSError(f"Output directory {str(run_dir)!r} is not writable: {exc}") from exc
+    return run_dir
+
+
+def _status(run_dir: Path, config: RunConfig, state: str, done: list, **extra) -> None:
+    body = {"state": state, "run_id": config.run_id, "stages_done": done, **extra}
+    atomic_write_text(run_dir / "status.json", json.dumps(body, indent=2))
+
+
+def _finished(run_dir: Path, stage: str, fingerprint: str) -> bool:
+    marker = run_dir / "stages" / f"{stage}.done.json"
+    if not marker.is_file():
+        return False
+    try:
+        saved = json.loads(marker.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if saved.get("fingerprint") != fingerprint:
+        raise ConfigError(
+            f"{str(run_dir)!r} holds stage {stage!r} of a run with different settings; "
+            "choose another --run-id, or pass --restart to discard that run's stages."
+        )
+    return (run_dir / "stages" / f"{stage}.joblib").is_file()
+
+
+def _save_stage(run_dir: Path, stage: str, fingerprint: str, payload) -> None:
+    import joblib
+
+    folder = run_dir / "stages"
+    folder.mkdir(exist_ok=True)
+    with atomic_path(folder / f"{stage}.joblib") as tmp:
+        joblib.dump(payload, tmp, compress=3)
+    atomic_write_text(
+        folder / f"{stage}.done.json", json.dumps({"stage": stage, "fingerprint": fingerprint})
+    )
+
+
+def _preflight(config: RunConfig) -> None:
+    """Fail before any work on what can be checked up front: the texts and the models."""
+    from ..extraction import load_model
+    from ._stages import load_run_texts
+
+    load_run_texts(config)
+    for name in config.models:
+        try:
+            load_model(name, device=config.device)
+        except (OSError, ValueError, ImportError) as exc:
+            raise ValueError(f"Model {name!r} cannot be loaded: {exc}") from exc
+
+
+def run_study(config: RunConfig, *, restart: bool = False) -> Path:
+    """Run every stage (resuming finished ones) and write ``<out_dir>/<run_id>/``.
+
+    Returns that directory. ``status.json`` says ``running`` while it works,
+    ``failed`` (with the error) if a stage raises, and ``complete`` once
+    ``summary.md`` and ``report.html`` are written; the report is only
+    written when every stage has finished.
+    """
+    import joblib
+
     from ._stages import STAGES
 
+    _preflight(config)
+    run_dir = _prepare_dir(config)
+    fingerprint = config.fingerprint()
+    if restart:
+        for marker in (run_dir / "stages").glob("*.done.json"):
+            marker.unlink()
+    for stale in ("report.html", "summary.md", "summary.json"):
+        (run_dir / stale).unlink(missing_ok=True)  # only a finished run has them
     started = time.perf_counter()
-    results, sections, context = {}, [], {}
-    for stage, fn in STAGES:
-        logger.info("Stage %s", stage)
-        results[stage], section = fn(config, run_dir, context)
-        sections.append(section)
+    results, sections, context, done, resumed = {}, {}, {}, [], []
+    _status(run_dir, config, "running", done)
+    try:
+        for stage, fn in tqdm(STAGES, desc="msma run", unit="stage"):
+            if _finished(run_dir, stage, fingerprint):
+                results[stage], sections[stage], context = joblib.load(
+                    run_dir / "stages" / f"{stage}.joblib"
+                )
+                config.n_texts = len(context.get("texts", ()))
+                resumed.append(stage)
+                logger.info("Stage %s: finished earlier, loaded", stage)
+            else:
+                logger.info("Stage %s", stage)
+                results[stage], sections[stage] = fn(config, run_dir, context)
+                _save_stage(run_dir, stage, fingerprint, (results[stage], sections[stage], context))
+            done.append(stage)
+            _status(run_dir, config, "running", done)
+    except BaseException as exc:
+        _status(run_dir, config, "failed", done, error=f"{type(exc).__name__}: {exc}")
+        raise
+    _write_outputs(run_dir, config, results, sections, time.perf_counter() - started, resumed)
+    _status(run_dir, config, "complete", done, resumed=resumed)
+    return run_dir
+
+
+def _write_outputs(run_dir, config, results, sections, seconds, resumed) -> None:
+    import yaml
+
+    from ._report import write_csvs, write_report
+
     meta = {
-        "config": asdict(config),
+        "config": config.as_yaml_dict(),
+        "fingerprint": config.fingerprint(),
         "python": platform.python_version(),
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(seconds, 1),
+        "resumed_stages": resumed,
     }
+    atomic_write_text(
+        run_dir / "config.yaml", yaml.safe_dump(config.as_yaml_dict(), sort_keys=False)
+    )
     atomic_write_text(run_dir / "config.json", json.dumps(meta, indent=2))
     atomic_write_text(run_dir / "summary.json", json.dumps(results, indent=2))
+    write_csvs(run_dir, results)
+    for stage, name in TABLE_FILES.items():
+        atomic_write_text(run_dir / name, sections[stage])
+    source = "the bundled corpus" if config.texts == "bundled" else f"`{config.texts}`"
+    resumed_s = f" (stages {', '.join(resumed)} loaded from an earlier run)" if resumed else ""
     header = (
-        f"# msma run `{config.run_id}`\n\n{config.n_texts} texts of the bundled corpus "
-        f"({'quick subset' if config.quick else 'all'}), pooling `{config.pooling}`, "
+        f"# msma run `{config.run_id}`\n\n{config.n_texts} texts from {source}"
+        f"{' (quick subset)' if config.quick else ''}, pooling `{config.pooling}`, "
         f"max_length {config.max_length}, seed {config.random_state}; "
-        f"{meta['seconds']} s.\n"
+        f"{meta['seconds']} s{resumed_s}. Settings: `config.yaml`.\n"
     )
-    atomic_write_text(run_dir / "summary.md", "\n".join([header, *sections]))
-    return run_dir
+    markdown = "\n".join([header, *sections.values()])
+    atomic_write_text(run_dir / "summary.md", markdown)
+    write_report(run_dir, markdown, title=f"msma run {config.run_id}")

@@ -38,16 +38,39 @@ README_TABLE = [
 ]
 
 
-def _corpus(quick: bool):
-    from ..datasets import load_corpus
+def load_run_texts(config):
+    """The run's texts and their labels per scale (bundled corpus or the user's file)."""
+    from ..datasets import load_corpus, load_texts
 
-    corpus = load_corpus()
-    idx = np.arange(len(corpus.texts))
-    if quick:  # every 4th text: 64 texts, still balanced across the 8 x 4 x 2 cells
+    if config.texts == "bundled":
+        corpus = load_corpus()
+        texts, labels = list(corpus.texts), {s: np.asarray(y) for s, y in corpus.targets.items()}
+    else:
+        texts = load_texts(config.texts, text_column=config.text_column)
+        labels = _file_labels(config) if config.label_columns else {}
+    idx = np.arange(len(texts))
+    if config.quick:  # every 4th text: for the corpus 64, still balanced over its 8 x 4 x 2 cells
         idx = idx[::4]
-    texts = [corpus.texts[i] for i in idx]
-    labels = {scale: np.asarray(y)[idx] for scale, y in corpus.targets.items()}
-    return texts, labels
+    if len(idx) < 10:
+        raise ValueError(
+            f"{config.texts!r} gives {len(idx)} texts{' in quick mode' if config.quick else ''}; "
+            "the study needs at least 10 (segmentation, alignment splits and probes)."
+        )
+    return [texts[i] for i in idx], {s: y[idx] for s, y in labels.items()}
+
+
+def _file_labels(config) -> dict:
+    import pandas as pd
+
+    path = Path(config.texts)
+    frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_json(path, lines=True)
+    missing = [c for c in config.label_columns.values() if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"label_columns names {missing}, not columns of {str(path)!r} "
+            f"(it has {list(frame.columns)})."
+        )
+    return {s: frame[c].astype(str).to_numpy() for s, c in config.label_columns.items()}
 
 
 def probe_accuracy(layer_states: np.ndarray, y: np.ndarray, *, folds: int, seed: int) -> float:
@@ -83,7 +106,7 @@ def stage_extract(config, run_dir: Path, context: dict):
     """Extract every hidden state of every model; probe each layer."""
     from ..extraction import load_model
 
-    texts, labels = _corpus(config.quick)
+    texts, labels = load_run_texts(config)
     config.n_texts = len(texts)
     context["texts"], context["labels"], context["hidden"] = texts, labels, {}
     results = {}
@@ -124,7 +147,7 @@ def stage_extract(config, run_dir: Path, context: dict):
             "tokens_per_second": round(n_tokens / extract_s, 1),
             "mean_state_norm": np.linalg.norm(per_layer, axis=2).mean(axis=0).round(3).tolist(),
             "probe_accuracy": {s: np.round(v, 3).tolist() for s, v in probes.items()},
-            "chance": {s: round(1 / len(set(y)), 3) for s, y in labels.items()},
+            "chance": {s: round(1 / len(set(y.tolist())), 3) for s, y in labels.items()},
         }
     return results, _extract_markdown(config, results)
 
@@ -142,36 +165,39 @@ def _extract_markdown(config, results) -> str:
             f" | {r['n_tokens']} | {r['load_seconds']} | {r['extract_seconds']}"
             f" | {r['tokens_per_second']} |"
         )
+    described = (
+        "Labels: global = topic, intermediate = discourse type, local = negation."
+        if config.texts == "bundled"
+        else "Labels: "
+        + ", ".join(f"{k} = column `{v}`" for k, v in config.label_columns.items())
+        + "."
+    )
     lines += [
         "",
         "## Linear-probe accuracy per hidden state",
         "",
         f"Ridge classifier on standardised pooled states, {config.cv_folds}-fold stratified CV "
-        f"(seed {config.random_state}). Labels: global = topic, intermediate = discourse type, "
-        "local = negation. Layer 0 is the embedding output.",
+        f"(seed {config.random_state}). {described} Layer 0 is the embedding output.",
     ]
+    if not any(r["probe_accuracy"] for r in results.values()):
+        lines += ["", "No labels for these texts (set `label_columns`), so no probes."]
+        return "\n".join(lines) + "\n"
     for name, r in results.items():
         acc = r["probe_accuracy"]
+        scales = [s for s in ("global", "intermediate", "local") if s in acc]
         lines += [
             "",
             f"### {name}",
             "",
-            "| layer | global (topic) | intermediate (discourse) | local (negation) | mean norm |",
-            "|---:|---:|---:|---:|---:|",
+            "| layer | " + " | ".join(scales) + " | mean norm |",
+            "|---:|" + "---:|" * (len(scales) + 1),
         ]
-        for j in range(len(acc["global"])):
-            lines.append(
-                f"| {j} | {acc['global'][j]:.3f} | {acc['intermediate'][j]:.3f} | "
-                f"{acc['local'][j]:.3f} | {r['mean_state_norm'][j]:.2f} |"
-            )
-        chance = r["chance"]
-        best = {s: int(np.argmax(v)) for s, v in acc.items()}
-        lines += [
-            "",
-            f"Chance: global {chance['global']}, intermediate {chance['intermediate']}, "
-            f"local {chance['local']}. Best layer: global {best['global']}, "
-            f"intermediate {best['intermediate']}, local {best['local']}.",
-        ]
+        for j in range(len(r["mean_state_norm"])):
+            cells = " | ".join(f"{acc[s][j]:.3f}" for s in scales)
+            lines.append(f"| {j} | {cells} | {r['mean_state_norm'][j]:.2f} |")
+        chance = ", ".join(f"{s} {r['chance'][s]}" for s in scales)
+        best = ", ".join(f"{s} {int(np.argmax(acc[s]))}" for s in scales)
+        lines += ["", f"Chance: {chance}. Best layer: {best}."]
     return "\n".join(lines) + "\n"
 
 
@@ -179,7 +205,7 @@ def _extract_markdown(config, results) -> str:
 def _segmenters(config, family, spans):
     from ..segmentation import ScaleSegmenter
 
-    n_boot = 5 if config.quick else config.n_bootstrap
+    n_boot = config.n_bootstrap
     seed = config.random_state
     methods = {
         "cka": ScaleSegmenter("cka", n_bootstrap=n_boot, random_state=seed),
@@ -237,7 +263,11 @@ def stage_segment(config, run_dir: Path, context: dict):
                 ),
             }
         cka = fitted["cka"]
-        context.setdefault("segmenters", {})[name] = (cka, frame)
+        chosen = fitted[SEGMENTATION_LABELS[config.segmentation]]
+        context.setdefault("segmenters", {})[name] = (chosen, frame)
+        if name in config.models:
+            projection = run_dir / f"scale_projection_{name}.png"
+            _projection_plot(chosen, frame, context["labels"], name, projection)
         compare = {"README preset": fitted["preset: readme"].boundaries_} if family else {}
         ax = plot_layer_similarity(
             cka, title=f"{name}: layer similarity ({len(texts)} texts)", compare=compare
@@ -261,12 +291,55 @@ def stage_segment(config, run_dir: Path, context: dict):
                 else None
             ),
             "heatmap": png.name,
+            "used": SEGMENTATION_LABELS[config.segmentation],
+            "projection": projection.name if name in config.models else None,
         }
     return results, _segment_markdown(config, results)
 
 
+# labels of the segment table's methods, by `segmentation.method`
+SEGMENTATION_LABELS = {
+    "cka": "cka",
+    "mi": "mi",
+    "attention_span": "attention_span",
+    "readme": "preset: readme",
+    "uniform": "preset: uniform",
+}
+
+
+def _projection_plot(segmenter, frame, labels: dict, name: str, path: Path) -> None:
+    """PCA of each scale's representations (mean over its layers), coloured by its label."""
+    from sklearn.decomposition import PCA
+
+    from ..plotting._similarity import _pyplot, save_figure
+
+    plt = _pyplot()
+    per_scale = np.asarray(segmenter.set_output(transform="default").transform(frame))
+    owner = np.array([n.split("__")[0] for n in segmenter.get_feature_names_out()])
+    scales = list(segmenter.scale_names_)
+    fig, axes = plt.subplots(1, len(scales), figsize=(4.2 * len(scales), 4.0))
+    for ax, scale in zip(np.atleast_1d(axes), scales, strict=True):
+        block = per_scale[:, owner == scale]
+        xy = PCA(2, random_state=0).fit_transform((block - block.mean(0)) / (block.std(0) + 1e-12))
+        y = labels.get(scale)
+        if y is None:
+            ax.scatter(xy[:, 0], xy[:, 1], s=8, color="tab:blue")
+        else:
+            for k, value in enumerate(sorted(set(y.tolist()))):
+                sel = y == value
+                ax.scatter(
+                    xy[sel, 0], xy[sel, 1], s=8, label=str(value), color=plt.cm.tab10(k % 10)
+                )
+            ax.legend(fontsize=6, markerscale=1.5, loc="best")
+        ax.set_title(f"{scale} ({_span(segmenter.scale_layers_[scale])})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"{name}: each scale's texts, PCA of standardised states", fontsize=10)
+    save_figure(fig, path)
+
+
 def _segment_markdown(config, results) -> str:
-    n_boot = 5 if config.quick else config.n_bootstrap
+    n_boot = config.n_bootstrap
     lines = [
         "## Layer distribution (scale segmentation)",
         "",
@@ -302,6 +375,14 @@ def _segment_markdown(config, results) -> str:
             agree_s = f"{agree[label]:.0%}" if agree else "–"
             lines.append(f"{row['table_row']} {conf_s} | {agree_s} |")
         lines += ["", f"![{name} layer similarity]({r['heatmap']})"]
+        if r.get("projection"):
+            lines += [
+                "",
+                f"Scales used downstream: `{r['used']}`. Each scale's texts in 2-D (PCA), "
+                "coloured by that scale's label:",
+                "",
+                f"![{name} scale projections]({r['projection']})",
+            ]
         agree = r["agreement_with_readme"]
         if agree:
             diffs = _differences(
@@ -370,7 +451,7 @@ def stage_align(config, run_dir: Path, context: dict):
         summarise_ablation,
     )
 
-    n_seeds = 2 if config.quick else 3
+    n_seeds = config.align_seeds
     readme_rows = (
         "Baseline (no map)",
         "Full MSMA",
@@ -378,10 +459,14 @@ def stage_align(config, run_dir: Path, context: dict):
         "No Information",
         "No Curvature",
     )
-    configs = {k: ABLATION_CONFIGS[k] for k in readme_rows} if config.quick else ABLATION_CONFIGS
-    grid_params = {"lambda_geo": [0.1, 1.0], "lambda_info": [0.0, 0.1]}
-    if not config.quick:
-        grid_params["lambda_curv"] = [0.0, 0.01]
+    configs = (
+        ABLATION_CONFIGS if config.full_ablation else {k: ABLATION_CONFIGS[k] for k in readme_rows}
+    )
+    grid_params = {
+        "lambda_geo": list(config.lambda_geo),
+        "lambda_info": list(config.lambda_info),
+        "lambda_curv": list(config.lambda_curv),
+    }
     results = {}
     for name in tqdm(config.models, desc="Aligning", unit="model"):
         segmenter, frame = context["segmenters"][name]
@@ -392,10 +477,11 @@ def stage_align(config, run_dir: Path, context: dict):
         with atomic_path(run_dir / f"ablation_{name}.csv") as tmp:
             long.to_csv(tmp, index=False)
         table = summarise_ablation(long)
+        _ablation_bars(table, name, run_dir / f"ablation_{name}.png")
         grid = GridSearchCV(
             ManifoldAligner(map="mlp", random_state=config.random_state),
             grid_params,
-            cv=KFold(3, shuffle=True, random_state=config.random_state),
+            cv=KFold(config.search_folds, shuffle=True, random_state=config.random_state),
             n_jobs=2,
         )
         with warnings.catch_warnings():
@@ -433,7 +519,63 @@ def stage_align(config, run_dir: Path, context: dict):
             "claims": claims,
             "n_seeds": n_seeds,
         }
+        _lambda_heatmap(search, name, run_dir / f"lambda_search_{name}.png")
     return results, _align_markdown(results)
+
+
+def _ablation_bars(table, name: str, path: Path) -> None:
+    """Mean ± sd of the sound metrics for every ablation row."""
+    from ..alignment import METRICS
+    from ..plotting._similarity import _pyplot, save_figure
+
+    plt = _pyplot()
+    shown = ["kl_mean", "mi_ksg", "cka", "procrustes"]
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 4.2), sharey=True)
+    y = np.arange(len(table.index))
+    for ax, metric in zip(axes, shown, strict=True):
+        ax.barh(
+            y,
+            table[(metric, "mean")].to_numpy(dtype=float),
+            xerr=table[(metric, "sd")].to_numpy(dtype=float),
+            color="tab:blue",
+            alpha=0.8,
+            capsize=2,
+        )
+        ax.set_title(f"{METRICS[metric][0]} {'↑' if METRICS[metric][2] else '↓'}", fontsize=9)
+        if metric == "kl_mean" and (table[(metric, "mean")] > 0).all():
+            ax.set_xscale("log")  # the unmapped baseline is orders of magnitude above the rest
+    axes[0].set_yticks(y, list(table.index), fontsize=8)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"{name}: alignment ablation (held-out, mean ± sd over seeds)", fontsize=10)
+    save_figure(fig, path)
+
+
+def _lambda_heatmap(search: list[dict], name: str, path: Path) -> None:
+    """Mean held-out r² over the λ_geo x λ_info grid, one panel per λ_curv."""
+    from ..plotting._similarity import _pyplot, save_figure
+
+    plt = _pyplot()
+    geo = sorted({r["lambda_geo"] for r in search})
+    info = sorted({r["lambda_info"] for r in search})
+    curv = sorted({r["lambda_curv"] for r in search})
+    fig, axes = plt.subplots(1, len(curv), figsize=(3.6 * len(curv) + 0.8, 3.4), squeeze=False)
+    lookup = {(r["lambda_geo"], r["lambda_info"], r["lambda_curv"]): r["mean_r2"] for r in search}
+    values = np.array([[[lookup[(g, i, c)] for g in geo] for i in info] for c in curv])
+    lo, hi = float(values.min()), float(values.max())
+    for ax, c, grid in zip(axes[0], curv, values, strict=True):
+        im = ax.imshow(grid, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-9)
+        for (a, b), v in np.ndenumerate(grid):
+            light = hi > lo and (v - lo) / (hi - lo) > 0.6  # viridis is light at the top
+            colour = "black" if light else "white"
+            ax.text(b, a, f"{v:.3f}", ha="center", va="center", fontsize=7, color=colour)
+        ax.set_xticks(range(len(geo)), [str(g) for g in geo])
+        ax.set_yticks(range(len(info)), [str(i) for i in info])
+        ax.set_xlabel("λ_geo")
+        ax.set_ylabel("λ_info")
+        ax.set_title(f"λ_curv = {c}", fontsize=9)
+    fig.colorbar(im, ax=list(axes[0]), label="mean held-out r²")
+    fig.suptitle(f"{name}: λ grid search", fontsize=10)
+    save_figure(fig, path)
 
 
 def _align_markdown(results) -> str:
@@ -482,9 +624,15 @@ def _align_markdown(results) -> str:
         ]
         for row in sorted(r["grid_search"], key=lambda x: -x["mean_r2"]):
             lines.append(
-                f"| {row['lambda_geo']} | {row['lambda_info']} | {row.get('lambda_curv', 0.01)} "
+                f"| {row['lambda_geo']} | {row['lambda_info']} | {row['lambda_curv']} "
                 f"| {row['mean_r2']:.4f} | {row['sd_r2']:.4f} |"
             )
+        lines += [
+            "",
+            f"![{name} ablation](ablation_{name}.png)",
+            "",
+            f"![{name} lambda search](lambda_search_{name}.png)",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -505,7 +653,6 @@ INTERVENTION_CLAIMS = [
     ("intermediate", "amplify", "mean_sentence_length", -19.0, "-19% mean sentence length"),
     ("local", "amplify", "ttr", 34.0, "+34% lexical variation"),
 ]
-INTERVENTION_MODEL = "smollm2-135m"
 
 
 def stage_intervene(config, run_dir: Path, context: dict):
@@ -514,28 +661,28 @@ def stage_intervene(config, run_dir: Path, context: dict):
 
     from ..interventions import Intervener, holm, paired_effect
 
-    if INTERVENTION_MODEL not in context.get("segmenters", {}):
-        return {"skipped": f"{INTERVENTION_MODEL} not among the run's models"}, (
-            f"## Interventions\n\nSkipped: {INTERVENTION_MODEL} is not among the models.\n"
+    model = config.intervention_model
+    if model not in context.get("segmenters", {}):
+        return {"skipped": f"{model} not among the run's models"}, (
+            f"## Interventions\n\nSkipped: {model} is not among the models.\n"
         )
-    segmenter, _ = context["segmenters"][INTERVENTION_MODEL]
+    segmenter, _ = context["segmenters"][model]
     texts = context["texts"]
-    n_prompts = 8 if config.quick else 24
+    n_prompts = config.n_prompts
     prompts = [" ".join(t.split()[:6]) for t in texts[:: max(1, len(texts) // n_prompts)]]
     prompts = prompts[:n_prompts]
-    seeds = (
-        [config.random_state] if config.quick else [config.random_state, config.random_state + 1]
-    )
-    new_tokens = 12 if config.quick else 24
+    seeds = list(config.intervention_seeds)
+    new_tokens = config.max_new_tokens
     base = Intervener(
-        INTERVENTION_MODEL,
+        model,
         layers=[1],
         max_new_tokens=new_tokens,
         metrics=list(TEXT_METRICS),
         batch_size=16,
     ).fit()
     baseline = base._measure(base.generate_baseline(prompts), len(prompts))
-    rows, combos = [], [(s, k) for s in segmenter.scale_names_ for k in INTERVENTIONS]
+    rows = []
+    combos = [(s, k) for s in segmenter.scale_names_ for k in config.intervention_kinds]
     for scale, name in tqdm(combos, desc="Intervening", unit="config"):
         layers = segmenter.scale_layers_[scale]
         if name == "attention":
@@ -543,7 +690,7 @@ def stage_intervene(config, run_dir: Path, context: dict):
         treated = []
         for seed in seeds:
             iv = Intervener(
-                INTERVENTION_MODEL,
+                model,
                 layers=layers,
                 max_new_tokens=new_tokens,
                 metrics=list(TEXT_METRICS),
@@ -575,12 +722,15 @@ def stage_intervene(config, run_dir: Path, context: dict):
     table.loc[valid, "wilcoxon_p_holm"] = holm(table.loc[valid, "wilcoxon_p"])
     with atomic_path(run_dir / "interventions.csv") as tmp:
         table.to_csv(tmp, index=False)
-    _forest_plot(table, run_dir / "intervention_forest.png")
+    _forest_plot(table, model, run_dir / "intervention_forest.png")
     claims = []
     for scale, name, metric, claimed, text in INTERVENTION_CLAIMS:
-        r = table[
+        match = table[
             (table.scale == scale) & (table.intervention == name) & (table.metric == metric)
-        ].iloc[0]
+        ]
+        if match.empty:  # that scale or intervention is not in this run's grid
+            continue
+        r = match.iloc[0]
         p_holm = float(r.get("wilcoxon_p_holm", np.nan))
         measurable = bool(np.isfinite(p_holm) and np.isfinite(r.get("cohens_d", np.nan)))
         same_sign = np.sign(r["percent_change"]) == np.sign(claimed)
@@ -594,7 +744,7 @@ def stage_intervene(config, run_dir: Path, context: dict):
             }
         )
     results = {
-        "model": INTERVENTION_MODEL,
+        "model": model,
         "prompts": prompts,
         "seeds": seeds,
         "max_new_tokens": new_tokens,
@@ -605,7 +755,7 @@ def stage_intervene(config, run_dir: Path, context: dict):
     return results, _intervene_markdown(results, table)
 
 
-def _forest_plot(table, path: Path) -> None:
+def _forest_plot(table, model: str, path: Path) -> None:
     from ..plotting._similarity import _pyplot, save_figure
 
     plt = _pyplot()
@@ -627,7 +777,7 @@ def _forest_plot(table, path: Path) -> None:
         ax.set_xlabel("Cohen's d (95% CI)", fontsize=8)
     axes[0].set_yticks(np.arange(len(labels)), labels, fontsize=8)
     axes[0].invert_yaxis()
-    fig.suptitle(f"{INTERVENTION_MODEL}: intervention effects vs matched baseline", fontsize=11)
+    fig.suptitle(f"{model}: intervention effects vs matched baseline", fontsize=11)
     save_figure(fig, path)
 
 

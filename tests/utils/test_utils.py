@@ -65,3 +65,12 @@ def test_attached_hooks_removed_on_exception():
         with attached_hooks([(layer, "forward", lambda *a: None), (layer, "backward", None)]):
             pass
     assert len(layer._forward_hooks) == 0
+
+
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
+    import os
+
+    atomic_write_text(tmp_path / "a.txt", "x")
+    (tmp_path / "b.txt").write_text("x")
+    mode = lambda p: os.stat(p).st_mode & 0o777  # noqa: E731
+    assert mode(tmp_path / "a.txt") == mode(tmp_path / "b.txt")

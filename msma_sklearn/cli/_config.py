@@ -1,0 +1,382 @@
+"""The ``msma run`` configuration: one table of fields, read from YAML, checked up front.
+
+Every setting is a :class:`Field` with its YAML path, default, value check and
+comment; the defaults, the ``quick`` profile, the validation messages and the
+commented file that ``msma init-config`` writes all come from :data:`FIELDS`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["FIELDS", "ConfigError", "RunConfig", "default_config_text", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; raised before any work starts."""
+
+
+# ------------------------------------------------------------------ checks
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _int(lo: int) -> Callable:
+    def check(v):
+        if not _is_int(v) or v < lo:
+            return f"an integer >= {lo}"
+        return None
+
+    return check
+
+
+def _bool(v):
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _str(v):
+    return None if isinstance(v, str) else "a string"
+
+
+def _choice(*options) -> Callable:
+    def check(v):
+        return None if v in options else f"one of {list(options)}"
+
+    return check
+
+
+def _str_list(allowed=None, *, empty=True) -> Callable:
+    def check(v):
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            return "a list of strings"
+        if not empty and not v:
+            return "a non-empty list of strings"
+        if len(set(v)) != len(v):
+            return "a list without repeats"
+        if allowed is not None and any(x not in allowed for x in v):
+            return f"a list drawn from {list(allowed)}"
+        return None
+
+    return check
+
+
+def _number_list(lo: float) -> Callable:
+    def check(v):
+        if (
+            not isinstance(v, list)
+            or not v
+            or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
+            or any(x < lo for x in v)
+        ):
+            return f"a non-empty list of numbers >= {lo}"
+        return None
+
+    return check
+
+
+def _int_list(v):
+    if not isinstance(v, list) or not v or not all(_is_int(x) for x in v):
+        return "a non-empty list of integers"
+    return None
+
+
+def _label_map(v):
+    if not isinstance(v, dict) or not all(
+        k in ("global", "intermediate", "local") and isinstance(c, str) for k, c in v.items()
+    ):
+        return "a mapping from global / intermediate / local to a column name"
+    return None
+
+
+# ------------------------------------------------------------------ fields
+@dataclass(frozen=True)
+class Field:
+    path: str  # dotted YAML path
+    attr: str  # RunConfig attribute
+    default: Any
+    check: Callable
+    comment: str
+    quick: Any = None  # value under `quick: true` unless the file sets it
+
+
+INTERVENTION_KINDS = ("translation", "amplify", "noise", "attention")
+SEGMENTATION_METHODS = ("cka", "mi", "attention_span", "readme", "uniform")
+
+FIELDS: tuple[Field, ...] = (
+    Field(
+        "models",
+        "models",
+        ["minilm", "smollm2-135m"],
+        _str_list(empty=False),
+        "models to study: offline names (minilm, smollm2-135m, tiny-gpt2, ...), local "
+        "directories or Hugging Face ids",
+    ),
+    Field(
+        "tiny_models",
+        "tiny_models",
+        ["tiny-gpt2", "tiny-bert", "tiny-roberta", "tiny-t5"],
+        _str_list(),
+        "extra models in the layer-distribution table only (GPT-2, BERT, RoBERTa and T5 "
+        "architectures, randomly initialised); [] to leave them out",
+    ),
+    Field(
+        "texts",
+        "texts",
+        "bundled",
+        _str,
+        "'bundled' (the labelled 256-text corpus) or a .txt (one text per line), .csv or "
+        ".jsonl file",
+    ),
+    Field("text_column", "text_column", "text", _str, "column / key of the texts in .csv / .jsonl"),
+    Field(
+        "label_columns",
+        "label_columns",
+        {},
+        _label_map,
+        "optional labels in .csv / .jsonl for the probes and plots, e.g. "
+        "{global: topic, local: negation}",
+    ),
+    Field(
+        "quick",
+        "quick",
+        False,
+        _bool,
+        "small fast run: every 4th bundled text and the lighter settings marked 'quick'",
+    ),
+    Field("device", "device", "auto", _str, "auto, cpu, cuda, cuda:1, mps ..."),
+    Field("seed", "random_state", 0, _int(0), "seeds splits, bootstraps, maps and interventions"),
+    Field("output.dir", "out_dir", "results", _str, "runs are written to <dir>/<run_id>/"),
+    Field(
+        "output.run_id",
+        "run_id",
+        "",
+        _str,
+        "'' = a timestamp; a run id that already holds finished stages of the same config "
+        "resumes from them",
+    ),
+    Field(
+        "extraction.pooling",
+        "pooling",
+        "mean",
+        _choice("mean", "mean_all", "first", "cls", "last", "max"),
+        "how token states become one vector per text",
+    ),
+    Field("extraction.max_length", "max_length", 128, _int(1), "tokens kept per text (warned)"),
+    Field("extraction.batch_size", "batch_size", 32, _int(1), "texts per forward pass"),
+    Field("probes.cv_folds", "cv_folds", 5, _int(2), "folds of the per-layer linear probes"),
+    Field(
+        "segmentation.method",
+        "segmentation",
+        "cka",
+        _choice(*SEGMENTATION_METHODS),
+        "whose scales the alignment and interventions use (every method is tabulated)",
+    ),
+    Field(
+        "segmentation.n_bootstrap",
+        "n_bootstrap",
+        20,
+        _int(0),
+        "subsample refits for boundary confidence",
+        quick=5,
+    ),
+    Field(
+        "alignment.n_seeds", "align_seeds", 3, _int(1), "seeds (= splits) per ablation row", quick=2
+    ),
+    Field(
+        "alignment.full_ablation",
+        "full_ablation",
+        True,
+        _bool,
+        "all ablation rows (false: the README's five)",
+        quick=False,
+    ),
+    Field("alignment.lambda_geo", "lambda_geo", [0.1, 1.0], _number_list(0), "λ_geo grid"),
+    Field("alignment.lambda_info", "lambda_info", [0.0, 0.1], _number_list(0), "λ_info grid"),
+    Field(
+        "alignment.lambda_curv",
+        "lambda_curv",
+        [0.0, 0.01],
+        _number_list(0),
+        "λ_curv grid",
+        quick=[0.01],
+    ),
+    Field("alignment.cv_folds", "search_folds", 3, _int(2), "folds of the λ grid search"),
+    Field(
+        "interventions.model",
+        "intervention_model",
+        "smollm2-135m",
+        _str,
+        "causal LM to steer (must be among models)",
+    ),
+    Field(
+        "interventions.kinds",
+        "intervention_kinds",
+        list(INTERVENTION_KINDS),
+        _str_list(INTERVENTION_KINDS, empty=False),
+        "translation (random direction, 0.5 x state norm), amplify (x1.5), noise "
+        "(0.5 x rms), attention (temperature 2)",
+    ),
+    Field("interventions.n_prompts", "n_prompts", 24, _int(2), "prompts per condition", quick=8),
+    Field(
+        "interventions.seeds",
+        "intervention_seeds",
+        [0, 1],
+        _int_list,
+        "seeds per condition",
+        quick=[0],
+    ),
+    Field("interventions.max_new_tokens", "max_new_tokens", 24, _int(1), "greedy tokens", quick=12),
+)
+
+_BY_PATH = {f.path: f for f in FIELDS}
+_SECTIONS = sorted({f.path.split(".")[0] for f in FIELDS if "." in f.path})
+
+
+@dataclass
+class RunConfig:
+    """Resolved settings of one ``msma run`` (attribute names of :data:`FIELDS`)."""
+
+    models: list
+    tiny_models: list
+    texts: str
+    text_column: str
+    label_columns: dict
+    quick: bool
+    device: str
+    random_state: int
+    out_dir: str
+    run_id: str
+    pooling: str
+    max_length: int
+    batch_size: int
+    cv_folds: int
+    segmentation: str
+    n_bootstrap: int
+    align_seeds: int
+    full_ablation: bool
+    lambda_geo: list
+    lambda_info: list
+    lambda_curv: list
+    search_folds: int
+    intervention_model: str
+    intervention_kinds: list
+    n_prompts: int
+    intervention_seeds: list
+    max_new_tokens: int
+    n_texts: int = 0  # filled in from the texts
+
+    def as_yaml_dict(self) -> dict:
+        """The settings as the nested mapping a config file holds."""
+        out: dict = {}
+        for f in FIELDS:
+            node = out
+            *parents, leaf = f.path.split(".")
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = getattr(self, f.attr)
+        return out
+
+    def fingerprint(self) -> str:
+        """SHA-256 of every setting that changes results (not where they are written)."""
+        skip = {"out_dir", "run_id", "n_texts"}
+        data = {k.name: getattr(self, k.name) for k in fields(self) if k.name not in skip}
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def _flatten(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if not isinstance(key, str):
+            raise ConfigError(f"Config keys must be strings, got {key!r}.")
+        path = f"{prefix}{key}"
+        if path in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(
+                    f"'{path}' must be a section (a mapping of its settings), got {value!r}."
+                )
+            flat.update(_flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def load_config(path: str | Path | None = None, **overrides) -> RunConfig:
+    """Read, check and resolve a config; ``overrides`` are dotted paths (CLI flags).
+
+    Raises :class:`ConfigError` naming each bad key or value and what is valid.
+    """
+    data: dict = {}
+    source = "the defaults"
+    if path is not None:
+        import yaml
+
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"Config file {source!r} does not exist.")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"Config file {source!r} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"Config file {source!r} must hold a mapping of settings, got "
+                f"{type(loaded).__name__}."
+            )
+        data = _flatten(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    errors = []
+    for key in data:
+        if key not in _BY_PATH:
+            errors.append(f"unknown key '{key}' (valid keys: {', '.join(_BY_PATH)})")
+    quick = data.get("quick", False)
+    values = {}
+    for f in FIELDS:
+        if f.path in data:
+            value = data[f.path]
+            problem = f.check(value)
+            if problem:
+                errors.append(f"'{f.path}' must be {problem}, got {value!r}")
+        else:
+            value = f.quick if (quick is True and f.quick is not None) else f.default
+        values[f.attr] = value
+    if errors:
+        raise ConfigError(f"Config from {source} rejected:\n  - " + "\n  - ".join(errors))
+    return RunConfig(**values)
+
+
+def _yaml_value(value) -> str:
+    return json.dumps(value, ensure_ascii=False)  # JSON scalars and lists are valid YAML
+
+
+def default_config_text() -> str:
+    """The default config as YAML, every setting with its comment (``msma init-config``)."""
+    lines = [
+        "# msma run configuration. Run: msma run --config THIS_FILE",
+        "# Values marked 'quick:' are used instead when quick is true and the file leaves",
+        "# that setting out.",
+        "",
+    ]
+    section = None
+    for f in FIELDS:
+        parts = f.path.split(".")
+        indent = ""
+        if len(parts) == 2:
+            if parts[0] != section:
+                section = parts[0]
+                lines += ["", f"{section}:"]
+            indent = "  "
+        elif section is not None:
+            section = None
+            lines.append("")
+        note = f" (quick: {_yaml_value(f.quick)})" if f.quick is not None else ""
+        lines.append(f"{indent}# {f.comment}{note}")
+        lines.append(f"{indent}{parts[-1]}: {_yaml_value(f.default)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,97 @@
+"""The run's CSV tables and its self-contained ``report.html``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+from ..utils._io import atomic_path, atomic_write_text
+
+__all__ = ["write_csvs", "write_report"]
+
+_CSS = """
+body { font-family: system-ui, sans-serif; max-width: 72rem; margin: 2rem auto; padding: 0 1rem;
+       line-height: 1.45; color: #222; }
+table { border-collapse: collapse; margin: 1rem 0; font-size: 0.85rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; }
+th { background: #f3f3f3; }
+img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
+code { background: #f5f5f5; padding: 0 0.2rem; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; }
+"""
+
+
+def _frame_csv(run_dir: Path, name: str, rows: list[dict]) -> None:
+    import pandas as pd
+
+    if not rows:
+        return
+    with atomic_path(run_dir / name) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+
+
+def write_csvs(run_dir: Path, results: dict) -> None:
+    """Every metric of the run in long-format CSVs beside ``summary.json``."""
+    probes, segments, ablation, search = [], [], [], []
+    for model, r in results.get("extract", {}).items():
+        for scale, accs in r["probe_accuracy"].items():
+            for layer, acc in enumerate(accs):
+                probes.append({"model": model, "label": scale, "layer": layer, "accuracy": acc})
+    for model, r in results.get("segment", {}).items():
+        for method, m in r["methods"].items():
+            for scale, layers in m["scale_layers"].items():
+                segments.append(
+                    {
+                        "model": model,
+                        "method": method,
+                        "scale": scale,
+                        "layers": " ".join(map(str, layers)),
+                        "share": m["shares"][scale],
+                    }
+                )
+    for model, r in results.get("align", {}).items():
+        for config, metrics in r["table"].items():
+            for metric, (mean, sd) in metrics.items():
+                ablation.append(
+                    {
+                        "model": model,
+                        "configuration": config,
+                        "metric": metric,
+                        "mean": mean,
+                        "sd": sd,
+                    }
+                )
+        search += [{"model": model, **row} for row in r["grid_search"]]
+    _frame_csv(run_dir, "probes.csv", probes)
+    _frame_csv(run_dir, "segmentation.csv", segments)
+    _frame_csv(run_dir, "alignment_ablation.csv", ablation)
+    _frame_csv(run_dir, "lambda_search.csv", search)
+
+
+def _embed_images(body: str, run_dir: Path) -> str:
+    def inline(match):
+        src = html.unescape(match.group(2))
+        path = run_dir / src
+        if "/" in src or not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f'{match.group(1)}"data:image/png;base64,{data}"'
+
+    return re.sub(r'(<img[^>]*?src=)"([^"]+\.png)"', inline, body)
+
+
+def write_report(run_dir: Path, markdown_text: str, *, title: str) -> Path:
+    """Render the run's Markdown to one HTML file with every PNG embedded."""
+    import markdown
+
+    body = markdown.markdown(markdown_text, extensions=["tables"])
+    page = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
+        f"{_embed_images(body, run_dir)}\n</body></html>\n"
+    )
+    path = run_dir / "report.html"
+    atomic_write_text(path, page)
+    return path

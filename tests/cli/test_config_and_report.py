@@ -1,0 +1,202 @@
+"""`msma run --config`: validation, init-config, outputs, report, resume, bad input."""
+
+import json
+
+import pytest
+import yaml
+
+from msma_sklearn.cli import main
+from msma_sklearn.cli._config import FIELDS, ConfigError, default_config_text, load_config
+from msma_sklearn.datasets import load_corpus
+
+
+def test_defaults_and_the_quick_profile():
+    full = load_config()
+    assert full.models == ["minilm", "smollm2-135m"] and full.n_bootstrap == 20
+    quick = load_config(quick=True)
+    assert quick.n_bootstrap == 5 and quick.n_prompts == 8 and quick.intervention_seeds == [0]
+    assert full.fingerprint() != quick.fingerprint()
+    # where results go does not change the fingerprint (so a moved run still resumes)
+    assert load_config(**{"output.dir": "elsewhere"}).fingerprint() == full.fingerprint()
+
+
+def test_init_config_round_trips_to_the_defaults(tmp_path, capsys):
+    path = tmp_path / "msma.yaml"
+    assert main(["init-config", str(path)]) == 0
+    text = path.read_text()
+    assert text == default_config_text()
+    assert text.count("\n# ") + text.count("\n  # ") >= len(FIELDS)  # a comment per setting
+    assert load_config(path) == load_config()
+    assert main(["init-config", str(path)]) == 2  # no silent overwrite
+    assert "--force" in capsys.readouterr().err
+    assert main(["init-config", str(path), "--force"]) == 0
+
+
+@pytest.mark.parametrize(
+    "content,match",
+    [
+        ("modles: [minilm]\n", r"unknown key 'modles' \(valid keys: models, tiny_models"),
+        ("extraction:\n  pooling: median\n", r"'extraction.pooling' must be one of \['mean'"),
+        ("alignment:\n  lambda_geo: [-1]\n", r"non-empty list of numbers >= 0"),
+        ("interventions:\n  kinds: [teleport]\n", r"drawn from \['translation', 'amplify'"),
+        ("segmentation: cka\n", "must be a section"),
+        ("seed: yes\n", r"'seed' must be an integer >= 0, got True"),
+        ("- a\n- b\n", "must hold a mapping"),
+        ("models: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_is_rejected_before_any_work(tmp_path, capsys, content, match):
+    path = tmp_path / "c.yaml"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=match):
+        load_config(path)
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(path), "--out-dir", str(out)]) == 2
+    assert "error" in capsys.readouterr().err
+    assert not out.exists()  # nothing started
+
+
+def test_every_problem_is_listed_at_once(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("quick: 1\nprobes:\n  cv_folds: 1\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert "'quick' must be true or false" in str(info.value)
+    assert "'probes.cv_folds' must be an integer >= 2" in str(info.value)
+
+
+def _small_config(tmp_path, **extra):
+    corpus = load_corpus()
+    idx = list(range(0, 256, 8))  # 32 texts, every topic
+    rows = ["text,topic,negation"] + [
+        f'"{corpus.texts[i]}",{corpus.targets["global"][i]},{corpus.targets["local"][i]}'
+        for i in idx
+    ]
+    texts = tmp_path / "texts.csv"
+    texts.write_text("\n".join(rows) + "\n")
+    config = {
+        "models": ["tiny-gpt2"],
+        "tiny_models": [],
+        "texts": str(texts),
+        "label_columns": {"global": "topic", "local": "negation"},
+        "output": {"dir": str(tmp_path / "results"), "run_id": "r"},
+        "probes": {"cv_folds": 2},
+        "segmentation": {"n_bootstrap": 0},
+        "alignment": {
+            "n_seeds": 1,
+            "full_ablation": False,
+            "lambda_geo": [0.1, 1.0],
+            "lambda_info": [0.1],
+            "lambda_curv": [0.0],
+            "cv_folds": 2,
+        },
+        "interventions": {
+            "model": "tiny-gpt2",
+            "kinds": ["amplify"],
+            "n_prompts": 3,
+            "seeds": [0],
+            "max_new_tokens": 4,
+        },
+        **extra,
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path, tmp_path / "results" / "r"
+
+
+def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
+    from msma_sklearn.cli import _stages
+
+    path, run_dir = _small_config(tmp_path)
+    # interrupted in the alignment stage: finished stages are kept, nothing looks complete
+    original = dict(_stages.STAGES)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed mid-alignment")
+
+    monkeypatch.setattr(
+        _stages, "STAGES", [(k, crash if k == "align" else f) for k, f in original.items()]
+    )
+    with pytest.raises(RuntimeError, match="killed mid-alignment"):
+        from msma_sklearn.cli._run import run_study
+
+        run_study(load_config(path))
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "failed" and status["stages_done"] == ["extract", "segment"]
+    assert "killed mid-alignment" in status["error"]
+    for final in ("report.html", "summary.md", "summary.json"):
+        assert not (run_dir / final).exists()
+    assert not list(run_dir.rglob("*.tmp"))
+
+    # resumed: the two finished stages are loaded, not recomputed
+    calls = []
+
+    def counting(stage, fn):
+        def wrapped(*args):
+            calls.append(stage)
+            return fn(*args)
+
+        return wrapped
+
+    monkeypatch.setattr(_stages, "STAGES", [(k, counting(k, f)) for k, f in original.items()])
+    assert main(["run", "--config", str(path)]) == 0
+    assert calls == ["align", "intervene"]
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "complete" and status["resumed"] == ["extract", "segment"]
+
+    # every output the issue lists
+    resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert resolved["alignment"]["lambda_geo"] == [0.1, 1.0] and resolved["texts"].endswith(".csv")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["extract"]["tiny-gpt2"]["n_texts"] == 32
+    assert set(summary["extract"]["tiny-gpt2"]["probe_accuracy"]) == {"global", "local"}
+    for csv in ("probes", "segmentation", "alignment_ablation", "lambda_search", "interventions"):
+        assert len((run_dir / f"{csv}.csv").read_text().splitlines()) > 1, csv
+    tables = {
+        "layer_distribution.md": "## Layer distribution",
+        "alignment_ablation.md": "## Alignment ablation",
+        "intervention_effects.md": "| Model | Scale | Intervention | Key impact |",
+    }
+    for name, heading in tables.items():
+        assert heading in (run_dir / name).read_text()
+    pngs = [
+        "layer_similarity_tiny-gpt2.png",
+        "scale_projection_tiny-gpt2.png",
+        "ablation_tiny-gpt2.png",
+        "lambda_search_tiny-gpt2.png",
+        "intervention_forest.png",
+    ]
+    for png in pngs:
+        assert (run_dir / png).read_bytes()[:4] == b"\x89PNG", png
+    report = (run_dir / "report.html").read_text()
+    assert report.count('src="data:image/png;base64,') == len(pngs)
+    assert "<table>" in report and "msma run r" in report
+
+    # a second re-run recomputes nothing; a changed setting is refused, --restart redoes it
+    calls.clear()
+    assert main(["run", "--config", str(path)]) == 0
+    assert calls == []
+    changed = yaml.safe_load(path.read_text())
+    changed["seed"] = 1
+    path.write_text(yaml.safe_dump(changed))
+    assert main(["run", "--config", str(path)]) == 2
+    assert not (run_dir / "report.html").exists()  # the old report no longer stands
+
+
+@pytest.mark.parametrize(
+    "flags,match",
+    [
+        (["--texts", "missing.txt"], "missing.txt"),
+        (["--texts", "EMPTY"], "empty"),
+        (["--models", "no-such-org/no-such-model"], "cannot be loaded"),
+    ],
+)
+def test_bad_inputs_exit_nonzero_before_writing(tmp_path, capsys, flags, match):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n")
+    flags = [str(empty) if f == "EMPTY" else f for f in flags]
+    out = tmp_path / "out"
+    code = main(["run", "--quick", "--models", "tiny-gpt2", "--out-dir", str(out), *flags])
+    assert code == 2
+    assert match in capsys.readouterr().err
+    assert not out.exists()
