@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.msma-installed
 
-.PHONY: setup demo quick test test-fast bench lint clean
+.PHONY: setup demo quick test test-fast bench lint docs reproduce clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,16 @@ bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/extraction.py
 	$(BIN)/python benchmarks/segmentation.py
 	$(BIN)/python benchmarks/alignment.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/interventions.py
+
+# API reference from the docstrings (HTML, docs/_build/api/index.html)
+docs: $(STAMP)
+	$(BIN)/python docs/build_api.py docs/_build/api
+
+# the full default study; its tables become docs/reproduction.md
+reproduce: $(STAMP)
+	$(BIN)/msma run --run-id reproduction --restart
+	cp results/reproduction/reproduction.md docs/reproduction.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

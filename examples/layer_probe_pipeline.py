@@ -1,9 +1,12 @@
-"""Hidden states inside an ordinary scikit-learn workflow.
+"""Hidden states inside an ordinary scikit-learn workflow: single layers vs scales.
 
 A ``Pipeline`` of ``HiddenStateExtractor`` and a linear classifier predicts the
 topic of the bundled corpus texts from one layer's pooled states; cross-
-validation compares layers. Results are cached on disk, so the extractor runs
-once per layer setting however many folds and classifiers follow.
+validation compares layers. Then the same classifier on per-scale features
+(``ScaleSegmenter``: the mean of each scale's layers, local / intermediate /
+global), the segmenter fitted inside each training fold so the comparison
+does not peek at the test texts. Results are cached on disk, so the model runs
+once per text however many folds and classifiers follow.
 
 Run:  python examples/layer_probe_pipeline.py [--model minilm] [--quick]
 """
@@ -17,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from msma_sklearn import HiddenStateExtractor, load_corpus
+from msma_sklearn import HiddenStateExtractor, ScaleSegmenter, load_corpus
 
 
 def main(argv=None):
@@ -44,11 +47,25 @@ def main(argv=None):
                 ]
             )
             scores[layer] = cross_val_score(pipe, texts, topic, cv=cv)
+        scales = Pipeline(
+            [
+                ("hidden", HiddenStateExtractor(args.model, cache_dir=cache)),
+                ("scales", ScaleSegmenter()),
+                ("scale", StandardScaler()),
+                ("clf", LogisticRegression(max_iter=2000)),
+            ]
+        ).set_output(transform="pandas")  # layer names tell the segmenter the layout
+        scores["scales"] = cross_val_score(scales, texts, topic, cv=cv)
     print(f"Topic accuracy by hidden state of {args.model} ({len(texts)} texts, {folds}-fold CV):")
     for layer, s in scores.items():
-        print(f"  layer {layer:>2}: {s.mean():.3f} +/- {s.std():.3f}")
-    best = max(scores, key=lambda k: scores[k].mean())
-    print(f"best layer: {best} (chance {1 / len(np.unique(topic)):.3f})")
+        name = "3 scales" if layer == "scales" else f"layer {layer:>2}"
+        print(f"  {name:<8}: {s.mean():.3f} +/- {s.std():.3f}")
+    layers = [k for k in scores if k != "scales"]
+    best = max(layers, key=lambda k: scores[k].mean())
+    print(
+        f"best layer: {best} ({scores[best].mean():.3f}); per-scale features: "
+        f"{scores['scales'].mean():.3f} (chance {1 / len(np.unique(topic)):.3f})"
+    )
     return scores
 
 
