@@ -34,7 +34,11 @@ def _parser() -> argparse.ArgumentParser:
     ext = sub.add_parser("extract", help="pooled per-layer hidden states of texts -> .npz")
     ext.add_argument("--model", default="minilm", help="offline name, local dir or Hub id")
     ext.add_argument("--texts", required=True, help=".txt (one per line), .csv or .jsonl")
-    ext.add_argument("--out", required=True, help="output .npz file")
+    ext.add_argument(
+        "--out",
+        required=True,
+        help="output .npz file, or a directory: a sharded store (resumable; see --scheduler)",
+    )
     ext.add_argument("--layers", type=_layers, default="all")
     ext.add_argument(
         "--pooling", default="mean", choices=["mean", "mean_all", "first", "cls", "last", "max"]
@@ -45,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     ext.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     ext.add_argument("--stack", default="auto", choices=["auto", "encoder", "decoder"])
     ext.add_argument("--text-column", default="text", help="column/key for .csv/.jsonl")
+    ext.add_argument(
+        "--scheduler", help="dask.distributed scheduler address (tcp://host:8786) for the shards"
+    )
+    ext.add_argument("--shard-size", type=int, default=1024, help="texts per shard")
+    ext.add_argument("--n-jobs", type=int, default=-1, help="parallel shards (joblib)")
 
     run = sub.add_parser(
         "run",
@@ -80,8 +89,12 @@ def _extract(args) -> int:
     from ..utils._io import atomic_path
 
     out = Path(args.out)
-    if out.suffix != ".npz":
-        raise ValueError(f"--out must name a .npz file, got {str(out)!r}.")
+    if out.suffix and out.suffix != ".npz":
+        raise ValueError(
+            f"--out must name a .npz file or a directory (no suffix), got {str(out)!r}."
+        )
+    if args.scheduler and out.suffix:
+        raise ValueError("--scheduler writes a sharded store: give --out a directory.")
     texts = load_texts(args.texts, text_column=args.text_column)
     ext = HiddenStateExtractor(
         args.model,
@@ -92,8 +105,21 @@ def _extract(args) -> int:
         device=args.device,
         dtype=args.dtype,
         stack=args.stack,
+        shard_size=args.shard_size,
         verbose=1,
-    ).fit(texts)
+    )
+    if not out.suffix:
+        from ..extraction import extract_to_store
+
+        t0 = time.perf_counter()
+        store = extract_to_store(texts, out, ext, n_jobs=args.n_jobs, scheduler=args.scheduler)
+        print(
+            f"Wrote store {out}: {store.n_rows} texts x {store.n_features} features in "
+            f"{store.manifest['n_shards']} shards ({args.model}, "
+            f"{time.perf_counter() - t0:.1f} s)"
+        )
+        return 0
+    ext.fit(texts)
     t0 = time.perf_counter()
     X = ext.transform(texts)
     seconds = time.perf_counter() - t0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
@@ -89,6 +89,16 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         If set, transformed arrays are stored there, keyed by the model's
         weights hash, the texts and every parameter that changes the result;
         a corrupt or truncated entry is detected, recomputed and replaced.
+    n_jobs : int, default=None
+        Shards processed in parallel through joblib (``None``: 1, ``-1``: all
+        workers of the active backend). Each worker process loads the model
+        once. Under ``joblib.parallel_backend("dask")`` the shards run on a
+        dask.distributed cluster. The output is the same, in input order,
+        whatever ``n_jobs`` and backend.
+    shard_size : int, default=1024
+        Texts per shard. Extraction always works shard by shard (also with
+        ``n_jobs=None``), so that the result does not depend on how shards
+        are spread over workers.
     verbose : int, default=0
         ``> 0`` shows a progress bar and logs timings.
 
@@ -134,6 +144,8 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         "stack": [StrOptions({"auto", "encoder", "decoder"})],
         "padding_side": [StrOptions({"right", "left"})],
         "cache_dir": [None, str, os.PathLike],
+        "n_jobs": [None, Integral],
+        "shard_size": [Interval(Integral, 1, None, closed="left")],
         "verbose": ["verbose"],
     }
 
@@ -150,6 +162,8 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         stack="auto",
         padding_side="right",
         cache_dir=None,
+        n_jobs=None,
+        shard_size=1024,
         verbose=0,
     ):
         self.model = model
@@ -162,6 +176,8 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         self.stack = stack
         self.padding_side = padding_side
         self.cache_dir = cache_dir
+        self.n_jobs = n_jobs
+        self.shard_size = shard_size
         self.verbose = verbose
 
     # ------------------------------------------------------------------ fit
@@ -240,18 +256,35 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         return self._cached(texts)
 
     def _compute(self, texts: list[str]) -> np.ndarray:
+        shards = [texts[i : i + self.shard_size] for i in range(0, len(texts), self.shard_size)]
+        if len(shards) == 1:
+            X, n_truncated = self._compute_shard(texts)
+        else:
+            from joblib import Parallel, delayed
+
+            worker = clone(self).set_params(n_jobs=None, cache_dir=None, verbose=0)
+            parts = Parallel(n_jobs=self.n_jobs)(
+                delayed(_extract_shard)(worker, shard) for shard in shards
+            )
+            X = np.concatenate([p[0] for p in parts], axis=0)
+            n_truncated = sum(p[1] for p in parts)
+        self._warn_truncated(n_truncated, len(texts))
+        return X
+
+    def _compute_shard(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """Pooled states of one shard and how many of its texts were truncated."""
         model, tokenizer = self._loaded()
         layout = resolve_layout(model, self.stack)
         layers = self.layers_.tolist()
         n_sel, width = len(layers), self.hidden_size_
         out = np.empty((len(texts), n_sel * width), dtype=np.float32)
-        tok = self._tokenise(tokenizer, texts)
+        tok = tokenise(tokenizer, texts, self.max_length)
         for rows, states, mask in self._batches(
             model, layout, tok, pad_token_id(tokenizer, model), "Extracting"
         ):
             pooled = torch.stack([pool(states[j], mask, self.pooling) for j in layers], dim=1)
             out[rows] = pooled.reshape(len(rows), -1).cpu().numpy()
-        return out
+        return out, tok.n_truncated
 
     def transform_tokens(self, X, *, return_tokens: bool = False):
         """Unpooled states of the real (non-padding) tokens of each text.
@@ -348,14 +381,17 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
 
     def _tokenise(self, tokenizer, texts):
         tok = tokenise(tokenizer, texts, self.max_length)
-        if tok.n_truncated:
+        self._warn_truncated(tok.n_truncated, len(texts))
+        return tok
+
+    def _warn_truncated(self, n_truncated: int, n_texts: int) -> None:
+        if n_truncated:
             warnings.warn(
-                f"{tok.n_truncated} of {len(texts)} text(s) exceed max_length={self.max_length} "
+                f"{n_truncated} of {n_texts} text(s) exceed max_length={self.max_length} "
                 "tokens and were truncated; raise max_length to keep them whole.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return tok
 
     def _batches(self, model, layout, tok, pad_id, desc):
         """Yield ``(row indices, {layer: states}, pooling mask)`` per length-sorted batch."""
@@ -459,6 +495,11 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
+
+
+def _extract_shard(extractor: HiddenStateExtractor, texts: list[str]) -> tuple[np.ndarray, int]:
+    """One shard, in whichever process joblib or dask runs it (the model loads once there)."""
+    return extractor.fit(texts)._compute_shard(texts)
 
 
 def _digest(X: np.ndarray) -> str:
