@@ -246,8 +246,127 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         X = validate_data(self, X, ensure_min_samples=8, dtype=np.float64)
-        names = getattr(self, "feature_names_in_", None)
-        self.scales_, _ = self._layout(X.shape[1], names)
+        self._set_pairs(X.shape[1], getattr(self, "feature_names_in_", None))
+        Z = self._standardise(self._blocks(X), fit=True)
+        self.scale_dims_ = {s: Z[s].shape[1] for s in self.scales_}
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=len(self.pairs_))
+        fits = Parallel(n_jobs=self.n_jobs, prefer="threads")(
+            delayed(self._fit_pair)(Z[a], Z[b], int(seed))
+            for (a, b), seed in zip(self.pairs_, seeds, strict=True)
+        )
+        self._store_fits(fits)
+        return self
+
+    def fit_store(self, store, transformer=None):
+        """Fit from an on-disk store in minibatches, one shard in memory at a time.
+
+        Two streaming passes compute each scale's mean and RMS and each
+        pair's cross-covariance (for the closed-form Procrustes start); then
+        every epoch visits the shards in a seeded random order, shuffles rows
+        within a shard and takes minibatches of ``batch_size``. Memory grows
+        with the shard size, not with the number of rows. Fitted attributes
+        are those of :meth:`fit`; with ``map="orthogonal"`` and only
+        ``lambda_geo`` the result equals :meth:`fit` on the whole array.
+
+        Parameters
+        ----------
+        store : HiddenStateStore
+            From :func:`~msma_sklearn.extraction.extract_to_store` or
+            :func:`~msma_sklearn.extraction.write_array_store`; anything with
+            ``iter_shards()`` and ``feature_names()`` works.
+        transformer : fitted transformer, default=None
+            Applied to each shard first, e.g. a fitted ``ScaleSegmenter``
+            turning per-layer states into per-scale ones. None: the store
+            already holds scale features (``global__0`` ... names).
+
+        Returns
+        -------
+        self : ManifoldAligner
+        """
+        self._validate_params()
+        if self.n_components is not None:
+            raise ValueError(
+                "fit_store does not support n_components (PCA needs all rows at once); reduce "
+                "the states before storing them, or use fit()."
+            )
+
+        columns = store.feature_names()
+
+        def prepared(shard) -> np.ndarray:
+            X = np.asarray(shard, dtype=np.float64)
+            if transformer is None:
+                return X
+            if hasattr(transformer, "feature_names_in_"):  # fitted on named columns
+                import pandas as pd
+
+                X = pd.DataFrame(X, columns=columns)
+            return np.asarray(transformer.transform(X), dtype=np.float64)
+
+        def chunks():
+            for shard in store.iter_shards():
+                yield prepared(shard)
+
+        names = (
+            transformer.get_feature_names_out()
+            if transformer is not None
+            else store.feature_names()
+        )
+        self.n_features_in_ = len(names)
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self._set_pairs(len(names), self.feature_names_in_)
+        self.pca_ = None
+        # pass 1: mean and RMS per scale (Chan et al.'s pairwise update of sums)
+        count, sums, squares = 0, {}, {}
+        for X in chunks():
+            for name, B in self._blocks(X).items():
+                sums[name] = sums.get(name, 0.0) + B.sum(0)
+                squares[name] = squares.get(name, 0.0) + (B**2).sum(0)
+            count += X.shape[0]
+        if count < 8:
+            raise ValueError(f"The store holds {count} rows; fitting needs at least 8.")
+        self._mean, self._rms = {}, {}
+        for name in self.scales_:
+            mean = sums[name] / count
+            var = np.maximum(squares[name] / count - mean**2, 0.0)
+            rms = float(np.sqrt(var.mean()))
+            if rms == 0:
+                raise ValueError(f"Scale {name!r} is constant across samples: nothing to align.")
+            self._mean[name], self._rms[name] = mean, rms
+        # pass 2: cross-covariance of each pair, standardised
+        cross = {pair: 0.0 for pair in self.pairs_}
+        for X in chunks():
+            Z = self._standardise(self._blocks(X), fit=False)
+            for a, b in self.pairs_:
+                cross[(a, b)] = cross[(a, b)] + Z[a].T @ Z[b]
+        self.scale_dims_ = {name: len(self._mean[name]) for name in self.scales_}
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(np.iinfo(np.int32).max, size=len(self.pairs_))
+        device = torch.device(self.device)
+        fits = []
+        for (a, b), seed in zip(self.pairs_, seeds, strict=True):
+
+            def batches(gen, a=a, b=b):
+                shards = list(store.iter_shards())
+                for k in torch.randperm(len(shards), generator=gen).tolist():
+                    Z = self._standardise(self._blocks(prepared(shards[k])), fit=False)
+                    s_all = torch.as_tensor(Z[a], dtype=torch.float32, device=device)
+                    t_all = torch.as_tensor(Z[b], dtype=torch.float32, device=device)
+                    order = torch.randperm(len(s_all), generator=gen)
+                    n_batches = max(1, -(-len(s_all) // self.batch_size))
+                    for idx in torch.tensor_split(order, n_batches):
+                        idx = idx.to(device)
+                        yield s_all[idx], t_all[idx]
+
+            R = _rotation(cross[(a, b)], self.scale_dims_[a], self.scale_dims_[b])
+            fits.append(
+                self._train_pair(R, self.scale_dims_[a], self.scale_dims_[b], int(seed), batches)
+            )
+        self._store_fits(fits)
+        return self
+
+    def _set_pairs(self, n_features, names) -> None:
+        self.scales_, _ = self._layout(n_features, names)
         pairs = self.pairs
         if pairs is None:
             pairs = [("global", "intermediate"), ("intermediate", "local")]
@@ -259,14 +378,8 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
                 + (f"; unknown: {unknown}" if unknown else "")
                 + "."
             )
-        Z = self._standardise(self._blocks(X), fit=True)
-        self.scale_dims_ = {s: Z[s].shape[1] for s in self.scales_}
-        rng = check_random_state(self.random_state)
-        seeds = rng.randint(np.iinfo(np.int32).max, size=len(self.pairs_))
-        fits = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(self._fit_pair)(Z[a], Z[b], int(seed))
-            for (a, b), seed in zip(self.pairs_, seeds, strict=True)
-        )
+
+    def _store_fits(self, fits) -> None:
         self.maps_, self.critics_, self.loss_curve_ = {}, {}, {}
         self.coef_, self.intercept_ = {}, {}
         self.n_iter_ = np.array([f[3] for f in fits], dtype=np.int64)
@@ -277,7 +390,6 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             if self.map != "mlp":
                 W, bias = _affine(fmap)
                 self.coef_[key], self.intercept_[key] = W, bias
-        return self
 
     def _fit_pair(self, S: np.ndarray, T: np.ndarray, seed: int):
         d_in, d_out = S.shape[1], T.shape[1]
@@ -286,6 +398,22 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         S_pad, T_pad = pad.copy(), pad.copy()
         S_pad[:, :d_in], T_pad[:, :d_out] = S, T
         R = procrustes_rotation(S_pad, T_pad)[:d_in, :d_out]
+        device = torch.device(self.device)
+        s_all = torch.as_tensor(S, dtype=torch.float32, device=device)
+        t_all = torch.as_tensor(T, dtype=torch.float32, device=device)
+        n = S.shape[0]
+        n_batches = max(1, -(-n // self.batch_size))  # near-equal batches covering every row
+
+        def batches(gen):
+            order = torch.randperm(n, generator=gen)
+            for idx in torch.tensor_split(order, n_batches):
+                idx = idx.to(device)
+                yield s_all[idx], t_all[idx]
+
+        return self._train_pair(R, d_in, d_out, seed, batches)
+
+    def _train_pair(self, R, d_in: int, d_out: int, seed: int, batches):
+        """Start at the Procrustes rotation ``R``; Adam over ``batches(gen)`` per epoch."""
         with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
             torch.manual_seed(seed)
             fmap = make_map(self.map, d_in, d_out, R, self.hidden_size)
@@ -295,13 +423,9 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             return fmap.eval(), critic.eval(), [], 0  # the closed form is the optimum
         device = torch.device(self.device)
         fmap, critic = fmap.to(device), critic.to(device)
-        s_all = torch.as_tensor(S, dtype=torch.float32, device=device)
-        t_all = torch.as_tensor(T, dtype=torch.float32, device=device)
         params = list(fmap.parameters()) + (list(critic.parameters()) if self.lambda_info else [])
         opt = torch.optim.Adam(params, lr=self.learning_rate)
         gen = torch.Generator().manual_seed(seed)
-        n = S.shape[0]
-        n_batches = max(1, -(-n // self.batch_size))  # near-equal batches covering every row
         weights = {
             "geo": self.lambda_geo,
             "info": self.lambda_info,
@@ -310,11 +434,10 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         }
         curve, n_iter, converged = [], 0, False
         for epoch in range(self.max_iter):
-            order = torch.randperm(n, generator=gen)
             totals = dict.fromkeys(("total", "geo", "info", "curv", "ot"), 0.0)
-            for idx in torch.tensor_split(order, n_batches):
-                idx = idx.to(device)
-                s, t = s_all[idx], t_all[idx]
+            n_batches = 0
+            for s, t in batches(gen):
+                n_batches += 1
                 mapped = fmap(s)
                 terms = {"geo": geometry_loss(mapped, t)}
                 if self.lambda_info:
@@ -323,12 +446,6 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
                     terms["curv"] = curvature_loss(fmap, s, gen)
                 if self.lambda_ot:
                     terms["ot"] = ot_loss(mapped, t)
-                weights = {
-                    "geo": self.lambda_geo,
-                    "info": self.lambda_info,
-                    "curv": self.lambda_curv,
-                    "ot": self.lambda_ot,
-                }
                 loss = sum(weights[k] * v for k, v in terms.items())
                 opt.zero_grad()
                 loss.backward()
@@ -432,6 +549,15 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             [f"{a}_to_{b}__{u}" for a, b in self.pairs_ for u in range(self.scale_dims_[b])],
             dtype=object,
         )
+
+
+def _rotation(cross: np.ndarray, d_in: int, d_out: int) -> np.ndarray:
+    """Procrustes rotation from the cross-covariance ``S^T T``, padded to square as in fit."""
+    width = max(d_in, d_out)
+    M = np.zeros((width, width))
+    M[:d_in, :d_out] = cross
+    u, _, vt = np.linalg.svd(M)
+    return (u @ vt)[:d_in, :d_out]
 
 
 def _affine(fmap) -> tuple[np.ndarray, np.ndarray]:

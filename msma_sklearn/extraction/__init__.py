@@ -3,7 +3,7 @@
 from ._core import POOLINGS, reshape_by_layer
 from ._extractor import HiddenStateExtractor
 from ._models import OFFLINE_MODELS, clear_model_cache, load_model, model_fingerprint
-from ._store import HiddenStateStore, extract_to_store
+from ._store import HiddenStateStore, extract_to_store, write_array_store
 
 __all__ = [
     "OFFLINE_MODELS",
@@ -15,4 +15,5 @@ __all__ = [
     "load_model",
     "model_fingerprint",
     "reshape_by_layer",
+    "write_array_store",
 ]

@@ -27,7 +27,7 @@ import numpy as np
 from ..utils._io import atomic_path, atomic_write_text, file_sha256
 from ..utils._validation import check_texts
 
-__all__ = ["HiddenStateStore", "extract_to_store"]
+__all__ = ["HiddenStateStore", "extract_to_store", "write_array_store"]
 
 _FORMAT = 1
 
@@ -94,7 +94,12 @@ class HiddenStateStore:
         return (self.n_rows, self.n_features)
 
     def feature_names(self) -> np.ndarray:
-        """``layer{j}__{u}`` names, as :meth:`HiddenStateExtractor.get_feature_names_out`."""
+        """``layer{j}__{u}`` names, as :meth:`HiddenStateExtractor.get_feature_names_out`.
+
+        A store written by :func:`write_array_store` returns the names it was given.
+        """
+        if "feature_names" in self.manifest:
+            return np.asarray(self.manifest["feature_names"], dtype=object)
         H = self.manifest["hidden_size"]
         return np.asarray(
             [f"layer{j}__{u}" for j in self.manifest["layers"] for u in range(H)], dtype=object
@@ -250,3 +255,54 @@ def _write_manifest(path: Path, spec: dict, receipts: dict) -> None:
     shards = [receipts[i] for i in sorted(receipts)]
     body = {**spec, "complete": len(shards) == spec["n_shards"], "shards": shards}
     atomic_write_text(path, json.dumps(body, indent=1))
+
+
+def write_array_store(X, path, *, shard_rows: int = 4096, feature_names=None) -> HiddenStateStore:
+    """Write an array (or any 2-D array-like, e.g. a memmap) as a store of shards.
+
+    For states computed elsewhere, synthetic data and benchmarks; rows are
+    written one shard at a time.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_rows, n_features)
+    path : str or path-like
+        A new or empty directory.
+    shard_rows : int, default=4096
+    feature_names : sequence of str, default=None
+        Stored with the data (e.g. ``global__0`` ... for
+        :meth:`ManifoldAligner.fit_store`); None: ``x0``, ``x1``, ...
+    """
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.iterdir()):
+        raise ValueError(f"{str(folder)!r} is not empty; write a store into a new directory.")
+    n_rows, n_features = X.shape
+    names = [f"x{i}" for i in range(n_features)] if feature_names is None else list(feature_names)
+    if len(names) != n_features:
+        raise ValueError(f"{len(names)} feature names for {n_features} columns.")
+    starts = list(range(0, n_rows, shard_rows))
+    receipts = {}
+    for i, start in enumerate(starts):
+        name = f"shard-{i:05d}.npy"
+        with atomic_path(folder / name) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(X[start : start + shard_rows], dtype=np.float32))
+        stop = min(start + shard_rows, n_rows)
+        receipts[i] = {
+            "index": i,
+            "start": start,
+            "stop": stop,
+            "file": name,
+            "sha256": file_sha256(folder / name),
+        }
+    spec = {
+        "format": _FORMAT,
+        "n_texts": n_rows,
+        "n_features": n_features,
+        "n_shards": len(starts),
+        "dtype": "float32",
+        "feature_names": names,
+    }
+    _write_manifest(folder / "manifest.json", spec, receipts)
+    return HiddenStateStore(folder)

@@ -77,6 +77,7 @@ def test_store_refuses_other_texts_and_reports_incomplete(tmp_path):
 @pytest.fixture(scope="module")
 def cluster():
     from dask import distributed  # declared in the [dask] extra, which `make test` installs
+
     with (
         distributed.LocalCluster(
             n_workers=2,
