@@ -41,3 +41,12 @@ def test_segmentation_benchmark_methods_agree():
     naive = bench.naive_pairwise(layers)
     assert abs(fast - naive).max() < 1e-10
     assert fast[0, 1] > fast[0, 5]  # adjacent layers are the more similar
+
+
+def test_scale_out_benchmark_runs_and_agrees():
+    bench = _load("scale_out")
+    rows = bench.throughput("tiny-gpt2", n_texts=48, shard_size=8, workers=(1,))
+    assert [r[0] for r in rows] == ["in process (baseline)", "dask, 1 worker(s)"]
+    assert all(r[4] for r in rows)  # every store equals the in-process one
+    mem = bench.memory([2000, 4000], epochs=1)
+    assert [m[0] for m in mem] == [2000, 4000] and all(m[1] >= 0 and m[2] >= 0 for m in mem)
