@@ -7,8 +7,9 @@
    the in-process one.
 2. Memory: ``ManifoldAligner.fit_store`` on synthetic three-scale states of
    10k to 100k rows (shards of 5,000 rows), against ``fit`` on the same rows
-   in memory; peak RSS of a fresh process per fit (so earlier fits do not
-   count), a fixed number of epochs.
+   in memory; the peak RSS increase during the fit, sampled every 5 ms in a
+   fresh process per fit (so earlier fits do not count), a fixed number of
+   epochs.
 
 Run:  python benchmarks/scale_out.py [--model minilm] [--texts 1024]
                                      [--rows 10000,25000,50000,100000]
@@ -28,20 +29,30 @@ import numpy as np
 
 D = 64  # dims per scale of the synthetic states
 _FIT = r"""
-import json, resource, sys, warnings
-import numpy as np, pandas as pd
+import json, sys, threading, time, warnings
+import numpy as np, pandas as pd, psutil
 from msma_sklearn import ManifoldAligner
 from msma_sklearn.extraction import HiddenStateStore
 warnings.simplefilter("ignore")
 store = HiddenStateStore(sys.argv[1])
 aligner = ManifoldAligner(map="linear", max_iter=int(sys.argv[3]), random_state=0)
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+proc = psutil.Process()
+before = proc.memory_info().rss
+peak = [before]
+done = threading.Event()
+def sample():  # the current RSS every 5 ms: ru_maxrss would still hold the import peak
+    while not done.is_set():
+        peak[0] = max(peak[0], proc.memory_info().rss)
+        time.sleep(0.005)
+thread = threading.Thread(target=sample)
+thread.start()
 if sys.argv[2] == "store":
     aligner.fit_store(store)
 else:
     aligner.fit(pd.DataFrame(store.to_numpy(), columns=store.feature_names()))
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"before_mb": base / 1024, "peak_mb": peak / 1024}))
+done.set()
+thread.join()
+print(json.dumps({"before_mb": before / 2**20, "peak_mb": peak[0] / 2**20}))
 """
 
 

@@ -274,7 +274,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         store : HiddenStateStore
             From :func:`~msma_sklearn.extraction.extract_to_store` or
             :func:`~msma_sklearn.extraction.write_array_store`; anything with
-            ``iter_shards()`` and ``feature_names()`` works.
+            ``n_shards``, ``read_shard(k)`` and ``feature_names()`` works.
         transformer : fitted transformer, default=None
             Applied to each shard first, e.g. a fitted ``ScaleSegmenter``
             turning per-layer states into per-scale ones. None: the store
@@ -304,8 +304,8 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             return np.asarray(transformer.transform(X), dtype=np.float64)
 
         def chunks():
-            for shard in store.iter_shards():
-                yield prepared(shard)
+            for k in range(store.n_shards):
+                yield prepared(store.read_shard(k))
 
         names = (
             transformer.get_feature_names_out()
@@ -347,9 +347,9 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         for (a, b), seed in zip(self.pairs_, seeds, strict=True):
 
             def batches(gen, a=a, b=b):
-                shards = list(store.iter_shards())
-                for k in torch.randperm(len(shards), generator=gen).tolist():
-                    Z = self._standardise(self._blocks(prepared(shards[k])), fit=False)
+                # one shard in memory at a time (memory maps kept open would stay resident)
+                for k in torch.randperm(store.n_shards, generator=gen).tolist():
+                    Z = self._standardise(self._blocks(prepared(store.read_shard(k))), fit=False)
                     s_all = torch.as_tensor(Z[a], dtype=torch.float32, device=device)
                     t_all = torch.as_tensor(Z[b], dtype=torch.float32, device=device)
                     order = torch.randperm(len(s_all), generator=gen)

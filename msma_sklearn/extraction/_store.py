@@ -105,6 +105,14 @@ class HiddenStateStore:
             [f"layer{j}__{u}" for j in self.manifest["layers"] for u in range(H)], dtype=object
         )
 
+    @property
+    def n_shards(self) -> int:
+        return len(self.manifest["shards"])
+
+    def read_shard(self, index: int) -> np.ndarray:
+        """Shard ``index`` read into memory (freed when the caller drops it)."""
+        return np.load(self.path / self.manifest["shards"][index]["file"])
+
     def iter_shards(self) -> Iterator[np.ndarray]:
         """Each shard's rows in order, memory-mapped (read-only)."""
         for shard in self.manifest["shards"]:
