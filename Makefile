@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/segmentation.py
 	$(BIN)/python benchmarks/alignment.py
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/interventions.py
+	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/scale_out.py
 
 # API reference from the docstrings (HTML, docs/_build/api/index.html)
 docs: $(STAMP)
