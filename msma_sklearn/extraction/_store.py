@@ -129,21 +129,28 @@ def _write_shard(extractor, texts: list[str], folder: str, index: int, start: in
 
     X, n_truncated = _extract_shard(extractor, texts)
     folder = Path(folder)
-    name = f"shard-{index:05d}.npy"
-    with atomic_path(folder / name) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, X)
     receipt = {
-        "index": index,
-        "start": start,
-        "stop": start + len(texts),
-        "file": name,
-        "sha256": file_sha256(folder / name),
+        **_save_shard(folder, index, start, X),
         "texts_sha256": _texts_sha256(texts),
         "n_truncated": n_truncated,
     }
     atomic_write_text(folder / f"shard-{index:05d}.json", json.dumps(receipt))
     return receipt
+
+
+def _save_shard(folder: Path, index: int, start: int, X: np.ndarray) -> dict:
+    """Write rows ``start..`` as shard ``index`` atomically; return its manifest entry."""
+    name = f"shard-{index:05d}.npy"
+    with atomic_path(folder / name) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(X, dtype=np.float32))
+    return {
+        "index": index,
+        "start": start,
+        "stop": start + len(X),
+        "file": name,
+        "sha256": file_sha256(folder / name),
+    }
 
 
 def _valid_receipt(folder: Path, index: int, start: int, texts: list[str]) -> dict | None:
@@ -290,20 +297,7 @@ def write_array_store(X, path, *, shard_rows: int = 4096, feature_names=None) ->
     if len(names) != n_features:
         raise ValueError(f"{len(names)} feature names for {n_features} columns.")
     starts = list(range(0, n_rows, shard_rows))
-    receipts = {}
-    for i, start in enumerate(starts):
-        name = f"shard-{i:05d}.npy"
-        with atomic_path(folder / name) as tmp:
-            with open(tmp, "wb") as fh:
-                np.save(fh, np.asarray(X[start : start + shard_rows], dtype=np.float32))
-        stop = min(start + shard_rows, n_rows)
-        receipts[i] = {
-            "index": i,
-            "start": start,
-            "stop": stop,
-            "file": name,
-            "sha256": file_sha256(folder / name),
-        }
+    receipts = {i: _save_shard(folder, i, s, X[s : s + shard_rows]) for i, s in enumerate(starts)}
     spec = {
         "format": _FORMAT,
         "n_texts": n_rows,

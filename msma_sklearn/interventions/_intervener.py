@@ -263,7 +263,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         return self
 
     def _check_positions(self, model) -> None:
-        seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        seq2seq = _is_seq2seq(model)
         if (not self.generative_ or (seq2seq and self.stack_ == "encoder")) and (
             self.positions == "generated"
         ):
@@ -412,7 +412,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         model, tokenizer = self._loaded()
         device = next(model.parameters()).device
         pad_id = pad_token_id(tokenizer, model)
-        seq2seq = bool(getattr(model.config, "is_encoder_decoder", False))
+        seq2seq = _is_seq2seq(model)
         ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
         out: list[str] = []
         for start in range(0, len(prompts), self.batch_size):
@@ -455,7 +455,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
     @property
     def _seq2seq(self) -> bool:
-        return bool(getattr(self._loaded()[0].config, "is_encoder_decoder", False))
+        return _is_seq2seq(self._loaded()[0])
 
     # ----------------------------------------------------- encoder-only models
     def _forward(self, texts: list[str], *, intervene: bool):
@@ -702,29 +702,26 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         n_heads = int(self._loaded()[0].config.get_text_config().num_attention_heads)
         heads = torch.as_tensor(self.heads_)
 
-        def hook(module, args, kwargs):
-            if not self._active(state):
-                return None
-            x = args[0] if args else kwargs["hidden_states"]
+        def mask(x):
             keep = torch.ones(n_heads, dtype=x.dtype, device=x.device)
             keep[heads.to(x.device)] = 0
             per_head = x.unflatten(-1, (n_heads, x.shape[-1] // n_heads))
-            new = (per_head * keep[:, None]).flatten(-2)
-            if args:
-                return (new, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": new}
+            return (per_head * keep[:, None]).flatten(-2)
 
-        return hook
+        return self._input_hook(state, mask)
 
     def _state_hook(self, j: int, state):
+        return self._input_hook(state, lambda h: self._apply(h, j, state))
+
+    def _input_hook(self, state, change):
+        """A forward pre-hook replacing a module's first input ``x`` by ``change(x)``."""
+
         def hook(module, args, kwargs):
             if not self._active(state):
                 return None
-            h = args[0] if args else kwargs["hidden_states"]
-            new = self._apply(h, j, state)
             if args:
-                return (new, *args[1:]), kwargs
-            return args, {**kwargs, "hidden_states": new}
+                return (change(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": change(kwargs["hidden_states"])}
 
         return hook
 
@@ -778,6 +775,10 @@ def _capture(store: dict):
         store["h"] = output[0]
 
     return hook
+
+
+def _is_seq2seq(model) -> bool:
+    return bool(getattr(model.config, "is_encoder_decoder", False))
 
 
 def _is_generative(model) -> bool:
