@@ -143,6 +143,8 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     assert calls == ["align", "intervene"]
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "complete" and status["resumed"] == ["extract", "segment"]
+    page = (run_dir / "reproduction.md").read_text()
+    assert "with stages extract, segment loaded from an earlier run" in page
 
     # every output the issue lists
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
