@@ -36,9 +36,22 @@ def write_csvs(run_dir: Path, results: dict) -> None:
     """Every metric of the run in long-format CSVs beside ``summary.json``."""
     probes, segments, ablation, search = [], [], [], []
     for model, r in results.get("extract", {}).items():
-        for scale, accs in r["probe_accuracy"].items():
-            for layer, acc in enumerate(accs):
-                probes.append({"model": model, "label": scale, "layer": layer, "accuracy": acc})
+        for scale, p in r.get("probes", {}).items():
+            for layer, acc in enumerate(p["accuracy"]):
+                probes.append(
+                    {
+                        "model": model,
+                        "label": scale,
+                        "layer": layer,
+                        "accuracy": acc,
+                        "accuracy_low": p["accuracy_ci"][layer][0],
+                        "accuracy_high": p["accuracy_ci"][layer][1],
+                        "control_accuracy": p["control_accuracy"][layer],
+                        "selectivity": p["selectivity"][layer],
+                        "selectivity_low": p["selectivity_ci"][layer][0],
+                        "selectivity_high": p["selectivity_ci"][layer][1],
+                    }
+                )
     for model, r in results.get("segment", {}).items():
         for method, m in r["methods"].items():
             for scale, layers in m["scale_layers"].items():

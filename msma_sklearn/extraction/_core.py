@@ -16,7 +16,14 @@ from torch import nn
 
 from ..utils._hooks import attached_hooks
 
-__all__ = ["POOLINGS", "ModelLayout", "pool", "reshape_by_layer", "resolve_layout"]
+__all__ = [
+    "POOLINGS",
+    "ModelLayout",
+    "drop_leading_tokens",
+    "pool",
+    "reshape_by_layer",
+    "resolve_layout",
+]
 
 POOLINGS = ("mean", "mean_all", "first", "cls", "last", "max")
 
@@ -55,6 +62,30 @@ def pool(states: torch.Tensor, mask: torch.Tensor, method: str) -> torch.Tensor:
     else:
         raise ValueError(f"pooling must be one of {POOLINGS}, got {method!r}.")
     return states[rows, idx]
+
+
+def drop_leading_tokens(mask: torch.Tensor, n: int) -> tuple[torch.Tensor, int]:
+    """Remove each row's first ``n`` real tokens from a boolean mask ``(B, T)``.
+
+    Used to leave attention-sink tokens out of pooling. Works for left and
+    right padding (positions are counted over real tokens). A row with ``n``
+    or fewer real tokens keeps all of them (there would be nothing left to
+    pool); the second return value counts such rows so the caller can warn.
+
+    Examples
+    --------
+    >>> m = torch.tensor([[True, True, True, False], [False, False, True, True], [True, False, False, False]])
+    >>> kept, n_short = drop_leading_tokens(m, 1)
+    >>> kept.int().tolist(), n_short
+    ([[0, 1, 1, 0], [0, 0, 0, 1], [1, 0, 0, 0]], 1)
+    """
+    mask = mask.bool()
+    if n <= 0:
+        return mask, 0
+    rank = mask.long().cumsum(dim=1)  # 1 at the first real token
+    short = mask.sum(dim=1) <= n
+    kept = mask & ((rank > n) | short[:, None])
+    return kept, int(short.sum().item())
 
 
 def reshape_by_layer(X, n_layers: int) -> np.ndarray:

@@ -23,6 +23,7 @@ from ._core import (
     POOLINGS,
     attention_distance,
     capture_layers,
+    drop_leading_tokens,
     pad_batch,
     pad_token_id,
     pool,
@@ -38,7 +39,7 @@ __all__ = ["HiddenStateExtractor"]
 
 logger = logging.getLogger(__name__)
 
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2  # 2: sink_tokens in the key
 
 
 class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
@@ -65,6 +66,19 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         as the original MSMA code did (for like-for-like reproduction only);
         ``"first"``/``"cls"`` take the first token, ``"last"`` the last real
         token, ``"max"`` the element-wise max over real tokens.
+    sink_tokens : "auto" or int, default="auto"
+        Number of leading real tokens of every text left out of ``"mean"``,
+        ``"max"``, ``"first"`` and ``"last"`` pooling: attention-sink tokens,
+        whose states in causal LMs are orders of magnitude larger than any
+        other token's (on SmolLM2-135M the first token's state norm is about
+        100x the median token's from block 4 on; see docs/extraction.md).
+        ``"auto"``: 1 for causal stacks (decoder-only LMs, a T5 decoder, whose
+        first position is the decoder start token), 0 for bidirectional
+        encoders, whose first token ([CLS]) is not an outlier. ``"cls"`` and
+        ``"mean_all"`` pooling never drop tokens (``"mean_all"`` reproduces the
+        original code). A text with no more real tokens than ``sink_tokens``
+        keeps them all, with a warning that counts such texts. The resolved
+        number is ``sink_tokens_``.
     max_length : int, default=128
         Maximum tokens per text (special tokens included). Longer texts are
         truncated, with one warning per call that counts them.
@@ -112,6 +126,8 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         Width of one layer's state.
     model_type_ : str
         ``config.model_type`` of the loaded model (e.g. ``"bert"``).
+    sink_tokens_ : int
+        Leading real tokens left out of pooling (``sink_tokens`` resolved).
     stack_ : str
         The stack read (``"encoder"`` or ``"decoder"``).
 
@@ -137,6 +153,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         "model": [str, os.PathLike],
         "layers": [StrOptions({"all"}), Integral, "array-like"],
         "pooling": [StrOptions(set(POOLINGS))],
+        "sink_tokens": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
         "max_length": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "device": [str],
@@ -155,6 +172,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         *,
         layers="all",
         pooling="mean",
+        sink_tokens="auto",
         max_length=128,
         batch_size=32,
         device="auto",
@@ -169,6 +187,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         self.model = model
         self.layers = layers
         self.pooling = pooling
+        self.sink_tokens = sink_tokens
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = device
@@ -205,6 +224,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         self.layers_ = self._resolve_layers(layout.n_layers)
         self.hidden_size_ = int(model.config.get_text_config().hidden_size)
         self.model_type_ = str(model.config.model_type)
+        self.sink_tokens_ = self._resolve_sink_tokens(layout.causal)
         limit = _position_limit(model.config)
         if limit is not None and self.max_length > limit:
             raise ValueError(
@@ -212,6 +232,20 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
                 f"({limit} positions); use max_length <= {limit}."
             )
         return self
+
+    def _resolve_sink_tokens(self, causal: bool) -> int:
+        if self.pooling in ("mean_all", "cls"):
+            if self.sink_tokens not in ("auto", 0):
+                raise ValueError(
+                    f"sink_tokens={self.sink_tokens!r} does not apply to pooling="
+                    f"{self.pooling!r}, which always reads "
+                    + ("every position" if self.pooling == "mean_all" else "the first token")
+                    + "; use sink_tokens='auto' or 0, or pooling='mean'."
+                )
+            return 0
+        if self.sink_tokens == "auto":
+            return 1 if causal else 0
+        return int(self.sink_tokens)
 
     def _resolve_layers(self, n_layers: int) -> np.ndarray:
         n_states = n_layers + 1
@@ -258,7 +292,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
     def _compute(self, texts: list[str]) -> np.ndarray:
         shards = [texts[i : i + self.shard_size] for i in range(0, len(texts), self.shard_size)]
         if len(shards) == 1:
-            X, n_truncated = self._compute_shard(texts)
+            X, n_truncated, n_short = self._compute_shard(texts)
         else:
             from joblib import Parallel, delayed
 
@@ -268,23 +302,33 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
             )
             X = np.concatenate([p[0] for p in parts], axis=0)
             n_truncated = sum(p[1] for p in parts)
+            n_short = sum(p[2] for p in parts)
         self._warn_truncated(n_truncated, len(texts))
+        self._warn_sink_only(n_short, len(texts))
         return X
 
-    def _compute_shard(self, texts: list[str]) -> tuple[np.ndarray, int]:
-        """Pooled states of one shard and how many of its texts were truncated."""
+    def _compute_shard(self, texts: list[str]) -> tuple[np.ndarray, int, int]:
+        """Pooled states of one shard, how many of its texts were truncated, and how many
+        were too short to leave their sink tokens out."""
         model, tokenizer = self._loaded()
         layout = resolve_layout(model, self.stack)
         layers = self.layers_.tolist()
         n_sel, width = len(layers), self.hidden_size_
         out = np.empty((len(texts), n_sel * width), dtype=np.float32)
         tok = tokenise(tokenizer, texts, self.max_length)
+        n_short = 0
         for rows, states, mask in self._batches(
             model, layout, tok, pad_token_id(tokenizer, model), "Extracting"
         ):
+            mask, short = drop_leading_tokens(mask, self._sinks())
+            n_short += short
             pooled = torch.stack([pool(states[j], mask, self.pooling) for j in layers], dim=1)
             out[rows] = pooled.reshape(len(rows), -1).cpu().numpy()
-        return out, tok.n_truncated
+        return out, tok.n_truncated, n_short
+
+    def _sinks(self) -> int:
+        # fitted before this attribute existed (old pickles): the old behaviour
+        return getattr(self, "sink_tokens_", 0)
 
     def transform_tokens(self, X, *, return_tokens: bool = False):
         """Unpooled states of the real (non-padding) tokens of each text.
@@ -384,6 +428,16 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         self._warn_truncated(tok.n_truncated, len(texts))
         return tok
 
+    def _warn_sink_only(self, n_short: int, n_texts: int) -> None:
+        if n_short:
+            warnings.warn(
+                f"{n_short} of {n_texts} text(s) have no more than sink_tokens="
+                f"{self._sinks()} real token(s); their sink tokens were pooled (nothing else "
+                "was left). Pass longer texts or sink_tokens=0.",
+                UserWarning,
+                stacklevel=4,
+            )
+
     def _warn_truncated(self, n_truncated: int, n_texts: int) -> None:
         if n_truncated:
             warnings.warn(
@@ -437,6 +491,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
             "weights": model_fingerprint(model),
             "layers": self.layers_.tolist(),
             "pooling": self.pooling,
+            "sink_tokens": self._sinks(),
             "max_length": self.max_length,
             "dtype": self.dtype,
             "stack": self.stack_,
@@ -497,7 +552,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
-def _extract_shard(extractor: HiddenStateExtractor, texts: list[str]) -> tuple[np.ndarray, int]:
+def _extract_shard(
+    extractor: HiddenStateExtractor, texts: list[str]
+) -> tuple[np.ndarray, int, int]:
     """One shard, in whichever process joblib or dask runs it (the model loads once there)."""
     return extractor.fit(texts)._compute_shard(texts)
 

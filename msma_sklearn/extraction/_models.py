@@ -14,7 +14,11 @@ One module owns every way msma_sklearn gets a model:
   fixed seed (without touching torch's global generator), with offline
   tokenizers: a byte-level BPE trained on the bundled corpus (GPT-2, RoBERTa,
   T5 styles) or MiniLM's WordPiece vocabulary (BERT);
-* a local directory or a Hugging Face Hub id, for users who are online.
+* a local directory or a Hugging Face Hub id, for users who are online;
+* ``"random:<spec>"`` -- the architecture and tokenizer of ``<spec>`` (any of
+  the above) with freshly initialised weights (the model class's own
+  initialisation, from a fixed seed): a null model that shows what structure
+  the architecture alone gives.
 
 Loaded models are kept in a small in-process cache so that cloned estimators
 (``GridSearchCV``, ``Pipeline``) do not reload them; :func:`clear_model_cache`
@@ -189,7 +193,19 @@ def model_fingerprint(model) -> str:
 
 
 # --------------------------------------------------------------------- loading
+RANDOM_PREFIX = "random:"
+
+
 def _load_uncached(spec: str):
+    if spec.startswith(RANDOM_PREFIX):
+        inner = spec[len(RANDOM_PREFIX) :]
+        if not inner or inner.startswith(RANDOM_PREFIX):
+            raise ValueError(
+                f"model={spec!r}: 'random:' must be followed by one model spec, e.g. "
+                "'random:smollm2-135m'."
+            )
+        trained, tokenizer = _load_uncached(inner)
+        return _seeded_init(type(trained), trained.config), tokenizer
     if spec in _BUILDERS:
         return _BUILDERS[spec]()
     if os.path.isdir(spec):

@@ -127,12 +127,13 @@ def _write_shard(extractor, texts: list[str], folder: str, index: int, start: in
     """Compute one shard and write it with its receipt (runs on a worker)."""
     from ._extractor import _extract_shard
 
-    X, n_truncated = _extract_shard(extractor, texts)
+    X, n_truncated, n_sink_only = _extract_shard(extractor, texts)
     folder = Path(folder)
     receipt = {
         **_save_shard(folder, index, start, X),
         "texts_sha256": _texts_sha256(texts),
         "n_truncated": n_truncated,
+        "n_sink_only": n_sink_only,
     }
     atomic_write_text(folder / f"shard-{index:05d}.json", json.dumps(receipt))
     return receipt
@@ -257,6 +258,7 @@ def extract_to_store(texts, path, extractor, *, n_jobs=-1, scheduler=None, progr
     _write_manifest(manifest_path, spec, receipts)
     truncated = sum(r.get("n_truncated", 0) for r in receipts.values())
     fitted._warn_truncated(truncated, len(texts))
+    fitted._warn_sink_only(sum(r.get("n_sink_only", 0) for r in receipts.values()), len(texts))
     return HiddenStateStore(folder)
 
 

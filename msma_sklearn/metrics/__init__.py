@@ -12,9 +12,13 @@ from ._alignment import (
     procrustes_disparity,
 )
 from ._mutual_info import ksg_mutual_information
+from ._probes import LayerProbes, control_labels, probe_layers
 from ._similarity import cka_matrix, linear_cka
 
 __all__ = [
+    "LayerProbes",
+    "control_labels",
+    "probe_layers",
     "cca_similarity_original",
     "cka_matrix",
     "covariance_distance",

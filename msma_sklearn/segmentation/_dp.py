@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["optimal_segments", "similarity_costs", "sse_costs"]
+__all__ = ["cut_costs", "optimal_segments", "similarity_costs", "sse_costs"]
 
 
 def similarity_costs(S: np.ndarray) -> np.ndarray:
@@ -40,6 +40,33 @@ def sse_costs(values: np.ndarray) -> np.ndarray:
         C = (s2[b] - s2[a]) - (s1[b] - s1[a]) ** 2 / size
     C[b <= a] = np.inf
     return np.maximum(C, 0.0)
+
+
+def cut_costs(links: np.ndarray) -> np.ndarray:
+    """Segment costs that charge each cut the strength of the link it breaks.
+
+    ``links[j]`` is the strength of the link between items ``j`` and ``j + 1``
+    (e.g. adjacent-layer mutual information). ``C[a, b]`` is ``links[a - 1]``
+    for a segment starting at ``a > 0`` (the link cut in front of it) and 0 for
+    the first segment, so the best split cuts the weakest links; with a
+    minimum segment size (``optimal_segments(min_size=...)``) it cuts the
+    weakest links that leave every segment large enough.
+
+    Examples
+    --------
+    >>> optimal_segments(cut_costs(np.array([0.1, 5.0, 5.0, 0.2, 5.0])), 2)
+    [1]
+    >>> optimal_segments(cut_costs(np.array([0.1, 5.0, 5.0, 0.2, 5.0])), 2, min_size=2)
+    [4]
+    """
+    v = np.asarray(links, dtype=np.float64)
+    n = v.size + 1
+    a = np.arange(n + 1)[:, None]
+    b = np.arange(n + 1)[None, :]
+    front = np.concatenate([[0.0], v, [0.0]])[a]  # cost of the cut in front of segment a..
+    C = np.broadcast_to(front, (n + 1, n + 1)).copy()
+    C[b <= a] = np.inf
+    return C
 
 
 def optimal_segments(costs: np.ndarray, n_segments: int, min_size: int = 1) -> list[int]:

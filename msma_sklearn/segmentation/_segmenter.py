@@ -10,13 +10,15 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.decomposition import PCA
+from sklearn.metrics import adjusted_rand_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..metrics import cka_matrix, ksg_mutual_information
-from ._dp import optimal_segments, similarity_costs, sse_costs
+from ._dp import cut_costs, optimal_segments, similarity_costs, sse_costs
 from ._presets import preset_scale_layers
+from ._selection import compare_to_random_splits, scale_count_curve, segment_labels
 
 __all__ = ["ScaleSegmenter"]
 
@@ -42,15 +44,30 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
           within-group similarity (kernel k-means objective, solved by dynamic
           programming);
         - ``"mi"``: KSG mutual information between adjacent layers, each
-          reduced by PCA to ``n_components``; boundaries at the
-          ``n_scales - 1`` weakest links (lowest adjacent MI);
+          (standardised if ``standardize``) reduced by PCA to
+          ``n_components``; boundaries at the ``n_scales - 1`` weakest links
+          (lowest summed adjacent MI) that leave every scale at least
+          ``min_scale_size`` layers;
         - ``"attention_span"``: each block's mean attention distance (from
           :meth:`HiddenStateExtractor.attention_span`, passed as
           ``attention_spans``), split by ``span_thresholds`` or, if None, by
           the best piecewise-constant fit;
         - ``"preset"``: the original project's tables (``preset``);
         - ``"manual"``: ``scale_layers`` as given.
-    n_scales : int, default=3
+    n_scales : int or "auto", default=3
+        Number of scales (MSMA states 3). ``"auto"`` (``method="cka"`` only)
+        chooses it from the data with :func:`scale_count_curve`: boundaries
+        fitted on one half of the texts and scored on the other, over
+        ``k = 1..max_scales``, against a no-block null; the curve is kept in
+        ``scale_count_curve_``.
+    max_scales : int, default=6
+        Largest k tried by ``n_scales="auto"``.
+    min_scale_size : int or "auto", default="auto"
+        Fewest hidden states in one scale, for the data-driven methods.
+        ``"auto"``: 2 when there are at least ``2 * n_scales`` hidden states,
+        and a sixth of them per scale (``n // (2 * n_scales)``) when that is
+        more; else 1. Keeps single outlying states (the embedding output, the
+        final-norm output) from becoming a "scale" of their own.
     scale_names : tuple of str, default=None
         ``("local", "intermediate", "global")`` for 3 scales, else
         ``("scale0", ...)``. Scales are named in depth order.
@@ -89,11 +106,15 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
     bootstrap_fraction : float, default=0.8
     debiased : bool, default=True
         Debiased (True) or biased linear CKA.
-    standardize : bool, default=False
+    standardize : bool, default=True
         Z-score every feature (over the fitted samples) before computing
-        similarities. Linear CKA is dominated by a model's few largest
-        directions (e.g. the "massive activations" of Llama-family models);
-        standardising weighs all units equally. ``transform`` is unaffected.
+        similarities (CKA) and before the PCA of ``method="mi"``. Raw linear
+        CKA is dominated by a model's few largest directions (the "massive
+        activations" of Llama-family models: one unit of SmolLM2-135M has a
+        mean magnitude ~500x the median unit's); standardising weighs all
+        units equally. ``False`` is the behaviour before version 0.1 (raw
+        states). ``transform`` is unaffected. Evidence for the default:
+        docs/segmentation.md.
     random_state : int, RandomState or None, default=None
         Seeds subsampling, PCA and the KSG jitter.
 
@@ -116,10 +137,21 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         computed for every method.
     adjacent_mi_ : ndarray
         ``method="mi"`` only: I(layer j; layer j+1) in nats.
+    n_scales_ : int
+        The number of scales used (``n_scales`` or the one chosen).
+    min_scale_size_ : int
+        ``min_scale_size`` resolved.
+    scale_count_curve_ : ScaleCountCurve
+        Only with ``n_scales="auto"``.
     boundary_confidence_ : ndarray of shape (n_scales - 1,)
         With ``n_bootstrap > 0`` and a data-driven method: fraction of
         refits that put each boundary at the same index.
     bootstrap_boundaries_ : ndarray of shape (n_bootstrap, n_scales - 1)
+    bootstrap_stability_ : dict
+        ``{"ari", "distance"}``: mean adjusted Rand index and mean boundary
+        distance (layers) between the refits and the fitted split, beside
+        ``"null_ari"`` and ``"null_distance"``, the same for random contiguous
+        splits: stability means the refits are much closer than chance.
     n_features_in_ : int
     feature_names_in_ : ndarray
         Only when fitted on a DataFrame.
@@ -129,17 +161,19 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> base = [rng.normal(size=(60, 4)) for _ in range(3)]
-    >>> X = np.hstack([base[g] + 0.1 * rng.normal(size=(60, 4)) for g in (0, 0, 1, 1, 1, 2)])
-    >>> seg = ScaleSegmenter(layers=6).fit(X)
+    >>> X = np.hstack([base[g] + 0.1 * rng.normal(size=(60, 4)) for g in (0, 0, 1, 1, 1, 2, 2)])
+    >>> seg = ScaleSegmenter(layers=7).fit(X)
     >>> seg.scale_layers_
-    {'local': [0, 1], 'intermediate': [2, 3, 4], 'global': [5]}
+    {'local': [0, 1], 'intermediate': [2, 3, 4], 'global': [5, 6]}
     >>> seg.transform(X).shape
     (60, 12)
     """
 
     _parameter_constraints: dict = {
         "method": [StrOptions({"cka", "mi", "attention_span", "preset", "manual"})],
-        "n_scales": [Interval(Integral, 1, None, closed="left")],
+        "n_scales": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "max_scales": [Interval(Integral, 1, None, closed="left")],
+        "min_scale_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "scale_names": [None, tuple, list],
         "preset": [StrOptions({"readme", "msma_code", "uniform"})],
         "family": [None, StrOptions({"gpt2", "bert", "roberta", "t5"})],
@@ -169,6 +203,8 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         method="cka",
         *,
         n_scales=3,
+        max_scales=6,
+        min_scale_size="auto",
         scale_names=None,
         preset="readme",
         family=None,
@@ -184,11 +220,13 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         n_bootstrap=0,
         bootstrap_fraction=0.8,
         debiased=True,
-        standardize=False,
+        standardize=True,
         random_state=None,
     ):
         self.method = method
         self.n_scales = n_scales
+        self.max_scales = max_scales
+        self.min_scale_size = min_scale_size
         self.scale_names = scale_names
         self.preset = preset
         self.family = family
@@ -280,56 +318,86 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         X = validate_data(self, X, ensure_min_samples=4, dtype=np.float64)
         names = getattr(self, "feature_names_in_", None)
         self.layers_, self.hidden_size_ = self._layout(X.shape[1], names)
-        Z = X
-        if self.standardize:
-            scale = X.std(axis=0)
-            Z = (X - X.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+        Z = _standardized(X) if self.standardize else X
         cube = Z.reshape(X.shape[0], self.layers_.size, self.hidden_size_)
         use = np.ones(self.layers_.size, bool)
         if not self.include_embeddings:
             use &= self.layers_ != 0
         self._use = use
         used = self.layers_[use]
-        if used.size < self.n_scales:
+        auto = self.n_scales == "auto"
+        if auto and self.method != "cka":
+            raise ValueError(
+                f"n_scales='auto' chooses the number of scales from the CKA matrix; it needs "
+                f"method='cka', got method={self.method!r}. Pass an int n_scales."
+            )
+        if used.size < (1 if auto else self.n_scales):
             raise ValueError(
                 f"Cannot split {used.size} layer(s) {used.tolist()} into n_scales={self.n_scales} "
                 "scales; extract more layers or lower n_scales."
             )
-        self.scale_names_ = self._names()
         layer_arrays = [cube[:, i] for i in np.flatnonzero(use)]
+        if auto:
+            k_max = min(self.max_scales, used.size)
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            self.scale_count_curve_ = scale_count_curve(
+                layer_arrays,
+                k_max=k_max,
+                min_size=self._min_size(used.size, k_max),
+                debiased=self.debiased,
+                random_state=seed,
+            )
+            self.n_scales_ = self.scale_count_curve_.best_k
+        else:
+            self.n_scales_ = int(self.n_scales)
+        self.min_scale_size_ = self._min_size(used.size, self.n_scales_)
+        if self.method in ("cka", "mi", "attention_span") and (
+            self.n_scales_ * self.min_scale_size_ > used.size
+        ):
+            raise ValueError(
+                f"Cannot split {used.size} layers into {self.n_scales_} scales of at least "
+                f"min_scale_size={self.min_scale_size} layers; lower one of them."
+            )
+        self.scale_names_ = self._names()
         self.layer_similarity_ = cka_matrix(layer_arrays, debiased=self.debiased)
         groups = self._segment(layer_arrays, used, self.layer_similarity_)
         self._store(groups, used)
         self._bootstrap(layer_arrays, used)
         return self
 
+    def _min_size(self, n_used: int, k: int) -> int:
+        if self.min_scale_size != "auto":
+            return int(self.min_scale_size)
+        if n_used < 2 * k:
+            return 1
+        return max(2, n_used // (2 * k))
+
     def _names(self) -> tuple[str, ...]:
+        k = self.n_scales_
         if self.scale_names is None:
-            if self.n_scales == 3:
+            if k == 3:
                 return _DEFAULT_NAMES
-            return tuple(f"scale{i}" for i in range(self.n_scales))
+            return tuple(f"scale{i}" for i in range(k))
         names = tuple(str(n) for n in self.scale_names)
-        if len(names) != self.n_scales or len(set(names)) != len(names):
-            raise ValueError(
-                f"scale_names must hold {self.n_scales} distinct names, got {self.scale_names!r}."
-            )
+        if len(names) != k or len(set(names)) != len(names):
+            raise ValueError(f"scale_names must hold {k} distinct names, got {self.scale_names!r}.")
         return names
 
     def _segment(self, layer_arrays, used, similarity, *, rng=None) -> list[list[int]]:
         """Groups of positions (into ``used``) per scale, in depth order."""
-        k = self.n_scales
+        k = self.n_scales_
+        m = self.min_scale_size_
         rng = check_random_state(self.random_state) if rng is None else rng
         if self.method == "cka":
-            return _groups(optimal_segments(similarity_costs(similarity), k), used.size)
+            return _groups(optimal_segments(similarity_costs(similarity), k, m), used.size)
         if self.method == "mi":
             mi = self._adjacent_mi(layer_arrays, rng)
             self._last_mi = mi
-            weakest = np.sort(np.argsort(mi, kind="stable")[: k - 1]) + 1
-            return _groups(weakest.tolist(), used.size)
+            return _groups(optimal_segments(cut_costs(mi), k, m), used.size)
         if self.method == "attention_span":
             spans = self._spans(used)
             if self.span_thresholds is None:
-                return _groups(optimal_segments(sse_costs(spans), k), used.size)
+                return _groups(optimal_segments(sse_costs(spans), k, m), used.size)
             thr = np.asarray(self.span_thresholds, dtype=float)
             if thr.shape != (k - 1,) or np.any(np.diff(thr) <= 0):
                 raise ValueError(
@@ -367,7 +435,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
             lists = list(self.scale_layers.values())
         else:
             lists = list(self.scale_layers)
-        if len(lists) != self.n_scales:
+        if len(lists) != self.n_scales_:
             raise ValueError(f"scale_layers has {len(lists)} lists but n_scales={self.n_scales}.")
         out, seen = [], {}
         for name, lst in zip(self.scale_names_, lists, strict=True):
@@ -401,6 +469,8 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         return out
 
     def _adjacent_mi(self, layer_arrays, rng) -> np.ndarray:
+        """KSG MI between the PCA projections of adjacent layers (standardised first if
+        ``standardize``: the layer arrays arrive z-scored)."""
         n = layer_arrays[0].shape[0]
         if n <= self.n_neighbors + 1:
             raise ValueError(
@@ -483,11 +553,30 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
             draws.append([int(used[g[0]]) for g in groups[1:]])
         self._last_mi = None
         self.bootstrap_boundaries_ = np.asarray(draws, dtype=np.int64).reshape(
-            self.n_bootstrap, self.n_scales - 1
+            self.n_bootstrap, self.n_scales_ - 1
         )
         self.boundary_confidence_ = (
             self.bootstrap_boundaries_ == np.asarray(self.boundaries_)[None, :]
         ).mean(axis=0)
+        pos = {int(j): i for i, j in enumerate(used)}
+        fitted = [pos[b] for b in self.boundaries_]
+        refits = [[pos[int(b)] for b in row] for row in self.bootstrap_boundaries_]
+        ref_labels = segment_labels(fitted, used.size)
+        null = compare_to_random_splits(
+            fitted, fitted, used.size, random_state=rng.randint(np.iinfo(np.int32).max)
+        )
+        self.bootstrap_stability_ = {
+            "ari": float(
+                np.mean(
+                    [adjusted_rand_score(ref_labels, segment_labels(r, used.size)) for r in refits]
+                )
+            ),
+            "distance": float(np.mean(np.abs(np.asarray(refits) - np.asarray(fitted)[None, :])))
+            if fitted
+            else 0.0,
+            "null_ari": null.null_ari_mean,
+            "null_distance": null.null_distance_mean,
+        }
 
     # --------------------------------------------------------------- transform
     def transform(self, X):
@@ -541,6 +630,12 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
             layer_list = self.scale_layers_[name]
             cells.append(f"{_ranges(layer_list)} ({self.layer_shares_[name]:.0%})")
         return f"| {model_name} | " + " | ".join(cells) + " |"
+
+
+def _standardized(X: np.ndarray) -> np.ndarray:
+    """Every column z-scored; constant columns become 0."""
+    scale = X.std(axis=0)
+    return (X - X.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
 
 
 def _groups(starts: list[int], n: int) -> list[list[int]]:

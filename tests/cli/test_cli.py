@@ -113,7 +113,12 @@ def test_run_quick_on_tiny_models(tmp_path):
     }
     readme = gpt2["methods"]["preset: readme"]["scale_layers"]
     assert readme == {"local": [0], "intermediate": [1, 2], "global": [3, 4]}
-    assert gpt2["agreement_with_readme"]["preset: readme"] == 1.0
+    vs = gpt2["vs_readme"]
+    assert "preset: readme" not in vs and set(vs) >= {"cka", "mi", "preset: uniform"}
+    for c in vs.values():
+        assert 0 <= c["p_ari"] <= 1 and -1 <= c["ari"] <= 1 and c["n_random"] == 6  # C(4, 2)
+    assert gpt2["random_weights_model"] and "(random weights: a test model" in md
+    assert gpt2["scale_count"]["this model"]["best_k"] >= 1
     assert len(gpt2["attention_spans"]) == 4 and len(gpt2["adjacent_mi"]) == 4
     for name in segment:
         png = run_dir / f"layer_similarity_{name}.png"

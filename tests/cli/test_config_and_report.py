@@ -67,7 +67,8 @@ def test_every_problem_is_listed_at_once(tmp_path):
 
 def _small_config(tmp_path, **extra):
     corpus = load_corpus()
-    idx = list(range(0, 256, 8))  # 32 texts, every topic
+    # 32 texts, every topic, both negation classes (a one-class label is not probed)
+    idx = [i + 4 * ((i // 8) % 2) for i in range(0, 256, 8)]
     rows = ["text,topic,negation"] + [
         f'"{corpus.texts[i]}",{corpus.targets["global"][i]},{corpus.targets["local"][i]}'
         for i in idx
@@ -163,6 +164,7 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
         assert heading in (run_dir / name).read_text()
     pngs = [
         "layer_similarity_tiny-gpt2.png",
+        "scale_count_tiny-gpt2.png",
         "scale_projection_tiny-gpt2.png",
         "ablation_tiny-gpt2.png",
         "lambda_search_tiny-gpt2.png",

@@ -30,7 +30,8 @@ def names(n_layers, hidden):
 @pytest.mark.parametrize("method", ["cka", "mi"])
 def test_recovers_planted_structure_exactly(sizes, method):
     X = planted(sizes, n=400 if method == "mi" else 120, seed=sum(sizes))
-    seg = ScaleSegmenter(method, layers=sum(sizes), random_state=0).fit(X)
+    # a planted one-layer scale needs min_scale_size=1 (the default asks for 2 here)
+    seg = ScaleSegmenter(method, layers=sum(sizes), min_scale_size=1, random_state=0).fit(X)
     expected = np.cumsum(sizes)[:-1].tolist()
     assert seg.boundaries_ == expected
     assert seg.scale_layers_["local"] == list(range(sizes[0]))
@@ -281,18 +282,24 @@ def test_sklearn_compatible_estimator(estimator, check):
 
 
 def test_standardize_removes_a_dominant_direction():
-    """A huge constant-direction unit shared by layers 3..8 makes raw CKA see one block;
-    standardising recovers the planted structure underneath."""
+    """A huge unit shared by layers 4..8 (a planted rogue dimension crossing the planted
+    boundary at 6) makes raw CKA see one block; standardising (the default) recovers the
+    planted structure underneath."""
     rng = np.random.default_rng(0)
     X = planted((3, 3, 3), n=100, noise=0.1)
     spike = 1e3 * rng.normal(size=100)
     cube = X.reshape(100, 9, 8).copy()
-    cube[:, 3:, 0] = spike[:, None]  # one massive unit in layers 3..8
+    cube[:, 4:, 0] = spike[:, None]  # one massive unit in layers 4..8
     X = cube.reshape(100, -1)
-    raw = ScaleSegmenter(layers=9).fit(X)
-    std = ScaleSegmenter(layers=9, standardize=True).fit(X)
-    assert raw.layer_similarity_[3, 8] > 0.99
+    raw = ScaleSegmenter(layers=9, standardize=False).fit(X)  # the old behaviour
+    std = ScaleSegmenter(layers=9).fit(X)  # the default ignores the rogue unit
+    assert raw.layer_similarity_[4, 8] > 0.99
+    assert raw.boundaries_ == [2, 4]  # follows the rogue unit
     assert std.boundaries_ == [3, 6]
     assert raw.boundaries_ != std.boundaries_
+    # the MI method too: the spike dominates the PCA of raw states, not of standardised ones
+    mi_std = ScaleSegmenter("mi", layers=9, random_state=0).fit(X)
+    assert mi_std.boundaries_ == [3, 6]
     # transform still pools the raw (unstandardised) states
     np.testing.assert_allclose(std.transform(X)[:, :8], cube[:, 0:3].mean(axis=1))
+    np.testing.assert_allclose(std.transform(X)[:, 16:], cube[:, 6:9].mean(axis=1))
