@@ -62,8 +62,11 @@ def reference_states(model, tokenizer, text, *, stack="auto", max_length=None):
     return [h[0].float().numpy() for h in hs]
 
 
-def numpy_pool(states: np.ndarray, method: str) -> np.ndarray:
-    """Independent pooling of an unpadded (T, H) array."""
+def numpy_pool(states: np.ndarray, method: str, skip: int = 0) -> np.ndarray:
+    """Independent pooling of an unpadded (T, H) array, its first ``skip`` tokens left out
+    (all kept when nothing would be left)."""
+    if method not in ("cls", "mean_all") and states.shape[0] > skip:
+        states = states[skip:]
     if method == "mean":
         return states.mean(axis=0)
     if method in ("first", "cls"):

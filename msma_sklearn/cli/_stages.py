@@ -393,6 +393,7 @@ def stage_segment(config, run_dir: Path, context: dict):
                 "stability": getattr(r_seg, "bootstrap_stability_", None),
                 "vs_trained": _comparison(r_seg.boundaries_, cka.boundaries_, n_states, seed),
             }
+        if real and not tiny and not config.quick:  # the quick profile leaves the grid out
             grid = _robustness_grid(name, ext, X, texts, config)
             ax = plot_boundary_distributions(
                 grid,
@@ -601,6 +602,12 @@ def _segment_markdown(config, results) -> str:
                 "found on both is what the architecture gives without training.",
             ]
         grid = r.get("robustness")
+        if config.quick and not r["random_weights_model"]:
+            lines += [
+                "",
+                "Robustness grid (pooling × standardisation × method): left out by the quick "
+                "profile; a full run has it.",
+            ]
         if grid:
             lines += [
                 "",

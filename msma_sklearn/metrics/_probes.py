@@ -21,7 +21,7 @@ def control_labels(texts, y, *, random_state=None) -> np.ndarray:
     lexical identity alone. For labels of whole texts: every lower-cased word
     type gets a label drawn at random from the empirical distribution of
     ``y``, and a text's control label is the most frequent label among its
-    word tokens (ties to the label seen first in ``y``'s sorted classes). The
+    word tokens (ties to the label of the earliest tied word). The
     control labels are a deterministic function of the words, as decodable
     from lexical content as the task's labels can be, and carry no
     information about the task.
@@ -53,9 +53,10 @@ def control_labels(texts, y, *, random_state=None) -> np.ndarray:
         if not ws:  # no word: a label from the same distribution
             out[i] = rng.choice(len(classes), p=counts / counts.sum())
             continue
-        tally = Counter(type_label[w] for w in ws)
+        labels = [type_label[w] for w in ws]
+        tally = Counter(labels)
         top = max(tally.values())
-        out[i] = min(c for c, v in tally.items() if v == top)
+        out[i] = next(c for c in labels if tally[c] == top)  # ties: the earliest word's
     return classes[out]
 
 

@@ -25,13 +25,13 @@ ARCHS = [
 ]
 
 
-def _reference(name, stack, texts, pooling, layers=None):
+def _reference(name, stack, texts, pooling, layers=None, skip=0):
     model, tokenizer = load_model(name)
     rows = []
     for text in texts:
         hs = reference_states(model, tokenizer, text, stack=stack)
         chosen = range(len(hs)) if layers is None else layers
-        rows.append(np.concatenate([numpy_pool(hs[j], pooling) for j in chosen]))
+        rows.append(np.concatenate([numpy_pool(hs[j], pooling, skip) for j in chosen]))
     return np.stack(rows)
 
 
@@ -39,10 +39,13 @@ def _reference(name, stack, texts, pooling, layers=None):
 @pytest.mark.parametrize("pooling", ["mean", "first", "last", "max"])
 def test_matches_model_own_hidden_states(name, stack, pooling, texts):
     """Oracle: batched, length-sorted, padded extraction == the model's own
-    output_hidden_states on each unpadded text, pooled independently."""
+    output_hidden_states on each unpadded text, pooled independently (the
+    default leaves the first token out on causal stacks: tiny-gpt2, T5 decoder)."""
     ext = HiddenStateExtractor(name, pooling=pooling, stack=stack, batch_size=3).fit(texts)
     X = ext.transform(texts)
-    ref = _reference(name, stack, texts, pooling)
+    causal = name == "tiny-gpt2" or stack == "decoder"
+    assert ext.sink_tokens_ == (1 if causal else 0)
+    ref = _reference(name, stack, texts, pooling, skip=ext.sink_tokens_)
     assert X.dtype == np.float32
     assert X.shape == (len(texts), (ext.n_layers_ + 1) * ext.hidden_size_)
     np.testing.assert_allclose(X, ref, atol=1e-5, rtol=0)
@@ -329,3 +332,40 @@ def test_unknown_hub_model_fails_fast_offline(monkeypatch):
 def test_verbose_shows_progress_bar(capsys, texts):
     HiddenStateExtractor("tiny-gpt2", batch_size=2, verbose=1).fit(texts).transform(texts)
     assert "Extracting" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name,stack", ARCHS)
+@pytest.mark.parametrize("sinks", [0, 2])
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_sink_tokens_leave_leading_tokens_out(name, stack, sinks, padding_side, texts):
+    """Oracle: pooling with sink_tokens=n == pooling each unpadded text's tokens n.. ."""
+    ext = HiddenStateExtractor(
+        name, stack=stack, sink_tokens=sinks, batch_size=3, padding_side=padding_side
+    ).fit(texts)
+    assert ext.sink_tokens_ == sinks
+    ref = _reference(name, stack, texts, "mean", skip=sinks)
+    np.testing.assert_allclose(ext.transform(texts), ref, atol=1e-5, rtol=0)
+
+
+def test_sink_tokens_short_text_keeps_its_tokens_and_warns():
+    ext = HiddenStateExtractor("tiny-gpt2", sink_tokens=50).fit(["a"])
+    with pytest.warns(UserWarning, match=r"1 of 1 text\(s\) have no more than sink_tokens=50"):
+        X = ext.transform(["a short text"])
+    ref = _reference("tiny-gpt2", "auto", ["a short text"], "mean", skip=0)
+    np.testing.assert_allclose(X, ref, atol=1e-5, rtol=0)
+
+
+def test_sink_tokens_refused_where_it_cannot_apply():
+    for pooling in ("cls", "mean_all"):
+        with pytest.raises(
+            ValueError, match=f"sink_tokens=1 does not apply to pooling='{pooling}'"
+        ):
+            HiddenStateExtractor("tiny-gpt2", pooling=pooling, sink_tokens=1).fit(["a"])
+        assert HiddenStateExtractor("tiny-gpt2", pooling=pooling).fit(["a"]).sink_tokens_ == 0
+
+
+def test_sink_tokens_in_cache_key(tmp_path, texts):
+    a = HiddenStateExtractor("tiny-gpt2", cache_dir=tmp_path).fit(texts).transform(texts)
+    b = HiddenStateExtractor("tiny-gpt2", sink_tokens=0, cache_dir=tmp_path).fit(texts)
+    assert not np.allclose(a, b.transform(texts))
+    assert len(list(tmp_path.glob("hidden-*.npz"))) == 2

@@ -151,3 +151,30 @@ def test_broken_cache_is_rebuilt(tmp_path, damage):
     assert len(calls) == 2
     assert (again / "weights.bin").stat().st_size == 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_random_weights_spec_keeps_architecture_and_tokenizer_not_weights():
+    from msma_sklearn.extraction import load_model, model_fingerprint
+
+    trained, tok = load_model("tiny-bert")
+    rand, rand_tok = load_model("random:tiny-gpt2")
+    assert type(rand).__name__ == "GPT2LMHeadModel"
+    assert rand_tok.get_vocab() == load_model("tiny-gpt2")[1].get_vocab()
+    # minilm: same config, other weights, reproducible
+    m, _ = load_model("minilm")
+    r, _ = load_model("random:minilm")
+    assert m.config.to_dict() == r.config.to_dict() or m.config.hidden_size == r.config.hidden_size
+    assert model_fingerprint(m) != model_fingerprint(r)
+    from msma_sklearn.extraction import clear_model_cache
+
+    clear_model_cache()
+    assert model_fingerprint(load_model("random:minilm")[0]) == model_fingerprint(r)
+    del trained, tok
+
+
+@pytest.mark.parametrize("spec", ["random:", "random:random:tiny-gpt2"])
+def test_random_weights_spec_bad(spec):
+    from msma_sklearn.extraction import load_model
+
+    with pytest.raises(ValueError, match="'random:' must be followed by one model spec"):
+        load_model(spec)

@@ -20,12 +20,12 @@ def corpus_texts():
     return [texts[i] for i in (0, 37, 70, 101, 150, 203, 255)]
 
 
-def _reference(name, texts, pooling, layers):
+def _reference(name, texts, pooling, layers, skip=0):
     model, tokenizer = load_model(name)
     rows = []
     for text in texts:
         hs = reference_states(model, tokenizer, text)
-        rows.append(np.concatenate([numpy_pool(hs[j], pooling) for j in layers]))
+        rows.append(np.concatenate([numpy_pool(hs[j], pooling, skip) for j in layers]))
     return np.stack(rows)
 
 
@@ -34,7 +34,8 @@ def _reference(name, texts, pooling, layers):
 def test_real_model_matches_own_hidden_states(name, pooling, corpus_texts):
     ext = HiddenStateExtractor(name, pooling=pooling, batch_size=3).fit(corpus_texts)
     X = ext.transform(corpus_texts)
-    ref = _reference(name, corpus_texts, pooling, ext.layers_)
+    assert ext.sink_tokens_ == (1 if name == "smollm2-135m" else 0)
+    ref = _reference(name, corpus_texts, pooling, ext.layers_, skip=ext.sink_tokens_)
     scale = np.abs(ref).max(axis=0, keepdims=True) + 1.0
     # relative to each column's magnitude: SmolLM2 has massive activations (~1e3)
     assert np.max(np.abs(X - ref) / scale) < 1e-5
@@ -85,3 +86,20 @@ def test_smollm2_is_the_real_pretrained_model():
     with torch.inference_mode():
         out = model.generate(**ids, max_new_tokens=4, do_sample=False)
     assert "Paris" in tokenizer.decode(out[0][ids.input_ids.shape[1] :])
+
+
+@pytest.mark.slow
+def test_smollm2_first_token_is_an_attention_sink_and_is_left_out(corpus_texts):
+    """Measured reason for sink_tokens='auto': on SmolLM2 the first token's state is far
+    larger than the others' in the middle layers; on MiniLM the [CLS] state is not."""
+    for name, lo in (("smollm2-135m", 20.0), ("minilm", None)):
+        ext = HiddenStateExtractor(name).fit(corpus_texts)
+        ratios = []
+        for s in ext.transform_tokens(corpus_texts):
+            norms = np.linalg.norm(s, axis=2)
+            ratios.append(norms[:, 0] / np.median(norms[:, 1:], axis=1))
+        ratio = np.median(ratios, axis=0)
+        if lo is None:
+            assert ratio.max() < 2.0 and ext.sink_tokens_ == 0
+        else:
+            assert ratio[12:25].min() > lo and ext.sink_tokens_ == 1
