@@ -146,7 +146,12 @@ def bench_model(name, n_texts, repeats, batch_size=32, max_length=256):
             len(ids) for ids in tokenizer(texts, truncation=True, max_length=max_length).input_ids
         )
         ext = HiddenStateExtractor(
-            name, layers=layers, batch_size=batch_size, max_length=max_length, device="cpu"
+            name,
+            layers=layers,
+            batch_size=batch_size,
+            max_length=max_length,
+            device="cpu",
+            sink_tokens=0,  # the plain loop's masked mean keeps every token
         ).fit(texts)
         full = list(range(n_layers + 1))
         with warnings.catch_warnings():
