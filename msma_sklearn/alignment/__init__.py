@@ -4,11 +4,14 @@ from ._ablation import ABLATION_CONFIGS, METRICS, alignment_ablation, summarise_
 from ._aligner import ManifoldAligner
 from ._objective import (
     BilinearCritic,
-    curvature_loss,
     geometry_loss,
     infonce_bound,
+    information_loss,
+    knn_graph,
+    mean_curvature_loss,
     ot_loss,
     procrustes_rotation,
+    rotation_from_cross,
 )
 
 __all__ = [
@@ -18,9 +21,12 @@ __all__ = [
     "alignment_ablation",
     "summarise_ablation",
     "ManifoldAligner",
-    "curvature_loss",
     "geometry_loss",
     "infonce_bound",
+    "information_loss",
+    "knn_graph",
+    "mean_curvature_loss",
     "ot_loss",
     "procrustes_rotation",
+    "rotation_from_cross",
 ]

@@ -82,6 +82,7 @@ def alignment_ablation(
     scales=None,
     max_iter: int = 300,
     random_state: int = 0,
+    return_fits: bool = False,
 ):
     """Fit every configuration on training texts and measure it on held-out ones.
 
@@ -105,16 +106,22 @@ def alignment_ablation(
     max_iter : int, default=300
     random_state : int, default=0
         Seeds are ``random_state, random_state + 1, ...``.
+    return_fits : bool, default=False
+        Also return one row per fitted map: ``config, seed, pair, n_steps,
+        n_components`` and ``share_<term>``, each term's share of the
+        gradient norm (``ManifoldAligner.term_gradient_share_``).
 
     Returns
     -------
     pandas.DataFrame
         Long format: ``config, seed, pair, metric, value`` (held-out values).
+    fits : pandas.DataFrame
+        Only with ``return_fits=True``.
     """
     import pandas as pd
 
     configs = ABLATION_CONFIGS if configs is None else configs
-    rows = []
+    rows, fits = [], []
     n = len(X)
     for seed in range(random_state, random_state + n_seeds):
         train, test = next(
@@ -129,17 +136,40 @@ def alignment_ablation(
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConvergenceWarning)
+                # the few-samples PCA is reported once per call below, not once per fit
+                warnings.filterwarnings("ignore", message=r".*\(n < 5 d\)", category=UserWarning)
                 aligner.fit(X_train)
+            if seed == random_state and name == next(iter(configs)) and aligner.n_components_:
+                warnings.warn(
+                    f"alignment_ablation: {len(X_train)} training rows for scales of "
+                    f"{aligner.scale_width_} dimensions (n < 5 d); every map is fitted on the "
+                    f"first {aligner.n_components_} principal components of each scale.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            for i, (a, b) in enumerate(aligner.pairs_):
+                shares = aligner.term_gradient_share_[f"{a}->{b}"]
+                fits.append(
+                    {
+                        "config": name,
+                        "seed": seed,
+                        "pair": f"{a}->{b}",
+                        "n_steps": int(aligner.n_steps_[i]),
+                        "n_components": aligner.n_components_,
+                        **{f"share_{t}": shares.get(t, 0.0) for t in ("geo", "info", "curv")},
+                    }
+                )
             raw = aligner._blocks(np.asarray(X_test, dtype=np.float64))
             aligned = aligner.transform(X_test)
             start = 0
             for a, b in aligner.pairs_:
-                width = aligner.scale_dims_[b]
+                width = aligner.scale_width_
                 mapped = raw[a] if lambdas is None else aligned[:, start : start + width]
                 start += width
                 for metric, value in _measure(mapped, raw[b], seed).items():
                     rows.append((name, seed, f"{a}->{b}", metric, float(value)))
-    return pd.DataFrame(rows, columns=["config", "seed", "pair", "metric", "value"])
+    long = pd.DataFrame(rows, columns=["config", "seed", "pair", "metric", "value"])
+    return (long, pd.DataFrame(fits)) if return_fits else long
 
 
 def summarise_ablation(results):

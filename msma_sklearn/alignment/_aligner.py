@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import re
 import warnings
 from numbers import Integral, Real
@@ -24,19 +26,31 @@ from ..metrics import (
 )
 from ._objective import (
     BilinearCritic,
-    curvature_loss,
     geometry_loss,
-    infonce_bound,
+    information_loss,
+    knn_graph,
+    least_squares_from_stats,
     make_map,
+    mean_curvature_loss,
     ot_loss,
-    procrustes_rotation,
+    rotation_from_cross,
+    scaled_param_groups,
 )
 
 __all__ = ["ManifoldAligner"]
 
+logger = logging.getLogger(__name__)
+
 _SCALE_NAME = re.compile(r"^(.+)__(\d+)$")
 _DEFAULT_SCALES = ("local", "intermediate", "global")
 _SCORINGS = ("r2", "cka", "neg_procrustes", "neg_kl", "dcor")
+_TERMS = ("geo", "info", "curv", "ot")
+#: fewer rows than this many times the width counts as "few samples" (n < 5 d)
+_ROWS_PER_DIM = 5
+#: fit_store keeps its validation rows in memory, at most this many
+_MAX_STORE_VALIDATION = 20_000
+#: a term with lambda > 0 and a smaller share of the gradient norm is reported as inert
+_INERT_SHARE = 1e-3
 
 
 class ManifoldAligner(TransformerMixin, BaseEstimator):
@@ -47,66 +61,108 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
     (f_GI) and intermediate -> local (f_IL), as in the MSMA paper. The model
     is never fine-tuned: the maps act on frozen, pooled states.
 
-    Each scale is centred and divided by its RMS (optionally reduced by PCA
-    first). Every map starts at the closed-form orthogonal Procrustes
-    solution; with ``map="orthogonal"`` and only ``lambda_geo`` non-zero the fit
-    *is* that solution.
+    Each scale is centred and divided by its RMS (reduced by PCA first when
+    ``n_components`` asks for it). Every map starts at the closed-form
+    orthogonal Procrustes solution; with ``map="orthogonal"`` and only
+    ``lambda_geo`` non-zero the fit *is* that solution. Otherwise Adam runs
+    from there with a step that does not grow with the width (each tensor
+    moves by about ``learning_rate`` in norm per step), checks progress every
+    ``check_interval`` steps, stops early on a held-out validation fraction
+    and keeps the best checked parameters; a fit that ends worse on its
+    training objective than its start returns the start, with a warning.
 
     Parameters
     ----------
     lambda_geo, lambda_info, lambda_curv : float, defaults 0.1, 0.1, 0.01
-        Weights of the geometric (Procrustes residual), information (negative
-        InfoNCE bound with a trained bilinear critic) and curvature (Hutchinson
-        estimate of the map's squared Hessian norm; zero for affine maps)
-        terms, as in the paper.
+        Weights of the geometric (Procrustes residual), information (InfoNCE
+        with a trained bilinear critic) and curvature (mismatch of the
+        discrete mean-curvature vectors of f(S) and T on the source's
+        neighbour graph) terms, as in the paper.
     lambda_ot : float, default=0.0
         Weight of an entropic OT (Sinkhorn, POT) term between minibatches of
         mapped and target points.
     map : {"orthogonal", "linear", "mlp"}, default="orthogonal"
     pairs : sequence of (source, target) scale names, default=None
         None: ``[("global", "intermediate"), ("intermediate", "local")]``.
-    n_components : int, default=None
-        PCA dimensions per scale before alignment (None: keep all).
+    n_components : int, "auto" or None, default="auto"
+        PCA dimensions per scale before alignment, fitted on the rows given to
+        ``fit``. "auto": none when there are at least 5 rows per dimension,
+        else ``n_samples // 5`` with a warning (the closed form is not unique
+        and a full-width map interpolates its training rows when n < d).
+        None: keep all dimensions (warns when n < 5 d).
+    normalize_terms : bool, default=True
+        True: every term is 0 for a perfect fit and 1 for the "no alignment"
+        reference, so equal lambdas pull comparably (docs/alignment.md).
+        False: the raw terms (MSE, minus the InfoNCE bound in nats, raw
+        curvature mismatch), the form before issue #12.
     hidden_size : int, default=64
         Width of the residual MLP (``map="mlp"``).
-    learning_rate : float, default=0.01
+    learning_rate : float, default=0.05
+        Adam's step, scaled per tensor by ``1 / sqrt(n_entries)`` so that each
+        tensor moves by about this much in norm per step at any width.
     max_iter : int, default=300
-        Epochs of Adam.
+        Maximum number of epochs.
     batch_size : int, default=1024
-        Minibatch size; also the number of candidates in each InfoNCE
-        classification, so the bound is at most ``log(batch_size)``.
-    tol : float, default=5e-3
-        Stop when the mean loss of the last 10 epochs differs from that of the
-        10 before by less than ``tol`` (relative); otherwise warn with
-        ``ConvergenceWarning``.
+        Minibatch size. InfoNCE scores each row against at most 255 others of
+        its minibatch, so the bound's ceiling does not depend on it.
+    tol : float, default=1e-4
+        A check improves on the best one when the monitored objective drops
+        by more than ``tol``.
+    early_stopping : bool, default=True
+        Monitor the objective on a held-out ``validation_fraction`` of the
+        rows and keep the best checked parameters. False: monitor the
+        training loss (mean over the steps since the last check) and keep
+        the last parameters.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+        Stop after this many checks without improvement.
+    check_interval : int, default=10
+        Optimiser steps between checks; the number of steps to converge does
+        not grow with the number of rows, so neither does the fit's cost
+        beyond one pass.
     scoring : {"r2", "cka", "neg_procrustes", "neg_kl", "dcor"}, default="r2"
-        What :meth:`score` measures; all are independent of the lambdas.
+        What :meth:`score` measures, in the target scale's original
+        coordinates (after mapping back through PCA); all are independent of
+        the lambdas and of ``n_components``.
     scales : sequence of str, default=None
         Scale names for a plain array (equal-width blocks); None reads the
         feature names (``local__0 ...``) or, without names, assumes
         ``("local", "intermediate", "global")``.
     device : str, default="cpu"
     n_jobs : int, default=None
-        Pairs are fitted in parallel threads (independent CPU work).
+        Pairs are fitted in parallel threads, each with its own generator:
+        results do not depend on ``n_jobs``.
     random_state : int, RandomState or None, default=None
     verbose : int, default=0
 
     Attributes
     ----------
     scales_ : tuple of str
+    scale_width_ : int
+        Width of each scale's block in ``X``.
     scale_dims_ : dict
+        Dimensions each scale is aligned in (after PCA).
+    n_components_ : int or None
+        PCA dimensions per scale actually used.
     pairs_ : list of (str, str)
     maps_ : dict
         ``"global->intermediate"`` -> the fitted torch module (CPU, eval mode).
     coef_ : dict
         For orthogonal and linear maps: ``W`` with ``mapped = z_source @ W + b``
-        in standardised coordinates.
+        in standardised (PCA) coordinates.
     intercept_ : dict
     loss_curve_ : dict
-        Pair -> list of per-epoch dicts with each term and the total.
+        Pair -> one dict per check: ``step``, ``epoch``, each term and the
+        total (training means since the last check) and ``validation`` (the
+        monitored objective on the validation rows, with early stopping).
+    term_gradient_share_ : dict
+        Pair -> term -> mean share of the gradient norm (on the map's
+        parameters) that the weighted term contributed, measured on the
+        first step after each check.
     n_iter_ : ndarray of int, shape (n_pairs,)
-        Epochs run per pair, in ``pairs_`` order (0: the closed-form
-        Procrustes case).
+        Epochs run per pair, in ``pairs_`` order (0: the closed form).
+    n_steps_ : ndarray of int, shape (n_pairs,)
+        Optimiser steps per pair.
     pca_ : dict or None
     n_features_in_ : int
 
@@ -129,12 +185,17 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         "lambda_ot": [Interval(Real, 0, None, closed="left")],
         "map": [StrOptions({"orthogonal", "linear", "mlp"})],
         "pairs": [None, list, tuple],
-        "n_components": [None, Interval(Integral, 1, None, closed="left")],
+        "n_components": [None, StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "normalize_terms": ["boolean"],
         "hidden_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "check_interval": [Interval(Integral, 1, None, closed="left")],
         "scoring": [StrOptions(set(_SCORINGS))],
         "scales": [None, list, tuple],
         "device": [str],
@@ -152,12 +213,17 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         *,
         map="orthogonal",
         pairs=None,
-        n_components=None,
+        n_components="auto",
+        normalize_terms=True,
         hidden_size=64,
-        learning_rate=0.01,
+        learning_rate=0.05,
         max_iter=300,
         batch_size=1024,
-        tol=5e-3,
+        tol=1e-3,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=3,
+        check_interval=5,
         scoring="r2",
         scales=None,
         device="cpu",
@@ -172,11 +238,16 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self.map = map
         self.pairs = pairs
         self.n_components = n_components
+        self.normalize_terms = normalize_terms
         self.hidden_size = hidden_size
         self.learning_rate = learning_rate
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.tol = tol
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.check_interval = check_interval
         self.scoring = scoring
         self.scales = scales
         self.device = device
@@ -210,21 +281,52 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         width = X.shape[1] // len(self.scales_)
         return {s: X[:, i * width : (i + 1) * width] for i, s in enumerate(self.scales_)}
 
+    def _resolve_components(self, n_rows: int, width: int) -> int | None:
+        """PCA dimensions for ``n_rows`` rows of ``width`` columns, warning when n < 5 d."""
+        few = n_rows < _ROWS_PER_DIM * width
+        if self.n_components == "auto":
+            if not few:
+                return None
+            k = max(1, n_rows // _ROWS_PER_DIM)
+            warnings.warn(
+                f"ManifoldAligner: {n_rows} rows for scales of {width} dimensions (n < 5 d): a "
+                f"full-width map is not determined by so few rows. Each scale is reduced to "
+                f"its first {k} principal components (fitted on these rows; n_components="
+                "'auto'). Pass n_components=None to keep every dimension, or an int.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return k
+        if self.n_components is None:
+            if few:
+                warnings.warn(
+                    f"ManifoldAligner: {n_rows} rows for scales of {width} dimensions (n < 5 d) "
+                    "with n_components=None: the maps are not determined by so few rows and "
+                    "will interpolate them. n_components='auto' reduces each scale by PCA.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+            return None
+        return int(self.n_components)
+
     def _standardise(self, blocks, fit: bool):
         out = {}
         if fit:
-            self._mean, self._rms, self.pca_ = {}, {}, ({} if self.n_components else None)
+            self._mean, self._rms, self._raw_mean, self._raw_rms = {}, {}, {}, {}
+            self.pca_ = {} if self.n_components_ else None
         for s, B in blocks.items():
             if fit:
-                if self.n_components:
-                    k = min(self.n_components, B.shape[1], B.shape[0] - 1)
-                    self.pca_[s] = PCA(k, svd_solver="full").fit(B)
-                Z = self.pca_[s].transform(B) if self.pca_ else B
-                self._mean[s] = Z.mean(0)
-                rms = float(np.sqrt(((Z - self._mean[s]) ** 2).mean()))
+                self._raw_mean[s] = B.mean(0)
+                rms = float(np.sqrt(((B - self._raw_mean[s]) ** 2).mean()))
                 if rms == 0:
                     raise ValueError(f"Scale {s!r} is constant across samples: nothing to align.")
-                self._rms[s] = rms
+                self._raw_rms[s] = rms
+                if self.n_components_:
+                    k = min(self.n_components_, B.shape[1], B.shape[0] - 1)
+                    self.pca_[s] = PCA(k, svd_solver="auto", random_state=self._pca_seed).fit(B)
+                Z = self.pca_[s].transform(B) if self.pca_ else B
+                self._mean[s] = Z.mean(0)
+                self._rms[s] = float(np.sqrt(((Z - self._mean[s]) ** 2).mean()))
             Z = self.pca_[s].transform(B) if self.pca_ else B
             out[s] = (Z - self._mean[s]) / self._rms[s]
         return out
@@ -247,16 +349,44 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self._validate_params()
         X = validate_data(self, X, ensure_min_samples=8, dtype=np.float64)
         self._set_pairs(X.shape[1], getattr(self, "feature_names_in_", None))
+        rng = check_random_state(self.random_state)
+        self._pca_seed = int(rng.randint(np.iinfo(np.int32).max))
+        self.n_components_ = self._resolve_components(X.shape[0], self.scale_width_)
         Z = self._standardise(self._blocks(X), fit=True)
         self.scale_dims_ = {s: Z[s].shape[1] for s in self.scales_}
-        rng = check_random_state(self.random_state)
+        n = X.shape[0]
+        order = rng.permutation(n)
+        n_val = self._n_validation(n)
+        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
         seeds = rng.randint(np.iinfo(np.int32).max, size=len(self.pairs_))
         fits = Parallel(n_jobs=self.n_jobs, prefer="threads")(
-            delayed(self._fit_pair)(Z[a], Z[b], int(seed))
+            delayed(self._fit_pair)(Z[a], Z[b], train_rows, val_rows, int(seed))
             for (a, b), seed in zip(self.pairs_, seeds, strict=True)
         )
         self._store_fits(fits)
         return self
+
+    def _n_validation(self, n: int) -> int:
+        if not (self.early_stopping and self._trains()):
+            return 0
+        n_val = max(2, math.ceil(self.validation_fraction * n))
+        if n - n_val < 4:
+            raise ValueError(
+                f"{n} rows leave {n - n_val} for training after a validation fraction of "
+                f"{self.validation_fraction}; pass more rows or early_stopping=False."
+            )
+        return n_val
+
+    def _trains(self) -> bool:
+        """False for the closed forms (orthogonal or linear map, only the geometry term)."""
+        only_geo = self.lambda_info == 0 and self.lambda_curv == 0 and self.lambda_ot == 0
+        return not (self.map in ("orthogonal", "linear") and only_geo)
+
+    def _start(self, gram, cross) -> np.ndarray:
+        """Each family's geometry optimum: Procrustes (orthogonal), least squares (others)."""
+        if self.map == "orthogonal":
+            return rotation_from_cross(cross)
+        return least_squares_from_stats(gram, cross)
 
     def fit_store(self, store, transformer=None):
         """Fit from an on-disk store in minibatches, one shard in memory at a time.
@@ -264,10 +394,13 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         Two streaming passes compute each scale's mean and RMS and each
         pair's cross-covariance (for the closed-form Procrustes start); then
         every epoch visits the shards in a seeded random order, shuffles rows
-        within a shard and takes minibatches of ``batch_size``. Memory grows
-        with the shard size, not with the number of rows. Fitted attributes
-        are those of :meth:`fit`; with ``map="orthogonal"`` and only
-        ``lambda_geo`` the result equals :meth:`fit` on the whole array.
+        within a shard and takes minibatches of ``batch_size``. Validation
+        rows (for early stopping) are drawn per shard from ``random_state``
+        and kept in memory: ``validation_fraction`` of the rows, at most
+        20,000. Memory otherwise grows with the shard size, not with the
+        number of rows. Fitted attributes are those of :meth:`fit`; with
+        ``map="orthogonal"`` and only ``lambda_geo`` the result equals
+        :meth:`fit` on the whole array.
 
         Parameters
         ----------
@@ -285,10 +418,10 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self : ManifoldAligner
         """
         self._validate_params()
-        if self.n_components is not None:
+        if self.n_components not in (None, "auto"):
             raise ValueError(
-                "fit_store does not support n_components (PCA needs all rows at once); reduce "
-                "the states before storing them, or use fit()."
+                "fit_store does not support an int n_components (PCA needs all rows at once); "
+                "reduce the states before storing them, or use fit()."
             )
 
         columns = store.feature_names()
@@ -303,10 +436,6 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
                 X = pd.DataFrame(X, columns=columns)
             return np.asarray(transformer.transform(X), dtype=np.float64)
 
-        def chunks():
-            for k in range(store.n_shards):
-                yield prepared(store.read_shard(k))
-
         names = (
             transformer.get_feature_names_out()
             if transformer is not None
@@ -315,16 +444,28 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self.n_features_in_ = len(names)
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self._set_pairs(len(names), self.feature_names_in_)
-        self.pca_ = None
-        # pass 1: mean and RMS per scale (Chan et al.'s pairwise update of sums)
-        count, sums, squares = 0, {}, {}
-        for X in chunks():
+        self.pca_, self.n_components_ = None, None
+        rng = check_random_state(self.random_state)
+        self._pca_seed = int(rng.randint(np.iinfo(np.int32).max))
+        # pass 1: mean and RMS per scale (sums of values and squares)
+        count, sums, squares, rows_per_shard = 0, {}, {}, []
+        for k in range(store.n_shards):
+            X = prepared(store.read_shard(k))
             for name, B in self._blocks(X).items():
                 sums[name] = sums.get(name, 0.0) + B.sum(0)
                 squares[name] = squares.get(name, 0.0) + (B**2).sum(0)
             count += X.shape[0]
+            rows_per_shard.append(X.shape[0])
         if count < 8:
             raise ValueError(f"The store holds {count} rows; fitting needs at least 8.")
+        if count < _ROWS_PER_DIM * self.scale_width_:
+            warnings.warn(
+                f"ManifoldAligner.fit_store: {count} rows for scales of {self.scale_width_} "
+                "dimensions (n < 5 d): the maps are not determined by so few rows. fit_store "
+                "cannot reduce by PCA; use fit(), which does (n_components='auto').",
+                UserWarning,
+                stacklevel=2,
+            )
         self._mean, self._rms = {}, {}
         for name in self.scales_:
             mean = sums[name] / count
@@ -333,40 +474,81 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             if rms == 0:
                 raise ValueError(f"Scale {name!r} is constant across samples: nothing to align.")
             self._mean[name], self._rms[name] = mean, rms
-        # pass 2: cross-covariance of each pair, standardised
-        cross = {pair: 0.0 for pair in self.pairs_}
-        for X in chunks():
-            Z = self._standardise(self._blocks(X), fit=False)
-            for a, b in self.pairs_:
-                cross[(a, b)] = cross[(a, b)] + Z[a].T @ Z[b]
+        self._raw_mean, self._raw_rms = dict(self._mean), dict(self._rms)
         self.scale_dims_ = {name: len(self._mean[name]) for name in self.scales_}
-        rng = check_random_state(self.random_state)
+        # validation rows: a seeded draw per shard, independent of the visiting order
+        val_seed = int(rng.randint(np.iinfo(np.int32).max))
+        fraction = 0.0
+        if self.early_stopping and self._trains():
+            fraction = min(self.validation_fraction, _MAX_STORE_VALIDATION / count)
+
+        def val_mask(k: int) -> np.ndarray:
+            draw = np.random.default_rng([val_seed, k]).random(rows_per_shard[k])
+            return draw < fraction
+
+        def standardised(k: int):
+            Z = self._standardise(self._blocks(prepared(store.read_shard(k))), fit=False)
+            return Z, val_mask(k)
+
+        # pass 2: cross-covariance of each pair over the training rows; validation rows kept
+        cross = {pair: 0.0 for pair in self.pairs_}
+        gram = {pair: 0.0 for pair in self.pairs_}
+        val = {name: [] for name in self.scales_}
+        for k in range(store.n_shards):
+            Z, mask = standardised(k)
+            for a, b in self.pairs_:
+                cross[(a, b)] = cross[(a, b)] + Z[a][~mask].T @ Z[b][~mask]
+                if self.map != "orthogonal":
+                    gram[(a, b)] = gram[(a, b)] + Z[a][~mask].T @ Z[a][~mask]
+            for name in self.scales_:
+                val[name].append(Z[name][mask])
+        val = {name: np.concatenate(parts) for name, parts in val.items()}
+        if fraction and len(val[self.scales_[0]]) < 2:
+            raise ValueError(
+                f"The store's validation draw holds {len(val[self.scales_[0]])} rows; pass a "
+                "larger validation_fraction or early_stopping=False."
+            )
         seeds = rng.randint(np.iinfo(np.int32).max, size=len(self.pairs_))
         device = torch.device(self.device)
         fits = []
         for (a, b), seed in zip(self.pairs_, seeds, strict=True):
 
-            def batches(gen, a=a, b=b):
+            def train_batches(gen, a=a, b=b):
                 # one shard in memory at a time (memory maps kept open would stay resident)
                 for k in torch.randperm(store.n_shards, generator=gen).tolist():
-                    Z = self._standardise(self._blocks(prepared(store.read_shard(k))), fit=False)
-                    s_all = torch.as_tensor(Z[a], dtype=torch.float32, device=device)
-                    t_all = torch.as_tensor(Z[b], dtype=torch.float32, device=device)
+                    Z, mask = standardised(k)
+                    s_all = _tensor(Z[a][~mask], device)
+                    t_all = _tensor(Z[b][~mask], device)
+                    if len(s_all) == 0:
+                        continue
                     order = torch.randperm(len(s_all), generator=gen)
                     n_batches = max(1, -(-len(s_all) // self.batch_size))
                     for idx in torch.tensor_split(order, n_batches):
                         idx = idx.to(device)
                         yield s_all[idx], t_all[idx]
 
-            R = _rotation(cross[(a, b)], self.scale_dims_[a], self.scale_dims_[b])
+            def train_chunks(a=a, b=b):
+                for k in range(store.n_shards):
+                    Z, mask = standardised(k)
+                    yield from _chunks(Z[a][~mask], Z[b][~mask], self.batch_size, device)
+
+            def val_chunks(a=a, b=b):
+                yield from _chunks(val[a], val[b], self.batch_size, device)
+
+            R = self._start(gram[(a, b)], cross[(a, b)])
+            if not self._trains():
+                fits.append(self._train_pair(R, int(seed), None, None, None))
+                continue
             fits.append(
-                self._train_pair(R, self.scale_dims_[a], self.scale_dims_[b], int(seed), batches)
+                self._train_pair(
+                    R, int(seed), train_batches, train_chunks, val_chunks if fraction else None
+                )
             )
         self._store_fits(fits)
         return self
 
     def _set_pairs(self, n_features, names) -> None:
-        self.scales_, _ = self._layout(n_features, names)
+        self.scales_, self.scale_width_ = self._layout(n_features, names)
         pairs = self.pairs
         if pairs is None:
             pairs = [("global", "intermediate"), ("intermediate", "local")]
@@ -381,155 +563,303 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
 
     def _store_fits(self, fits) -> None:
         self.maps_, self.critics_, self.loss_curve_ = {}, {}, {}
-        self.coef_, self.intercept_ = {}, {}
-        self.n_iter_ = np.array([f[3] for f in fits], dtype=np.int64)
-        for (a, b), (fmap, critic, curve, _) in zip(self.pairs_, fits, strict=True):
+        self.coef_, self.intercept_, self.term_gradient_share_ = {}, {}, {}
+        self.n_iter_ = np.array([f["n_iter"] for f in fits], dtype=np.int64)
+        self.n_steps_ = np.array([f["n_steps"] for f in fits], dtype=np.int64)
+        weights = self._weights()
+        for (a, b), fit in zip(self.pairs_, fits, strict=True):
             key = f"{a}->{b}"
-            self.maps_[key], self.critics_[key] = fmap, critic
-            self.loss_curve_[key] = curve
+            self.maps_[key], self.critics_[key] = fit["map"], fit["critic"]
+            self.loss_curve_[key] = fit["curve"]
+            self.term_gradient_share_[key] = fit["shares"]
             if self.map != "mlp":
-                W, bias = _affine(fmap)
-                self.coef_[key], self.intercept_[key] = W, bias
+                with torch.no_grad():
+                    W, bias = fit["map"].affine()
+                self.coef_[key] = W.detach().double().numpy().copy()
+                self.intercept_[key] = bias.detach().double().numpy().copy()
+            inert = [
+                f"lambda_{t}={weights[t]} ({fit['shares'].get(t, 0.0):.1e})"
+                for t in _TERMS
+                if weights[t] > 0 and fit["shares"] and fit["shares"].get(t, 0.0) < _INERT_SHARE
+            ]
+            if inert:
+                warnings.warn(
+                    f"ManifoldAligner: on map {key!r}, {', '.join(inert)} contributed less than "
+                    f"{_INERT_SHARE:g} of the gradient norm over training: the term barely "
+                    "acts. Raise its lambda or set it to 0 (term_gradient_share_).",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
-    def _fit_pair(self, S: np.ndarray, T: np.ndarray, seed: int):
-        d_in, d_out = S.shape[1], T.shape[1]
-        width = max(d_in, d_out)
-        pad = np.zeros((S.shape[0], width))
-        S_pad, T_pad = pad.copy(), pad.copy()
-        S_pad[:, :d_in], T_pad[:, :d_out] = S, T
-        R = procrustes_rotation(S_pad, T_pad)[:d_in, :d_out]
+    def _weights(self) -> dict[str, float]:
+        return {
+            "geo": float(self.lambda_geo),
+            "info": float(self.lambda_info),
+            "curv": float(self.lambda_curv),
+            "ot": float(self.lambda_ot),
+        }
+
+    def _fit_pair(self, S, T, train_rows, val_rows, seed: int):
         device = torch.device(self.device)
-        s_all = torch.as_tensor(S, dtype=torch.float32, device=device)
-        t_all = torch.as_tensor(T, dtype=torch.float32, device=device)
-        n = S.shape[0]
+        if not self._trains():  # closed form on every row
+            return self._train_pair(self._start(S.T @ S, S.T @ T), seed, None, None, None)
+        S_tr, T_tr = S[train_rows], T[train_rows]
+        s_all, t_all = _tensor(S_tr, device), _tensor(T_tr, device)
+        n = len(train_rows)
         n_batches = max(1, -(-n // self.batch_size))  # near-equal batches covering every row
 
-        def batches(gen):
+        def train_batches(gen):
             order = torch.randperm(n, generator=gen)
             for idx in torch.tensor_split(order, n_batches):
                 idx = idx.to(device)
                 yield s_all[idx], t_all[idx]
 
-        return self._train_pair(R, d_in, d_out, seed, batches)
+        def train_chunks():
+            yield from _chunks(S_tr, T_tr, self.batch_size, device)
 
-    def _train_pair(self, R, d_in: int, d_out: int, seed: int, batches):
-        """Start at the Procrustes rotation ``R``; Adam over ``batches(gen)`` per epoch."""
-        with torch.random.fork_rng(devices=[]):  # seeded init, global RNG untouched
-            torch.manual_seed(seed)
-            fmap = make_map(self.map, d_in, d_out, R, self.hidden_size)
-            critic = BilinearCritic(d_out, d_out)
-        only_geo = self.lambda_info == 0 and self.lambda_curv == 0 and self.lambda_ot == 0
-        if self.map == "orthogonal" and only_geo:
-            return fmap.eval(), critic.eval(), [], 0  # the closed form is the optimum
+        def val_chunks():
+            yield from _chunks(S[val_rows], T[val_rows], self.batch_size, device)
+
+        R = self._start(S_tr.T @ S_tr, S_tr.T @ T_tr)
+        return self._train_pair(
+            R, seed, train_batches, train_chunks, val_chunks if len(val_rows) else None
+        )
+
+    # ------------------------------------------------------------- training
+    def _terms(self, mapped, critic, s, t) -> dict[str, torch.Tensor]:
+        """Each term of the objective for mapped sources ``mapped = f(s)``."""
+        terms = {"geo": geometry_loss(mapped, t)}
+        if self.lambda_info:
+            terms["info"] = information_loss(critic, mapped, t, normalize=self.normalize_terms)
+        if self.lambda_curv and len(s) > 2:
+            terms["curv"] = mean_curvature_loss(
+                mapped, t, knn_graph(s), normalize=self.normalize_terms
+            )
+        if self.lambda_ot:
+            terms["ot"] = ot_loss(mapped, t)
+        return terms
+
+    def _objective(self, fmap, critic, chunks) -> float:
+        """The weighted objective over fixed chunks (mean over rows); no gradient."""
+        weights = self._weights()
+        total, rows = 0.0, 0
+        with torch.no_grad():
+            for s, t in chunks():
+                terms = self._terms(fmap(s), critic, s, t)
+                total += float(sum(weights[k] * v for k, v in terms.items())) * len(s)
+                rows += len(s)
+        return total / max(rows, 1)
+
+    def _train_pair(self, R, seed: int, train_batches, train_chunks, val_chunks) -> dict:
+        """From the Procrustes start ``R``: Adam with checks, early stopping and the guard."""
+        gen = torch.Generator().manual_seed(seed)
+        d_in, d_out = R.shape
+        fmap = make_map(self.map, d_in, d_out, R, self.hidden_size, generator=gen)
+        critic = BilinearCritic(d_out, d_out)
+        if train_batches is None:  # the closed form is the optimum
+            return {
+                "map": fmap.eval(),
+                "critic": critic.eval(),
+                "curve": [],
+                "shares": {"geo": 1.0},
+                "n_iter": 0,
+                "n_steps": 0,
+            }
         device = torch.device(self.device)
         fmap, critic = fmap.to(device), critic.to(device)
-        params = list(fmap.parameters()) + (list(critic.parameters()) if self.lambda_info else [])
-        opt = torch.optim.Adam(params, lr=self.learning_rate)
-        gen = torch.Generator().manual_seed(seed)
-        weights = {
-            "geo": self.lambda_geo,
-            "info": self.lambda_info,
-            "curv": self.lambda_curv,
-            "ot": self.lambda_ot,
-        }
-        curve, n_iter, converged = [], 0, False
-        for epoch in range(self.max_iter):
-            totals = dict.fromkeys(("total", "geo", "info", "curv", "ot"), 0.0)
-            n_batches = 0
-            for s, t in batches(gen):
-                n_batches += 1
+        weights = self._weights()
+        modules = [fmap] + ([critic] if self.lambda_info else [])
+        opt = torch.optim.Adam(scaled_param_groups(modules, self.learning_rate))
+        critic_params = list(critic.parameters()) if self.lambda_info else []
+
+        def snapshot():
+            return [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
+
+        def restore(state):
+            for m, s in zip(modules, state, strict=True):
+                m.load_state_dict(s)
+
+        start = snapshot()
+        start_train = self._objective(fmap, critic, train_chunks)
+        monitor = (lambda: self._objective(fmap, critic, val_chunks)) if val_chunks else None
+        best = monitor() if monitor else math.inf
+        best_state = start
+        curve, share_sum, n_share = [], dict.fromkeys(_TERMS, 0.0), 0
+        window = dict.fromkeys(("total", *_TERMS), 0.0)
+        window_batches, step, epoch, no_change, stopped = 0, 0, 0, 0, False
+        while epoch < self.max_iter and not stopped:
+            epoch += 1
+            for s, t in train_batches(gen):
                 mapped = fmap(s)
-                terms = {"geo": geometry_loss(mapped, t)}
-                if self.lambda_info:
-                    terms["info"] = -infonce_bound(critic, mapped, t)
-                if self.lambda_curv and self.map == "mlp":  # affine maps have no curvature
-                    terms["curv"] = curvature_loss(fmap, s, gen)
-                if self.lambda_ot:
-                    terms["ot"] = ot_loss(mapped, t)
+                terms = self._terms(mapped, critic, s, t)
                 loss = sum(weights[k] * v for k, v in terms.items())
                 opt.zero_grad()
-                loss.backward()
-                opt.step()
-                totals["total"] += loss.item()
+                # each term's gradient on the mapped points (its pull on f(S), and its share),
+                # then one backward through the map with their sum
+                pull, norms = torch.zeros_like(mapped), {}
                 for k, v in terms.items():
-                    totals[k] += v.item()
-            curve.append({k: v / n_batches for k, v in totals.items()})
-            n_iter = epoch + 1
-            if n_iter >= 20:
-                old = np.mean([c["total"] for c in curve[-20:-10]])
-                new = np.mean([c["total"] for c in curve[-10:]])
-                if abs(old - new) <= self.tol * max(abs(old), 1e-12):
-                    converged = True
+                    if not weights[k]:
+                        continue
+                    inputs = [mapped] + (critic_params if k == "info" else [])
+                    grads = torch.autograd.grad(
+                        weights[k] * v, inputs, retain_graph=True, allow_unused=True
+                    )
+                    if grads[0] is not None:
+                        pull += grads[0]
+                        norms[k] = float(grads[0].norm())
+                    for p, g in zip(critic_params, grads[1:], strict=False):
+                        p.grad = g
+                mapped.backward(pull)
+                if hasattr(fmap, "project_grad"):  # orthogonal maps: Riemannian step
+                    fmap.project_grad()
+                total_norm = sum(norms.values())
+                if total_norm > 0:
+                    for k, v in norms.items():
+                        share_sum[k] += v / total_norm
+                    n_share += 1
+                opt.step()
+                if hasattr(fmap, "retract"):
+                    fmap.retract()
+                step += 1
+                window_batches += 1
+                window["total"] += loss.item()
+                for k, v in terms.items():
+                    window[k] += v.item()
+                if step % self.check_interval:
+                    continue
+                entry = {"step": step, "epoch": epoch}
+                entry.update({k: v / window_batches for k, v in window.items()})
+                value = monitor() if monitor else entry["total"]
+                if monitor:
+                    entry["validation"] = value
+                curve.append(entry)
+                window = dict.fromkeys(window, 0.0)
+                window_batches = 0
+                if value < best - self.tol * abs(best) or not math.isfinite(best):
+                    best, no_change = value, 0
+                    if monitor:
+                        best_state = snapshot()
+                else:
+                    no_change += 1
+                if self.verbose:
+                    logger.info("step %d: objective %.5f (best %.5f)", step, value, best)
+                if no_change >= self.n_iter_no_change:
+                    stopped = True
                     break
-        if not converged:
+        if monitor:
+            restore(best_state)
+        if not stopped:
             warnings.warn(
                 f"ManifoldAligner did not converge in max_iter={self.max_iter} epochs "
-                f"(loss still changing by more than tol={self.tol} over 10 epochs); raise "
-                "max_iter or learning_rate.",
+                f"({step} steps; the monitored objective still improved by more than "
+                f"tol={self.tol} within {self.n_iter_no_change} checks); raise max_iter.",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
-        return fmap.cpu().eval(), critic.cpu().eval(), curve, n_iter
+        end_train = self._objective(fmap, critic, train_chunks)
+        if end_train > start_train:
+            restore(start)
+            warnings.warn(
+                f"ManifoldAligner: the trained map ended worse on its training objective "
+                f"({end_train:.5f}) than its Procrustes start ({start_train:.5f}); the start "
+                "is returned. Lower learning_rate or check the lambdas.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        shares = {k: share_sum[k] / n_share for k in _TERMS if weights[k]} if n_share else {}
+        return {
+            "map": fmap.cpu().eval(),
+            "critic": critic.cpu().eval(),
+            "curve": curve,
+            "shares": shares,
+            "n_iter": epoch,
+            "n_steps": step,
+        }
 
     # -------------------------------------------------------------- transform
     def _mapped(self, X):
+        """Mapped sources and targets, both standardised in the target's original space."""
         check_is_fitted(self, "maps_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        Z = self._standardise(self._blocks(X), fit=False)
-        out = {}
+        raw = self._blocks(X)
+        Z = self._standardise(raw, fit=False)
+        mapped, targets = {}, {}
         with torch.inference_mode():
             for a, b in self.pairs_:
                 fmap = self.maps_[f"{a}->{b}"]
-                out[(a, b)] = fmap(torch.as_tensor(Z[a], dtype=torch.float32)).double().numpy()
-        return out, Z
+                m = fmap(torch.as_tensor(Z[a], dtype=torch.float32)).double().numpy()
+                mapped[(a, b)] = (self._to_original(m, b) - self._raw_mean[b]) / self._raw_rms[b]
+                targets[(a, b)] = (raw[b] - self._raw_mean[b]) / self._raw_rms[b]
+        return mapped, targets
+
+    def _to_original(self, z: np.ndarray, scale: str) -> np.ndarray:
+        """Standardised (PCA) coordinates of ``scale`` back to its original coordinates."""
+        values = z * self._rms[scale] + self._mean[scale]
+        return self.pca_[scale].inverse_transform(values) if self.pca_ else values
 
     def transform(self, X):
-        """The mapped source of every pair, in the target scale's coordinates.
+        """The mapped source of every pair, in the target scale's original coordinates.
 
         Returns
         -------
-        X_aligned : ndarray of shape (n_samples, sum of target widths)
-            Blocks in ``pairs_`` order (after PCA, if ``n_components`` is set).
+        X_aligned : ndarray of shape (n_samples, n_pairs * scale_width_)
+            Blocks in ``pairs_`` order (mapped back through the target's PCA
+            when one was fitted).
         """
-        mapped, _ = self._mapped(X)
-        return np.hstack([m * self._rms[b] + self._mean[b] for (a, b), m in mapped.items()])
+        check_is_fitted(self, "maps_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        Z = self._standardise(self._blocks(X), fit=False)
+        out = []
+        with torch.inference_mode():
+            for a, b in self.pairs_:
+                m = self.maps_[f"{a}->{b}"](torch.as_tensor(Z[a], dtype=torch.float32))
+                out.append(self._to_original(m.double().numpy(), b))
+        return np.hstack(out)
 
     def inverse_transform(self, X):
         """Map aligned blocks back to their source scales (orthogonal and linear maps).
 
         Returns
         -------
-        X_source : ndarray of shape (n_samples, sum of source widths)
+        X_source : ndarray of shape (n_samples, n_pairs * scale_width_)
+            Exact without PCA; with PCA, the source's projection on its
+            principal components.
         """
         check_is_fitted(self, "maps_")
         if self.map == "mlp":
             raise ValueError("map='mlp' is not invertible; use 'orthogonal' or 'linear'.")
         X = np.asarray(X, dtype=np.float64)
-        widths = [self.scale_dims_[b] for _, b in self.pairs_]
-        if X.ndim != 2 or X.shape[1] != sum(widths):
-            raise ValueError(f"Expected {sum(widths)} columns (transform output), got {X.shape}.")
-        out, start = [], 0
-        for (a, b), w in zip(self.pairs_, widths, strict=True):
+        width = self.scale_width_
+        if X.ndim != 2 or X.shape[1] != width * len(self.pairs_):
+            raise ValueError(
+                f"Expected {width * len(self.pairs_)} columns (transform output), got {X.shape}."
+            )
+        out = []
+        for i, (a, b) in enumerate(self.pairs_):
             key = f"{a}->{b}"
-            z = (X[:, start : start + w] - self._mean[b]) / self._rms[b]
+            block = X[:, i * width : (i + 1) * width]
+            values = self.pca_[b].transform(block) if self.pca_ else block
+            z = (values - self._mean[b]) / self._rms[b]
             src = (z - self.intercept_[key]) @ np.linalg.pinv(self.coef_[key])
-            out.append(src * self._rms[a] + self._mean[a])
-            start += w
+            out.append(self._to_original(src, a))
         return np.hstack(out)
 
     def score(self, X, y=None):
         """Alignment quality on ``X`` (higher is better; independent of the lambdas).
 
+        Measured in each target scale's original coordinates, standardised
+        with the training rows' mean and RMS (mapped points are brought back
+        through PCA first), so scores compare across ``n_components``.
         ``scoring="r2"``: mean over pairs of ``1 - ||f(s) - t||^2 / ||t - mean(t)||^2``;
         ``"cka"``: mean debiased linear CKA between f(S) and T; ``"neg_procrustes"``:
         minus the Procrustes disparity; ``"neg_kl"``: minus the per-dimension
         Gaussian KL(f(S) || T); ``"dcor"``: distance correlation (1,024-row seeded
         subsample).
         """
-        mapped, Z = self._mapped(X)
+        mapped, targets = self._mapped(X)
         values = []
-        for (_, b), m in mapped.items():
-            t = Z[b]
+        for pair, m in mapped.items():
+            t = targets[pair]
             if self.scoring == "r2":
                 values.append(1.0 - ((m - t) ** 2).sum() / ((t - t.mean(0)) ** 2).sum())
             elif self.scoring == "cka":
@@ -546,25 +876,19 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         """``global_to_intermediate__0 ...`` per pair, in ``pairs_`` order."""
         check_is_fitted(self, "maps_")
         return np.asarray(
-            [f"{a}_to_{b}__{u}" for a, b in self.pairs_ for u in range(self.scale_dims_[b])],
+            [f"{a}_to_{b}__{u}" for a, b in self.pairs_ for u in range(self.scale_width_)],
             dtype=object,
         )
 
 
-def _rotation(cross: np.ndarray, d_in: int, d_out: int) -> np.ndarray:
-    """Procrustes rotation from the cross-covariance ``S^T T``, padded to square as in fit."""
-    width = max(d_in, d_out)
-    M = np.zeros((width, width))
-    M[:d_in, :d_out] = cross
-    u, _, vt = np.linalg.svd(M)
-    return (u @ vt)[:d_in, :d_out]
+def _tensor(values: np.ndarray, device) -> torch.Tensor:
+    return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32, device=device)
 
 
-def _affine(fmap) -> tuple[np.ndarray, np.ndarray]:
-    """``(W, b)`` with ``fmap(z) = z @ W + b`` for an affine torch map."""
-    with torch.no_grad():
-        layer = fmap.linear if hasattr(fmap, "linear") else fmap
-        W = layer.weight.detach().double().numpy().T.copy()
-        bias = getattr(layer, "bias", None)
-        b = bias.detach().double().numpy().copy() if bias is not None else np.zeros(W.shape[1])
-    return W, b
+def _chunks(S: np.ndarray, T: np.ndarray, size: int, device):
+    """Fixed-order chunks of ``size`` rows (near-equal), for evaluating the objective."""
+    n = len(S)
+    if n == 0:
+        return
+    for idx in np.array_split(np.arange(n), max(1, -(-n // size))):
+        yield _tensor(S[idx], device), _tensor(T[idx], device)

@@ -16,10 +16,13 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from msma_sklearn import ManifoldAligner
 from msma_sklearn.alignment import (
     BilinearCritic,
-    curvature_loss,
     infonce_bound,
+    knn_graph,
+    mean_curvature_loss,
     ot_loss,
+    procrustes_rotation,
 )
+from msma_sklearn.alignment._objective import make_map
 
 
 def three_scales(n=300, d=6, noise=0.3, seed=0):
@@ -96,13 +99,47 @@ def test_infonce_bound_below_true_mi_on_gaussians():
     assert infonce_bound(critic, a, shuffled).item() < 0.1  # no information once shuffled
 
 
-def test_curvature_zero_for_affine_positive_for_curved():
-    gen = torch.Generator().manual_seed(0)
-    s = torch.randn(64, 3, generator=gen)
-    affine = torch.nn.Linear(3, 3)
-    assert curvature_loss(affine, s, gen).item() < 1e-6
-    curved = torch.nn.Sequential(torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
-    assert curvature_loss(curved, s, gen).item() > 1e-4
+def _circle(radius, n=24):
+    angles = 2 * np.pi * np.arange(n) / n
+    return torch.tensor(
+        np.c_[radius * np.cos(angles), radius * np.sin(angles)], dtype=torch.float64
+    )
+
+
+def test_mean_curvature_on_circles_matches_the_closed_form():
+    """On n equally spaced points of a circle, x_i - (x_{i-1} + x_{i+1}) / 2 points to the
+    centre with length r (1 - cos(2 pi / n)): the discrete mean-curvature vector."""
+    n, r1, r2 = 24, 1.0, 3.0
+    small, large = _circle(r1, n), _circle(r2, n)
+    neighbors = knn_graph(small, k=2)
+    assert sorted(neighbors[0].tolist()) == [1, n - 1]
+    shrink = 1 - np.cos(2 * np.pi / n)
+    raw = mean_curvature_loss(small, large, neighbors, normalize=False).item()
+    assert raw == pytest.approx((r1 - r2) ** 2 * shrink**2 / 2, rel=1e-9)
+    assert mean_curvature_loss(large, large, neighbors).item() == pytest.approx(0.0, abs=1e-12)
+    flat = torch.zeros_like(large)  # every neighbourhood mapped flat scores 1
+    assert mean_curvature_loss(flat, large, neighbors).item() == pytest.approx(1.0)
+    ratio = mean_curvature_loss(small, large, neighbors).item()
+    assert ratio == pytest.approx((r1 - r2) ** 2 / r2**2, rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["orthogonal", "linear", "mlp"])
+def test_curvature_term_has_a_gradient_at_the_procrustes_start(kind):
+    # a curved source (a parabola) and a target bent the other way: the Procrustes start
+    # fits the points, not their local curvature
+    rng = np.random.default_rng(0)
+    u = rng.uniform(-2, 2, size=(256, 1))
+    S = np.c_[u, u**2, 0.1 * rng.normal(size=(256, 1))]
+    T = np.c_[u, -0.5 * u**2, 0.1 * rng.normal(size=(256, 1))]
+    S, T = S - S.mean(0), T - T.mean(0)
+    R = procrustes_rotation(S, T)
+    fmap = make_map(kind, 3, 3, R, 8, generator=torch.Generator().manual_seed(0))
+    s, t = (torch.tensor(a, dtype=torch.float32) for a in (S, T))
+    loss = mean_curvature_loss(fmap(s), t, knn_graph(s))
+    assert loss.item() > 1e-3
+    loss.backward()
+    norm = sum(float(p.grad.norm()) for p in fmap.parameters() if p.grad is not None)
+    assert norm > 1e-3
 
 
 def test_ot_loss_small_for_matching_clouds():
@@ -135,8 +172,8 @@ def test_loss_curve_terms_and_pickle():
         warnings.simplefilter("ignore", ConvergenceWarning)
         al = ManifoldAligner(map="mlp", max_iter=25, random_state=0).fit(X)
     curve = al.loss_curve_["global->intermediate"]
-    assert len(curve) == al.n_iter_[0]
-    assert set(curve[0]) == {"total", "geo", "info", "curv", "ot"}
+    assert len(curve) == al.n_steps_[0] // al.check_interval
+    assert set(curve[0]) == {"step", "epoch", "total", "geo", "info", "curv", "ot", "validation"}
     assert curve[-1]["info"] < curve[0]["info"]  # the bound was actually trained up
     restored = pickle.loads(pickle.dumps(al))
     np.testing.assert_array_equal(restored.transform(X), al.transform(X))
@@ -155,7 +192,10 @@ def test_feature_names_pca_and_scoring_options():
     df = pd.DataFrame(X, columns=cols)
     al = ManifoldAligner(lambda_info=0, lambda_curv=0, n_components=4).fit(df)
     assert al.scales_ == ("local", "intermediate", "global")
-    assert al.transform(df).shape == (120, 8)
+    assert al.scale_dims_ == {"local": 4, "intermediate": 4, "global": 4}
+    # transform maps back through the target's PCA: original widths
+    assert al.transform(df).shape == (120, 16)
+    assert len(al.get_feature_names_out()) == 16
     assert al.get_feature_names_out()[0] == "global_to_intermediate__0"
     for scoring in ("r2", "cka", "neg_procrustes", "neg_kl", "dcor"):
         value = al.set_params(scoring=scoring).score(df)
@@ -187,6 +227,10 @@ def test_score_is_independent_of_lambdas_and_works_in_grid_search():
         ({"lambda_geo": -1.0}, lambda X: X, "lambda_geo"),
         ({}, lambda X: np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), "NaN"),
         ({}, lambda X: X[:5], "5 sample"),
+        ({}, lambda X: X[:1], "1 sample"),
+        ({}, lambda X: np.where(np.arange(X.size).reshape(X.shape) == 3, np.inf, X), "infinity"),
+        ({"lambda_info": -0.1}, lambda X: X, "lambda_info"),
+        ({"validation_fraction": 1.5}, lambda X: X, "validation_fraction"),
         ({}, lambda X: X[:, :10], "cannot be split into 3"),
         ({"pairs": [("global", "word")]}, lambda X: X, "unknown: \\['word'\\]"),
         ({}, lambda X: np.hstack([X[:, :12], np.ones((X.shape[0], 6))]), "'global' is constant"),

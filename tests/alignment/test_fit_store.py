@@ -39,6 +39,17 @@ def test_closed_form_equals_fit_and_scipy(tmp_path):
     assert streamed.feature_names_in_.tolist() == names
 
 
+def test_linear_closed_form_equals_fit(tmp_path):
+    X, names = _planted(1500)
+    store = write_array_store(X, tmp_path / "s", shard_rows=400, feature_names=names)
+    params = dict(map="linear", lambda_info=0.0, lambda_curv=0.0)
+    streamed = ManifoldAligner(**params).fit_store(store)
+    whole = ManifoldAligner(**params).fit(pd.DataFrame(X, columns=names))
+    assert streamed.n_iter_.tolist() == [0, 0]
+    for key in whole.coef_:
+        np.testing.assert_allclose(streamed.coef_[key], whole.coef_[key], atol=1e-6)
+
+
 def test_trained_maps_match_the_in_memory_fit(tmp_path):
     X, names = _planted(3000)
     store = write_array_store(X[:2400], tmp_path / "s", shard_rows=400, feature_names=names)
@@ -53,13 +64,15 @@ def test_trained_maps_match_the_in_memory_fit(tmp_path):
     np.testing.assert_array_equal(again.transform(held_out), streamed.transform(held_out))
 
 
+@pytest.mark.filterwarnings("ignore:.*n < 5 d:UserWarning")
 def test_from_extracted_layers_through_a_segmenter(tmp_path):
     texts = load_corpus().texts[:96]
     ext = HiddenStateExtractor("tiny-gpt2", shard_size=32)
     store = extract_to_store(texts, tmp_path / "s", ext, n_jobs=1, progress=False)
     frame = pd.DataFrame(store.to_numpy(), columns=store.feature_names())
     segmenter = ScaleSegmenter(method="preset", preset="uniform").fit(frame)
-    params = dict(map="orthogonal", lambda_info=0.0, lambda_curv=0.0)
+    # 96 rows of 64 dims: fit() would reduce by PCA (n < 5 d), which fit_store cannot
+    params = dict(map="orthogonal", lambda_info=0.0, lambda_curv=0.0, n_components=None)
     streamed = ManifoldAligner(**params).fit_store(store, segmenter.set_output(transform="pandas"))
     whole = ManifoldAligner(**params).fit(segmenter.transform(frame))
     for key in whole.coef_:
@@ -76,7 +89,10 @@ def test_memory_stays_flat_as_rows_grow(tmp_path):
         store = write_array_store(X, tmp_path / str(n), shard_rows=1000, feature_names=names)
         del X
         tracemalloc.start()
-        ManifoldAligner(map="linear", max_iter=3, random_state=0).fit_store(store)
+        # early_stopping=False: validation rows are held in memory (capped at 20,000 rows)
+        ManifoldAligner(
+            map="linear", lambda_curv=0.01, max_iter=3, early_stopping=False, random_state=0
+        ).fit_store(store)
         peaks[n] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     assert peaks[16000] < 1.3 * peaks[4000], peaks  # 4x the rows, not 4x the memory
@@ -85,7 +101,7 @@ def test_memory_stays_flat_as_rows_grow(tmp_path):
 def test_unsupported_settings(tmp_path):
     X, names = _planted(100)
     store = write_array_store(X, tmp_path / "s", shard_rows=50, feature_names=names)
-    with pytest.raises(ValueError, match="does not support n_components"):
+    with pytest.raises(ValueError, match="does not support an int n_components"):
         ManifoldAligner(n_components=4).fit_store(store)
     with pytest.raises(ValueError, match="not empty"):
         write_array_store(X, tmp_path / "s", feature_names=names)

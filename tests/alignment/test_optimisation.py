@@ -1,0 +1,172 @@
+"""ManifoldAligner's optimisation (issue #12): closed forms, early stopping, the guard,
+lambdas that act, gradient shares, few samples, seeding."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LinearRegression
+
+from msma_sklearn import ManifoldAligner
+from msma_sklearn.alignment import BilinearCritic, information_loss, procrustes_rotation
+from tests.alignment.test_aligner import _standardised, three_scales
+
+MAPS = ["orthogonal", "linear", "mlp"]
+
+
+def _quiet_fit(estimator, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return estimator.fit(X)
+
+
+def test_linear_closed_form_equals_least_squares():
+    X = three_scales(n=300, d=6, noise=0.5)
+    al = ManifoldAligner(lambda_info=0, lambda_curv=0, map="linear").fit(X)
+    assert al.n_iter_.tolist() == [0, 0]
+    src, tgt = _standardised(X[:, 12:]), _standardised(X[:, 6:12])
+    oracle = LinearRegression(fit_intercept=False).fit(src, tgt)  # independent solver
+    np.testing.assert_allclose(al.coef_["global->intermediate"], oracle.coef_.T, atol=1e-5)
+    # the least-squares start beats the orthogonal one on its own rows
+    ortho = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(X)
+    assert al.score(X) > ortho.score(X)
+
+
+@pytest.mark.parametrize("kind", MAPS)
+def test_n_jobs_equals_serial_exactly(kind):
+    X = three_scales(n=200)
+    kw = dict(map=kind, max_iter=12, random_state=0, lambda_ot=0.05)
+    serial = _quiet_fit(ManifoldAligner(**kw), X)
+    threads = _quiet_fit(ManifoldAligner(n_jobs=2, **kw), X)
+    np.testing.assert_array_equal(serial.transform(X), threads.transform(X))
+    assert serial.loss_curve_ == threads.loss_curve_
+
+
+def test_guard_returns_the_start_when_training_makes_things_worse():
+    X = three_scales(n=300, noise=0.3)
+    start = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(X)
+    with pytest.warns(ConvergenceWarning, match="ended worse on its training objective"):
+        wild = ManifoldAligner(
+            lambda_curv=1.0, learning_rate=50.0, early_stopping=False, max_iter=40, random_state=0
+        ).fit(X)
+    for key in start.coef_:
+        np.testing.assert_allclose(wild.coef_[key], start.coef_[key], atol=1e-5)
+
+
+def test_early_stopping_stops_and_keeps_the_best_checked_state():
+    X = three_scales(n=2000, noise=0.3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)  # it must stop by itself
+        al = ManifoldAligner(map="linear", batch_size=128, random_state=0).fit(X)
+    for key, curve in al.loss_curve_.items():
+        values = [c["validation"] for c in curve]
+        steps = al.n_steps_[al.pairs_.index(tuple(key.split("->")))]
+        assert len(values) == steps // al.check_interval
+        best = int(np.argmin(values))
+        # stopped after n_iter_no_change checks without improvement on the best
+        assert len(values) - 1 - best >= al.n_iter_no_change - 1
+    assert (al.n_steps_ < 300 * 15).all()
+
+
+@pytest.mark.parametrize("kind", MAPS)
+@pytest.mark.parametrize("term", ["geo", "info", "curv", "ot"])
+def test_every_lambda_changes_the_fitted_map(kind, term):
+    X = three_scales(n=240, noise=0.5, seed=2)
+    base = dict(lambda_geo=0.1, lambda_info=0.1, lambda_curv=0.1, lambda_ot=0.1)
+    changed = dict(base, **{f"lambda_{term}": base[f"lambda_{term}"] * 5})
+    kw = dict(map=kind, max_iter=20, early_stopping=False, random_state=0)
+    a = _quiet_fit(ManifoldAligner(**base, **kw), X)
+    b = _quiet_fit(ManifoldAligner(**changed, **kw), X)
+    assert np.abs(a.transform(X) - b.transform(X)).max() > 1e-4
+
+
+def test_gradient_shares_sum_to_one_respond_to_lambda_and_warn_when_inert():
+    X = three_scales(n=300, noise=0.5)
+    kw = dict(map="linear", max_iter=30, random_state=0)
+    low = _quiet_fit(ManifoldAligner(lambda_info=0.1, **kw), X)
+    high = _quiet_fit(ManifoldAligner(lambda_info=1.0, **kw), X)
+    for al in (low, high):
+        for shares in al.term_gradient_share_.values():
+            assert set(shares) == {"geo", "info", "curv"}
+            assert sum(shares.values()) == pytest.approx(1.0)
+    key = "global->intermediate"
+    assert high.term_gradient_share_[key]["info"] > low.term_gradient_share_[key]["info"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ManifoldAligner(lambda_curv=1e-9, **kw).fit(X)
+    inert = [w for w in caught if "barely" in str(w.message)]
+    assert inert and "lambda_curv=1e-09" in str(inert[0].message)
+    closed = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(X)
+    assert closed.term_gradient_share_[key] == {"geo": 1.0}
+
+
+def test_normalised_and_raw_terms():
+    X = three_scales(n=300)
+    kw = dict(map="linear", max_iter=10, early_stopping=False, random_state=0)
+    unit = _quiet_fit(ManifoldAligner(**kw), X).loss_curve_["global->intermediate"]
+    raw = _quiet_fit(ManifoldAligner(normalize_terms=False, **kw), X)
+    raw = raw.loss_curve_["global->intermediate"]
+    assert all(0 <= c["info"] <= 1.05 for c in unit)  # 1 - bound / log(candidates)
+    assert all(c["info"] < 0 for c in raw)  # minus the bound in nats
+    # the same identification in both units: raw = -(1 - unit) log(block rows); 300 rows
+    # make two blocks of 150 candidates
+    gen = torch.Generator().manual_seed(0)
+    a = torch.randn(300, 4, generator=gen)
+    t = a + 0.5 * torch.randn(300, 4, generator=gen)
+    critic = BilinearCritic(4, 4)
+    u = information_loss(critic, a, t).item()
+    r = information_loss(critic, a, t, normalize=False).item()
+    assert r == pytest.approx(-(1 - u) * np.log(150), rel=1e-5)
+
+
+def test_few_samples_warn_and_reduce_by_pca():
+    X = three_scales(n=60, d=20, noise=0.3)
+    with pytest.warns(UserWarning, match=r"60 rows for scales of 20 dimensions \(n < 5 d\)"):
+        al = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(X)
+    assert al.n_components_ == 12 and al.scale_dims_["global"] == 12
+    assert al.transform(X).shape == (60, 40)
+    with pytest.warns(UserWarning, match="n_components=None"):
+        ManifoldAligner(lambda_info=0, lambda_curv=0, n_components=None).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        enough = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(three_scales(n=200, d=20))
+    assert enough.n_components_ is None
+
+
+def test_scores_compare_across_n_components():
+    # PCA keeping every component is a rotation of centred data: the closed form and its
+    # score in the original coordinates are unchanged
+    X = three_scales(n=300, noise=0.5)
+    full = ManifoldAligner(lambda_info=0, lambda_curv=0, n_components=None).fit(X)
+    rotated = ManifoldAligner(lambda_info=0, lambda_curv=0, n_components=6).fit(X)
+    assert rotated.score(X) == pytest.approx(full.score(X), abs=1e-5)
+    np.testing.assert_allclose(rotated.transform(X), full.transform(X), atol=1e-4)
+
+
+def test_planted_nonlinear_map_only_the_mlp_recovers():
+    rng = np.random.default_rng(0)
+    n, d = 3000, 3
+    z = rng.normal(size=(n, d))
+    bent = np.tanh(2.0 * z) + 0.05 * rng.normal(size=(n, d))
+    X = np.hstack([bent, bent, z])  # global -> intermediate is the non-linear map
+    train, test = X[:2500], X[2500:]
+    kw = dict(lambda_info=0, lambda_curv=0, pairs=[("global", "intermediate")])
+    linear = ManifoldAligner(map="linear", **kw).fit(train)
+    mlp = ManifoldAligner(map="mlp", batch_size=256, random_state=0, **kw).fit(train)
+    assert linear.score(test) < 0.93
+    assert mlp.score(test) > linear.score(test) + 0.03
+
+
+def test_global_rng_untouched_and_start_is_procrustes():
+    X = three_scales(n=200)
+    before = torch.get_rng_state()
+    al = _quiet_fit(ManifoldAligner(map="mlp", max_iter=5, random_state=0), X)
+    assert torch.equal(torch.get_rng_state(), before)
+    # the MLP's linear part starts at least squares; orthogonal maps at Procrustes
+    ortho = _quiet_fit(ManifoldAligner(max_iter=1, check_interval=50, random_state=0), X)
+    src, tgt = _standardised(X[:, 12:]), _standardised(X[:, 6:12])
+    R = procrustes_rotation(src, tgt)
+    assert np.abs(ortho.coef_["global->intermediate"] - R).max() < 0.2
+    assert al.n_steps_.min() >= 1
