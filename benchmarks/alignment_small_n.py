@@ -50,11 +50,12 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["minilm", "smollm2-135m"])
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--ks", default="10,20,80", help="fixed n_components to compare")
     args = parser.parse_args()
     texts = load_corpus().texts
     for model in args.models:
         states = HiddenStateExtractor(model).set_output(transform="pandas").fit_transform(texts)
-        rows, shares = {}, {}
+        rows, shares, chosen = {}, {}, {}
         for seed in range(args.seeds):
             train, test = next(
                 ShuffleSplit(1, test_size=0.2, random_state=seed).split(np.zeros(len(texts)))
@@ -64,15 +65,15 @@ def main():
             X_test = seg.transform(states.iloc[test])
             width = X_train.shape[1] // 3
             for kind in ("orthogonal", "linear"):
-                for k in (None, "auto", 10, 20, 80):
+                for k in (None, "auto", *(int(v) for v in args.ks.split(","))):
                     al = ManifoldAligner(lambda_info=0, lambda_curv=0, map=kind, n_components=k)
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore", UserWarning)
                         al.fit(X_train)
-                    label = f"{kind}, n_components={k!r}" + (
-                        f" (= {al.n_components_})" if k == "auto" else ""
-                    )
+                    label = f"{kind}, n_components={k!r}"
                     rows.setdefault(label, []).append(al.score(X_test))
+                    if k == "auto":
+                        chosen.setdefault(label, []).append(al.n_components_)
                     if kind == "orthogonal" and k is None:
                         rows.setdefault("sklearn RidgeCV (no PCA)", []).append(
                             ridge_r2(al, X_train, X_test)
@@ -91,7 +92,8 @@ def main():
         print("| closed-form fit | held-out r² (mean ± sd over splits) |")
         print("|---|---:|")
         for label, values in rows.items():
-            print(f"| {label} | {np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} |")
+            note = f" (chose {chosen[label]})" if label in chosen else ""
+            print(f"| {label}{note} | {np.mean(values):.3f} ± {np.std(values, ddof=1):.3f} |")
         print("\nGradient shares at lambda_geo = lambda_info = lambda_curv = 1 (MLP maps)\n")
         print("| normalize_terms | geometry | information | curvature |")
         print("|---|---:|---:|---:|")

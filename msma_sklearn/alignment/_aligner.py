@@ -33,6 +33,7 @@ from ._objective import (
     make_map,
     mean_curvature_loss,
     ot_loss,
+    pca_dimension_scores,
     rotation_from_cross,
     scaled_param_groups,
 )
@@ -47,6 +48,8 @@ _SCORINGS = ("r2", "cka", "neg_procrustes", "neg_kl", "dcor")
 _TERMS = ("geo", "info", "curv", "ot")
 #: fewer rows than this many times the width counts as "few samples" (n < 5 d)
 _ROWS_PER_DIM = 5
+#: "auto" PCA candidates, as fractions of the number of rows (n < 5 d only)
+_PCA_FRACTIONS = (0.1, 0.2, 0.35, 0.5, 0.7, 0.85)
 #: fit_store keeps its validation rows in memory, at most this many
 _MAX_STORE_VALIDATION = 20_000
 #: a term with lambda > 0 and a smaller share of the gradient norm is reported as inert
@@ -86,10 +89,12 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         None: ``[("global", "intermediate"), ("intermediate", "local")]``.
     n_components : int, "auto" or None, default="auto"
         PCA dimensions per scale before alignment, fitted on the rows given to
-        ``fit``. "auto": none when there are at least 5 rows per dimension,
-        else ``n_samples // 5`` with a warning (the closed form is not unique
-        and a full-width map interpolates its training rows when n < d).
-        None: keep all dimensions (warns when n < 5 d).
+        ``fit``. "auto": none when there are at least 5 rows per dimension;
+        below that (where a full-width map is not determined by its rows),
+        the dimension among none and 10-85% of the rows whose closed-form map
+        scores the best r² on the held-out validation rows, with a warning
+        (docs/alignment.md has the measurement). None: keep all dimensions
+        (warns when n < 5 d).
     normalize_terms : bool, default=True
         True: every term is 0 for a perfect fit and 1 for the "no alignment"
         reference, so equal lambdas pull comparably (docs/alignment.md).
@@ -114,7 +119,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         training loss (mean over the steps since the last check) and keep
         the last parameters.
     validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=5
+    n_iter_no_change : int, default=2
         Stop after this many checks without improvement.
     check_interval : int, default=10
         Optimiser steps between checks; the number of steps to converge does
@@ -144,6 +149,9 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         Dimensions each scale is aligned in (after PCA).
     n_components_ : int or None
         PCA dimensions per scale actually used.
+    n_components_scores_ : dict or None
+        With "auto" and n < 5 d: candidate dimension (None = no PCA) ->
+        held-out r² of the closed-form maps.
     pairs_ : list of (str, str)
     maps_ : dict
         ``"global->intermediate"`` -> the fitted torch module (CPU, eval mode).
@@ -222,7 +230,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         tol=1e-3,
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=3,
+        n_iter_no_change=2,
         check_interval=5,
         scoring="r2",
         scales=None,
@@ -281,18 +289,38 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         width = X.shape[1] // len(self.scales_)
         return {s: X[:, i * width : (i + 1) * width] for i, s in enumerate(self.scales_)}
 
-    def _resolve_components(self, n_rows: int, width: int) -> int | None:
-        """PCA dimensions for ``n_rows`` rows of ``width`` columns, warning when n < 5 d."""
+    def _resolve_components(self, blocks, order: np.ndarray) -> int | None:
+        """PCA dimensions per scale; "auto" chooses them on held-out rows when n < 5 d."""
+        n_rows, width = len(order), self.scale_width_
         few = n_rows < _ROWS_PER_DIM * width
+        self.n_components_scores_ = None
         if self.n_components == "auto":
             if not few:
                 return None
-            k = max(1, n_rows // _ROWS_PER_DIM)
+            n_val = max(2, math.ceil(self.validation_fraction * n_rows))
+            val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+            limit = min(width, len(train_rows)) - 1
+            candidates = sorted(
+                {max(1, min(limit, round(f * n_rows))) for f in _PCA_FRACTIONS if limit >= 1}
+            )
+            family = "orthogonal" if self.map == "orthogonal" else "linear"
+            self.n_components_scores_ = pca_dimension_scores(
+                blocks,
+                self.pairs_,
+                train_rows,
+                val_rows,
+                [None, *candidates],
+                family,
+                random_state=self._pca_seed,
+            )
+            k = max(self.n_components_scores_, key=lambda c: self.n_components_scores_[c])
             warnings.warn(
                 f"ManifoldAligner: {n_rows} rows for scales of {width} dimensions (n < 5 d): a "
-                f"full-width map is not determined by so few rows. Each scale is reduced to "
-                f"its first {k} principal components (fitted on these rows; n_components="
-                "'auto'). Pass n_components=None to keep every dimension, or an int.",
+                "full-width map is not determined by so few rows. n_components='auto' compared "
+                f"PCA to {candidates} dimensions and none by the closed form's held-out r² on "
+                f"a validation fraction ({self._format_scores()}) and chose "
+                f"{'no PCA' if k is None else k} (n_components_scores_). Pass an int or None "
+                "to fix it.",
                 UserWarning,
                 stacklevel=4,
             )
@@ -302,12 +330,18 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
                 warnings.warn(
                     f"ManifoldAligner: {n_rows} rows for scales of {width} dimensions (n < 5 d) "
                     "with n_components=None: the maps are not determined by so few rows and "
-                    "will interpolate them. n_components='auto' reduces each scale by PCA.",
+                    "will interpolate them. n_components='auto' chooses a PCA dimension on "
+                    "held-out rows.",
                     UserWarning,
                     stacklevel=4,
                 )
             return None
         return int(self.n_components)
+
+    def _format_scores(self) -> str:
+        return ", ".join(
+            f"{'none' if k is None else k}: {v:.3f}" for k, v in self.n_components_scores_.items()
+        )
 
     def _standardise(self, blocks, fit: bool):
         out = {}
@@ -351,11 +385,12 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self._set_pairs(X.shape[1], getattr(self, "feature_names_in_", None))
         rng = check_random_state(self.random_state)
         self._pca_seed = int(rng.randint(np.iinfo(np.int32).max))
-        self.n_components_ = self._resolve_components(X.shape[0], self.scale_width_)
-        Z = self._standardise(self._blocks(X), fit=True)
-        self.scale_dims_ = {s: Z[s].shape[1] for s in self.scales_}
         n = X.shape[0]
-        order = rng.permutation(n)
+        order = rng.permutation(n)  # the same held-out rows choose PCA and stop training
+        blocks = self._blocks(X)
+        self.n_components_ = self._resolve_components(blocks, order)
+        Z = self._standardise(blocks, fit=True)
+        self.scale_dims_ = {s: Z[s].shape[1] for s in self.scales_}
         n_val = self._n_validation(n)
         val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
         seeds = rng.randint(np.iinfo(np.int32).max, size=len(self.pairs_))
@@ -444,7 +479,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self.n_features_in_ = len(names)
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self._set_pairs(len(names), self.feature_names_in_)
-        self.pca_, self.n_components_ = None, None
+        self.pca_, self.n_components_, self.n_components_scores_ = None, None, None
         rng = check_random_state(self.random_state)
         self._pca_seed = int(rng.randint(np.iinfo(np.int32).max))
         # pass 1: mean and RMS per scale (sums of values and squares)

@@ -11,6 +11,7 @@ from sklearn.linear_model import LinearRegression
 
 from msma_sklearn import ManifoldAligner
 from msma_sklearn.alignment import BilinearCritic, information_loss, procrustes_rotation
+from msma_sklearn.alignment._objective import pca_dimension_scores
 from tests.alignment.test_aligner import _standardised, three_scales
 
 MAPS = ["orthogonal", "linear", "mlp"]
@@ -121,18 +122,57 @@ def test_normalised_and_raw_terms():
     assert r == pytest.approx(-(1 - u) * np.log(150), rel=1e-5)
 
 
-def test_few_samples_warn_and_reduce_by_pca():
-    X = three_scales(n=60, d=20, noise=0.3)
-    with pytest.warns(UserWarning, match=r"60 rows for scales of 20 dimensions \(n < 5 d\)"):
+def _low_rank_scales(n, d, rank=3, noise=1.5, seed=0):
+    """Three scales sharing a rank-3 signal under heavy isotropic noise."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(n, rank))
+    return np.hstack(
+        [2 * z @ rng.normal(size=(rank, d)) + noise * rng.normal(size=(n, d)) for _ in range(3)]
+    )
+
+
+def test_few_samples_warn_and_choose_the_pca_dimension_on_held_out_rows():
+    X = _low_rank_scales(60, 40)
+    with pytest.warns(UserWarning, match=r"60 rows for scales of 40 dimensions \(n < 5 d\)"):
         al = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(X)
-    assert al.n_components_ == 12 and al.scale_dims_["global"] == 12
-    assert al.transform(X).shape == (60, 40)
+    scores = al.n_components_scores_
+    assert al.n_components_ == max(scores, key=scores.get)
+    # a rank-3 signal under noise: a few principal components beat the full width
+    assert al.n_components_ is not None and al.n_components_ < 40
+    assert scores[al.n_components_] > scores[None] + 0.05
+    assert al.scale_dims_["global"] == al.n_components_
+    assert al.transform(X).shape == (60, 80)
     with pytest.warns(UserWarning, match="n_components=None"):
         ManifoldAligner(lambda_info=0, lambda_curv=0, n_components=None).fit(X)
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         enough = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(three_scales(n=200, d=20))
-    assert enough.n_components_ is None
+    assert enough.n_components_ is None and enough.n_components_scores_ is None
+
+
+def test_pca_dimension_scores_match_the_estimator():
+    """The selection's 'no PCA' score is the closed-form aligner's held-out score."""
+    X = _low_rank_scales(80, 30, seed=1)
+    rng = np.random.default_rng(0)
+    order = rng.permutation(80)
+    val, train = np.sort(order[:16]), np.sort(order[16:])
+    blocks = {
+        s: X[:, i * 30 : (i + 1) * 30] for i, s in enumerate(("local", "intermediate", "global"))
+    }
+    pairs = [("global", "intermediate"), ("intermediate", "local")]
+    for family in ("orthogonal", "linear"):
+        scores = pca_dimension_scores(blocks, pairs, train, val, [None, 30], family)
+        ref = ManifoldAligner(lambda_info=0, lambda_curv=0, map=family, n_components=None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            expected = ref.fit(X[train]).score(X[val])
+            full = ManifoldAligner(lambda_info=0, lambda_curv=0, map=family, n_components=30).fit(
+                X[train]
+            )
+        assert scores[None] == pytest.approx(expected, abs=1e-6)
+        # PCA keeping every dimension is a rotation: the same closed form
+        assert scores[30] == pytest.approx(scores[None], abs=1e-6)
+        assert full.score(X[val]) == pytest.approx(expected, abs=1e-4)
 
 
 def test_scores_compare_across_n_components():
