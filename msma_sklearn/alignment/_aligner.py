@@ -65,14 +65,17 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
     is never fine-tuned: the maps act on frozen, pooled states.
 
     Each scale is centred and divided by its RMS (reduced by PCA first when
-    ``n_components`` asks for it). Every map starts at the closed-form
-    orthogonal Procrustes solution; with ``map="orthogonal"`` and only
-    ``lambda_geo`` non-zero the fit *is* that solution. Otherwise Adam runs
-    from there with a step that does not grow with the width (each tensor
-    moves by about ``learning_rate`` in norm per step), checks progress every
-    ``check_interval`` steps, stops early on a held-out validation fraction
-    and keeps the best checked parameters; a fit that ends worse on its
-    training objective than its start returns the start, with a warning.
+    ``n_components`` asks for it). Every map starts at its family's closed-form
+    minimiser of the geometry term (orthogonal Procrustes for
+    ``map="orthogonal"``, least squares for ``"linear"`` and for the MLP's
+    linear part); with only ``lambda_geo`` non-zero the orthogonal and linear
+    fits *are* those solutions. Otherwise Adam runs from there with a step
+    that does not grow with the width (each tensor moves by about
+    ``learning_rate`` in norm per step; Riemannian steps for orthogonal
+    maps), checks progress every ``check_interval`` steps, stops early on a
+    held-out validation fraction and keeps the best checked parameters; a fit
+    that ends worse on its training objective than its start returns the
+    start, with a warning.
 
     Parameters
     ----------
@@ -686,7 +689,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         return total / max(rows, 1)
 
     def _train_pair(self, R, seed: int, train_batches, train_chunks, val_chunks) -> dict:
-        """From the Procrustes start ``R``: Adam with checks, early stopping and the guard."""
+        """From the closed-form start ``R``: Adam with checks, early stopping and the guard."""
         gen = torch.Generator().manual_seed(seed)
         d_in, d_out = R.shape
         fmap = make_map(self.map, d_in, d_out, R, self.hidden_size, generator=gen)
