@@ -107,7 +107,8 @@ def alignment_ablation(
     random_state : int, default=0
         Seeds are ``random_state, random_state + 1, ...``.
     return_fits : bool, default=False
-        Also return one row per fitted map: ``config, seed, pair, n_steps,
+        Also return one row per fitted map (not for the unaligned baseline):
+        ``config, seed, pair, n_steps,
         n_components`` and ``share_<term>``, each term's share of the
         gradient norm (``ManifoldAligner.term_gradient_share_``).
 
@@ -147,7 +148,7 @@ def alignment_ablation(
                     UserWarning,
                     stacklevel=2,
                 )
-            for i, (a, b) in enumerate(aligner.pairs_):
+            for i, (a, b) in enumerate(aligner.pairs_ if lambdas is not None else []):
                 shares = aligner.term_gradient_share_[f"{a}->{b}"]
                 fits.append(
                     {

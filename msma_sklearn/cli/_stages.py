@@ -760,11 +760,7 @@ def stage_align(config, run_dir: Path, context: dict):
             "best_params": grid.best_params_,
             "claims": claims,
             "n_seeds": n_seeds,
-            "n_components": (
-                int(fits["n_components"].iloc[0])
-                if pd.notna(fits["n_components"].iloc[0])
-                else None
-            ),
+            "n_components": sorted({int(k) for k in fits["n_components"] if pd.notna(k)}),
             "term_shares": {
                 cfg: {k: round(float(v), 4) for k, v in row.items()}
                 for cfg, row in pulls.iterrows()
@@ -865,16 +861,17 @@ def _align_markdown(results) -> str:
         for c in r["claims"]:
             verdict = "holds" if c["holds"] else "does not hold"
             lines.append(f"- {c['claim']}: measured {c['measured_change']:+.1%} — {verdict}.")
-        k = r.get("n_components")
+        ks = r.get("n_components") or []
         lines += [
             "",
             "How much each term pulled: its share of the gradient norm on the mapped points, "
             "mean over steps, maps and seeds (`term_gradient_share_`); a λ > 0 with a share "
             "under 0.001 barely acts. "
             + (
-                f"Each scale was reduced to its first {k} principal components on the training "
-                "texts (fewer than 5 texts per dimension; docs/alignment.md)."
-                if k
+                "With fewer than 5 training texts per dimension, each fit reduced every scale to "
+                f"{ks[0] if len(ks) == 1 else f'{ks[0]}-{ks[-1]}'} principal components, chosen "
+                "on its held-out validation texts (n_components='auto'; docs/alignment.md)."
+                if ks
                 else ""
             ),
             "",

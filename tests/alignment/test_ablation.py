@@ -76,3 +76,18 @@ def test_grid_search_over_a_full_pipeline(texts):
     scores = grid.cv_results_["mean_test_score"]
     assert scores.shape == (4,) and np.all(np.isfinite(scores))
     assert set(grid.best_params_) == {"manifoldaligner__lambda_geo", "manifoldaligner__lambda_info"}
+
+
+def test_return_fits_reports_each_map_but_not_the_baseline():
+    X = three_scales(n=150, d=5)
+    long, fits = alignment_ablation(X, configs=CONFIGS, n_seeds=2, max_iter=20, return_fits=True)
+    assert len(fits) == 2 * 2 * 2  # fitted configs (no baseline) x seeds x pairs
+    assert "Baseline (no map)" not in set(fits["config"])
+    shares = fits[["share_geo", "share_info", "share_curv"]].sum(axis=1)
+    np.testing.assert_allclose(shares, 1.0)
+    geo_only = fits.query("config == 'Geometry only'")
+    assert (geo_only["share_info"] == 0).all() and (geo_only["share_geo"] == 1).all()
+    assert (fits["n_steps"] > 0).all()
+    # the metrics table is unchanged by asking for the fits
+    plain = alignment_ablation(X, configs=CONFIGS, n_seeds=2, max_iter=20)
+    np.testing.assert_allclose(long["value"], plain["value"])
