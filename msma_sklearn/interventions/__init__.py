@@ -3,15 +3,33 @@
 ``Intervener`` acts on causal LMs and T5 (either stack) during generation and
 on encoder-only models' representations and masked-token predictions; the
 ``_effects`` functions give percent change, paired Cohen's d, bootstrap
-intervals and Holm-corrected Wilcoxon tests.
+intervals and Holm-corrected Wilcoxon tests; ``prompt_effect`` judges a
+claim with the prompt as the unit (equivalence test, power, three-way
+verdict).
 """
 
 from ._effects import bootstrap_ci, holm, paired_cohens_d, paired_effect, percent_change
 from ._intervener import REPRESENTATION_METRICS, Intervener
+from ._statistics import (
+    MIN_PAIRS,
+    PromptEffect,
+    benjamini_hochberg,
+    collapse_to_prompts,
+    paired_power,
+    prompt_effect,
+    tost_paired,
+)
 
 __all__ = [
+    "MIN_PAIRS",
+    "PromptEffect",
     "REPRESENTATION_METRICS",
     "Intervener",
+    "benjamini_hochberg",
+    "collapse_to_prompts",
+    "paired_power",
+    "prompt_effect",
+    "tost_paired",
     "bootstrap_ci",
     "holm",
     "paired_cohens_d",

@@ -1,0 +1,325 @@
+"""Prompt-level statistics for intervention claims: the prompt is the unit.
+
+Samples of one prompt (several seeds, or identical greedy copies) are
+averaged within the prompt before any test, so a prompt is never counted
+twice. A claim is judged on the prompt-level paired differences with a
+one-sided t-test in the claimed direction, an equivalence test (TOST) against
+half the claimed size, and a power analysis at the claimed size; the verdict
+is "supported", "contradicted" or "inconclusive" (issue #13).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy import stats
+from sklearn.utils import check_random_state
+
+__all__ = [
+    "MIN_PAIRS",
+    "PromptEffect",
+    "benjamini_hochberg",
+    "collapse_to_prompts",
+    "paired_power",
+    "prompt_effect",
+    "tost_paired",
+]
+
+#: fewer defined prompt pairs than this and no effect is reported
+MIN_PAIRS = 20
+
+
+def collapse_to_prompts(prompt_ids, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean of each prompt's defined (finite) values.
+
+    Parameters
+    ----------
+    prompt_ids : array-like of shape (n_samples,)
+        Which prompt each sample came from (any hashable labels).
+    values : array-like of shape (n_samples,)
+        One measurement per sample; NaN marks a metric that is undefined for
+        that sample (e.g. sentence-level metrics of a one-sentence output).
+
+    Returns
+    -------
+    prompts : ndarray
+        The distinct prompt ids, in order of first appearance.
+    means : ndarray of float
+        Mean over the prompt's defined samples; NaN when none is defined.
+    n_defined : ndarray of int
+        Defined samples per prompt.
+
+    Examples
+    --------
+    >>> p, m, k = collapse_to_prompts(["a", "a", "b"], [1.0, 3.0, float("nan")])
+    >>> p.tolist(), float(m[0]), int(k[1])
+    (['a', 'b'], 2.0, 0)
+    """
+    ids = np.asarray(prompt_ids)
+    v = np.asarray(values, dtype=np.float64)
+    if ids.shape != v.shape or v.ndim != 1:
+        raise ValueError(
+            f"prompt_ids and values must be 1-D and of one length, got {ids.shape} and {v.shape}."
+        )
+    prompts, first, inverse = np.unique(ids, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")  # order of first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    group = rank[inverse]
+    defined = np.isfinite(v)
+    n_defined = np.bincount(group[defined], minlength=len(prompts))
+    sums = np.bincount(group[defined], weights=v[defined], minlength=len(prompts))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(n_defined > 0, sums / np.maximum(n_defined, 1), np.nan)
+    return prompts[order], means, n_defined
+
+
+def benjamini_hochberg(p_values) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (false discovery rate; scipy's implementation).
+
+    Examples
+    --------
+    >>> benjamini_hochberg([0.01, 0.04, 0.03]).round(3).tolist()
+    [0.03, 0.04, 0.04]
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    if p.size == 0:
+        return p
+    return stats.false_discovery_control(p, method="bh")
+
+
+def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
+    """Power of a one-sided paired t-test to detect a mean difference ``effect``.
+
+    ``sd`` is the standard deviation of the paired differences and ``n`` the
+    number of pairs; the power is that of rejecting "no difference" in the
+    direction of ``effect`` at level ``alpha`` (noncentral t distribution).
+    """
+    if n < 2 or not np.isfinite(sd) or sd <= 0:
+        return float("nan")
+    df = n - 1
+    noncentrality = abs(effect) / sd * np.sqrt(n)
+    critical = stats.t.ppf(1 - alpha, df)
+    return float(stats.nct.sf(critical, df, noncentrality))
+
+
+def tost_paired(differences, margin: float) -> float:
+    """Two one-sided tests that the mean paired difference lies within ``(-margin, margin)``.
+
+    Returns the TOST p-value: the larger of the two one-sided t-test
+    p-values (Schuirmann 1987). Small means "equivalent to zero within the
+    margin".
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    if margin <= 0 or not np.isfinite(margin):
+        raise ValueError(f"margin must be positive and finite, got {margin}.")
+    if d.size < 2:
+        return float("nan")
+    above = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
+    below = stats.ttest_1samp(d, margin, alternative="less").pvalue
+    return float(max(above, below))
+
+
+@dataclass(frozen=True)
+class PromptEffect:
+    """One condition's effect on one metric, measured per prompt.
+
+    ``percent_change`` is ``100 (mean treated - mean baseline) / |mean
+    baseline|`` over the prompts where both are defined: the effect size the
+    original README reports; ``ci_low``/``ci_high`` its bootstrap interval over
+    prompts. ``d_z`` is the paired standardised mean difference (not the
+    original's δ). ``p_claimed``/``p_opposite`` are one-sided paired t-test
+    p-values (before any correction), ``p_equivalence`` the TOST p-value
+    against half the claimed size, ``power`` the power to detect the claimed
+    size at this n, and ``verdict`` one of "supported", "contradicted",
+    "inconclusive" (with ``reason``).
+    """
+
+    n_prompts: int
+    n_pairs: int
+    defined_baseline: float
+    defined_treated: float
+    baseline_mean: float
+    treated_mean: float
+    percent_change: float
+    ci_low: float
+    ci_high: float
+    d_z: float
+    claimed_percent: float | None
+    p_claimed: float
+    p_opposite: float
+    p_equivalence: float
+    power: float
+    verdict: str
+    reason: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def prompt_effect(
+    prompt_ids,
+    baseline,
+    treated,
+    *,
+    claimed_percent: float | None = None,
+    alpha: float = 0.05,
+    p_adjusted: float | None = None,
+    n_resamples: int = 2000,
+    random_state=None,
+) -> PromptEffect:
+    """Judge a treated condition against its baseline, the prompt being the unit.
+
+    Parameters
+    ----------
+    prompt_ids : array-like of shape (n_samples,)
+        Prompt of each sample; baseline and treated samples of one prompt
+        share it (and, with sampled decoding, their seeds).
+    baseline, treated : array-like of shape (n_samples,)
+        The metric per sample; NaN where undefined. Undefined samples are
+        left out within their prompt; how often the metric is defined is
+        returned as an outcome (``defined_baseline``, ``defined_treated``),
+        never dropped silently.
+    claimed_percent : float, default=None
+        The claimed percent change (its sign gives the direction). None:
+        exploratory, a two-sided test (``p_claimed`` is two-sided) and no
+        verdict beyond "exploratory".
+    alpha : float, default=0.05
+    p_adjusted : float, default=None
+        ``p_claimed`` after a multiple-comparison correction over the family
+        (Holm over the confirmatory claims), used for the verdict; None uses
+        ``p_claimed``.
+    n_resamples : int, default=2000
+        Bootstrap resamples of prompts for the percent-change interval.
+    random_state : int, RandomState or None
+
+    Returns
+    -------
+    PromptEffect
+
+    Notes
+    -----
+    Verdict for a claim of size ``c`` (percent of the baseline mean, turned
+    into the outcome's units): with fewer than :data:`MIN_PAIRS` defined
+    prompt pairs, "inconclusive"; "contradicted" when a one-sided test shows
+    the effect opposite to the claim, or smaller than half the claimed size
+    (which covers the TOST's "within ±c/2 of zero", also reported);
+    "supported" when the one-sided test in the claimed direction rejects at
+    ``alpha`` (after correction) and the effect is not shown to be smaller
+    than c/2; otherwise "inconclusive", with the power at the claimed size.
+    """
+    ids = np.asarray(prompt_ids)
+    b_raw = np.asarray(baseline, dtype=np.float64)
+    t_raw = np.asarray(treated, dtype=np.float64)
+    if not (ids.shape == b_raw.shape == t_raw.shape):
+        raise ValueError(
+            f"prompt_ids, baseline and treated must have one shape, got {ids.shape}, "
+            f"{b_raw.shape} and {t_raw.shape}."
+        )
+    prompts, b, _ = collapse_to_prompts(ids, b_raw)
+    _, t, _ = collapse_to_prompts(ids, t_raw)
+    both = np.isfinite(b) & np.isfinite(t)
+    n_prompts, n_pairs = len(prompts), int(both.sum())
+    b, t = b[both], t[both]
+    nan = float("nan")
+    common = dict(
+        n_prompts=n_prompts,
+        n_pairs=n_pairs,
+        defined_baseline=float(np.isfinite(b_raw).mean()) if b_raw.size else nan,
+        defined_treated=float(np.isfinite(t_raw).mean()) if t_raw.size else nan,
+        claimed_percent=claimed_percent,
+    )
+    if n_pairs < MIN_PAIRS:
+        return PromptEffect(
+            **common,
+            baseline_mean=float(b.mean()) if n_pairs else nan,
+            treated_mean=float(t.mean()) if n_pairs else nan,
+            percent_change=nan,
+            ci_low=nan,
+            ci_high=nan,
+            d_z=nan,
+            p_claimed=nan,
+            p_opposite=nan,
+            p_equivalence=nan,
+            power=nan,
+            verdict="inconclusive",
+            reason=f"{n_pairs} defined prompt pairs (fewer than {MIN_PAIRS}): no effect reported",
+        )
+    d = t - b
+    base = abs(b.mean())
+    percent = 100.0 * d.mean() / base if base > 0 else nan
+    rng = check_random_state(random_state)
+    idx = rng.randint(0, n_pairs, size=(n_resamples, n_pairs))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        boot = 100.0 * d[idx].mean(1) / np.abs(b[idx].mean(1))
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.quantile(boot, [0.025, 0.975]) if boot.size else (nan, nan)
+    sd = d.std(ddof=1)
+    d_z = d.mean() / sd if sd > 0 else (0.0 if d.mean() == 0 else float(np.sign(d.mean()) * np.inf))
+    constant = sd == 0
+    if claimed_percent is None:
+        p_two = 1.0 if constant and d.mean() == 0 else float(stats.ttest_1samp(d, 0.0).pvalue)
+        return PromptEffect(
+            **common,
+            baseline_mean=float(b.mean()),
+            treated_mean=float(t.mean()),
+            percent_change=float(percent),
+            ci_low=float(lo),
+            ci_high=float(hi),
+            d_z=float(d_z),
+            p_claimed=p_two,
+            p_opposite=nan,
+            p_equivalence=nan,
+            power=nan,
+            verdict="exploratory",
+            reason="no claimed size: two-sided test, for a false-discovery correction",
+        )
+    direction = "greater" if claimed_percent > 0 else "less"
+    opposite = "less" if claimed_percent > 0 else "greater"
+    if constant:  # every difference equal: the t-test is undefined
+        sign = np.sign(d.mean())
+        p_claimed = 0.0 if sign == np.sign(claimed_percent) else 1.0
+        p_opp = 0.0 if sign == -np.sign(claimed_percent) else 1.0
+    else:
+        p_claimed = float(stats.ttest_1samp(d, 0.0, alternative=direction).pvalue)
+        p_opp = float(stats.ttest_1samp(d, 0.0, alternative=opposite).pvalue)
+    c_sign = np.sign(claimed_percent)
+    claimed_diff = claimed_percent / 100.0 * base
+    margin = abs(claimed_diff) / 2.0
+    p_eq = tost_paired(d, margin) if margin > 0 and not constant else nan
+    power = paired_power(claimed_diff, sd, n_pairs, alpha)
+    # is the effect smaller than half the claim (in the claimed direction)?
+    if constant:
+        p_small = 0.0 if abs(d.mean()) < margin or np.sign(d.mean()) != np.sign(c_sign) else 1.0
+    else:
+        p_small = float(stats.ttest_1samp(d, claimed_diff / 2.0, alternative=opposite).pvalue)
+    p_judge = p_claimed if p_adjusted is None else p_adjusted
+    half = abs(claimed_percent) / 2
+    if p_opp < alpha:
+        verdict, reason = "contradicted", f"effect opposite to the claim (p = {p_opp:.3g})"
+    elif p_small < alpha:
+        verdict = "contradicted"
+        reason = f"effect smaller than half the claimed size, {half:g}% (p = {p_small:.3g})"
+        if p_eq < alpha:
+            reason += f"; within ±{half:g}% of zero (TOST p = {p_eq:.3g})"
+    elif p_judge < alpha:
+        verdict, reason = "supported", f"effect in the claimed direction (p = {p_judge:.3g})"
+    else:
+        verdict = "inconclusive"
+        reason = f"no test rejects; power {power:.0%} at the claimed size"
+    return PromptEffect(
+        **common,
+        baseline_mean=float(b.mean()),
+        treated_mean=float(t.mean()),
+        percent_change=float(percent),
+        ci_low=float(lo),
+        ci_high=float(hi),
+        d_z=float(d_z),
+        p_claimed=float(p_claimed),
+        p_opposite=float(p_opp),
+        p_equivalence=float(p_eq),
+        power=float(power),
+        verdict=verdict,
+        reason=reason,
+    )
