@@ -728,6 +728,8 @@ def stage_align(config, run_dir: Path, context: dict):
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # alignment_ablation above already said once that each fit chooses a PCA dimension
+            warnings.filterwarnings("ignore", message=r".*\(n < 5 d\)", category=UserWarning)
             grid.fit(scales)
         search = [
             {**params, "mean_r2": round(float(m), 4), "sd_r2": round(float(s), 4)}

@@ -9,6 +9,7 @@ verdict).
 """
 
 from ._effects import bootstrap_ci, holm, paired_cohens_d, paired_effect, percent_change
+from ._fluency import FluencyCheck, fluency_check, fluency_summary
 from ._intervener import REPRESENTATION_METRICS, Intervener
 from ._statistics import (
     MIN_PAIRS,
@@ -21,12 +22,15 @@ from ._statistics import (
 )
 
 __all__ = [
+    "FluencyCheck",
     "MIN_PAIRS",
     "PromptEffect",
     "REPRESENTATION_METRICS",
     "Intervener",
     "benjamini_hochberg",
     "collapse_to_prompts",
+    "fluency_check",
+    "fluency_summary",
     "paired_power",
     "prompt_effect",
     "tost_paired",

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..utils._validation import check_texts
 
-__all__ = ["TextMetrics", "distinct_n", "type_token_ratio"]
+__all__ = ["TextMetrics", "distinct_n", "non_alpha_share", "perplexity", "type_token_ratio"]
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 
@@ -53,6 +53,23 @@ def distinct_n(texts: Sequence[str], n: int = 2) -> np.ndarray:
         w = _words(t)
         grams = [tuple(w[i : i + n]) for i in range(len(w) - n + 1)]
         out.append(len(set(grams)) / len(grams) if grams else np.nan)
+    return np.asarray(out)
+
+
+def non_alpha_share(texts: Sequence[str]) -> np.ndarray:
+    """Share of a text's non-space characters that are not letters (NaN for an empty text).
+
+    High for punctuation fragments such as ``" , , and .  ."`` that embed alike.
+
+    Examples
+    --------
+    >>> non_alpha_share(["ab, c.", ""]).round(2).tolist()
+    [0.4, nan]
+    """
+    out = []
+    for t in texts:
+        chars = [c for c in t if not c.isspace()]
+        out.append(sum(not c.isalpha() for c in chars) / len(chars) if chars else np.nan)
     return np.asarray(out)
 
 
@@ -235,16 +252,38 @@ def _depth(token) -> int:
     return 1 + max((_depth(c) for c in children), default=0)
 
 
-def perplexity(texts, model: str, *, batch_size: int = 16) -> np.ndarray:
-    """Per-text perplexity under a causal LM (exp of the mean token NLL; NaN for < 2 tokens)."""
+def perplexity(texts, model: str, *, prompts=None, batch_size: int = 16) -> np.ndarray:
+    """Per-text perplexity under a causal LM: exp of the mean token NLL.
+
+    With ``prompts`` (one per text), each text is scored as the continuation
+    of its prompt: the model reads ``prompt + text`` and only the tokens after
+    the prompt's own tokens count (the split is the prompt's token count, so a
+    token merged across the boundary is counted with the continuation). NaN
+    when fewer than one token is scored (no continuation, or a text of < 2
+    tokens without a prompt).
+    """
     import torch
 
     from ..extraction import load_model
     from ..extraction._core import pad_batch, pad_token_id
 
-    texts = check_texts(texts, name="texts")
+    if prompts is None:
+        texts = check_texts(texts, name="texts")
+    else:  # continuations may be empty (an output of no tokens): NaN, not an error
+        texts = list(texts)
+        bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
+        if bad:
+            raise TypeError(f"texts must be strings; got {bad[0]} items.")
     lm, tokenizer = load_model(model)
-    ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+    if prompts is None:
+        ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
+        skip = [0] * len(texts)
+    else:
+        prompts = check_texts(prompts, name="prompts")
+        if len(prompts) != len(texts):
+            raise ValueError(f"Got {len(prompts)} prompts for {len(texts)} texts; pass one each.")
+        ids = tokenizer([p + t for p, t in zip(prompts, texts, strict=True)])["input_ids"]
+        skip = [max(len(p) - 1, 0) for p in tokenizer(prompts)["input_ids"]]
     pad = pad_token_id(tokenizer, lm)
     out = np.full(len(texts), np.nan)
     with torch.inference_mode():
@@ -253,11 +292,14 @@ def perplexity(texts, model: str, *, batch_size: int = 16) -> np.ndarray:
             input_ids, mask = pad_batch(seqs, pad, "right")
             logits = lm(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
             target = input_ids[:, 1:]
+            scored = mask[:, 1:].clone()
+            for b in range(len(seqs)):  # targets 0..skip-1 are prompt tokens
+                scored[b, : skip[start + b]] = 0
             nll = (
                 torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-                * mask[:, 1:]
+                * scored
             )
-            counts = mask[:, 1:].sum(1)
+            counts = scored.sum(1)
             for b, c in enumerate(counts.tolist()):
                 if c > 0:
                     out[start + b] = float(torch.exp(nll[b].sum() / c))
