@@ -8,6 +8,7 @@ claim with the prompt as the unit (equivalence test, power, three-way
 verdict).
 """
 
+from ._calibration import DoseCalibration, calibrate_dose, dose_response
 from ._effects import bootstrap_ci, holm, paired_cohens_d, paired_effect, percent_change
 from ._fluency import FluencyCheck, fluency_check, fluency_summary
 from ._intervener import REPRESENTATION_METRICS, Intervener
@@ -22,13 +23,16 @@ from ._statistics import (
 )
 
 __all__ = [
+    "DoseCalibration",
     "FluencyCheck",
     "MIN_PAIRS",
     "PromptEffect",
     "REPRESENTATION_METRICS",
     "Intervener",
     "benjamini_hochberg",
+    "calibrate_dose",
     "collapse_to_prompts",
+    "dose_response",
     "fluency_check",
     "fluency_summary",
     "paired_power",

@@ -442,6 +442,52 @@ class Intervener(ModelBackedMixin, BaseEstimator):
             out.extend(tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
         return out
 
+    def next_token_kl(self, prompts) -> np.ndarray:
+        """KL(baseline || intervened) of the next-token distribution after each prompt, in nats.
+
+        One forward pass over the prompts with and one without the
+        intervention (causal LMs: the last real prompt token's logits; the
+        intervention acts as on generation's prompt pass). A dose-free
+        measure of how much the operator disrupts the model, used by
+        :func:`calibrate_dose`.
+
+        Returns
+        -------
+        ndarray of shape (n_prompts,)
+        """
+        check_is_fitted(self, "layers_")
+        prompts = check_texts(prompts, name="prompts")
+        model, tokenizer = self._loaded()
+        if not self.generative_ or _is_seq2seq(model):
+            raise ValueError(
+                f"next_token_kl needs a causal LM; {self.model!r} is "
+                f"{'encoder-only' if not self.generative_ else 'an encoder-decoder'}."
+            )
+        device = next(model.parameters()).device
+        pad_id = pad_token_id(tokenizer, model)
+        ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        out = []
+        for start in range(0, len(prompts), self.batch_size):
+            batch = ids[start : start + self.batch_size]
+            input_ids, mask = pad_batch(batch, pad_id, "left")  # last column: last real token
+            # positions counted over real tokens, as generate() does for left padding
+            positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+            enc = {
+                "input_ids": input_ids.to(device),
+                "attention_mask": mask.to(device),
+                "position_ids": positions.to(device),
+            }
+            logprobs = []
+            for intervene in (False, True):
+                state = self._state(prompts[start : start + len(batch)], mask)
+                hooks = self._hooks(model, state) if intervene else []
+                with attached_hooks(hooks), torch.inference_mode():
+                    logits = model(**enc).logits[:, -1].float()
+                logprobs.append(torch.log_softmax(logits, dim=-1))
+            base, treated = logprobs
+            out.append((base.exp() * (base - treated)).sum(-1).clamp(min=0.0).cpu().numpy())
+        return np.concatenate(out).astype(np.float64)
+
     def _state(self, prompts: list[str], mask: torch.Tensor) -> dict:
         """What the hooks share during one batch: the forward-pass counter and the rows."""
         return {
