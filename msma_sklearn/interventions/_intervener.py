@@ -92,6 +92,12 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         Scale name -> hidden-state indices (e.g. ``segmenter.scale_layers_``).
     layers : list of int, default=None
         Explicit hidden-state indices (instead of ``scale``).
+    window : int, default=None
+        With ``scale``: act only on the ``window`` consecutive hidden states
+        at the centre of the scale (the lower middle when the parity
+        differs), so every scale gets the same number of layers and an
+        operator that compounds over layers (scaling) gets the same dose on
+        scales of different sizes. None: every layer of the scale.
     kind : {"translation", "scaling", "noise", "attention"}, default="scaling"
     alpha : float, default=1.0
     delta : array-like of shape (hidden_size,), default=None
@@ -151,6 +157,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         "scale": [None, str],
         "scale_layers": "no_validation",  # a dict or a fitted ScaleSegmenter; checked in fit
         "layers": [None, "array-like", Integral],
+        "window": [None, Interval(Integral, 1, None, closed="left")],
         "kind": [StrOptions({"translation", "scaling", "noise", "attention"})],
         "alpha": [Real],
         "delta": [None, "array-like"],
@@ -181,6 +188,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         scale=None,
         scale_layers=None,
         layers=None,
+        window=None,
         kind="scaling",
         alpha=1.0,
         delta=None,
@@ -207,6 +215,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         self.scale = scale
         self.scale_layers = scale_layers
         self.layers = layers
+        self.window = window
         self.kind = kind
         self.alpha = alpha
         self.delta = delta
@@ -314,6 +323,10 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
     def _resolve_layers(self) -> np.ndarray:
         if self.layers is not None:
+            if self.window is not None:
+                raise ValueError(
+                    "window= applies to scale=; with layers= list the layers directly."
+                )
             layers = np.atleast_1d(np.asarray(self.layers))
         else:
             if self.scale is None:
@@ -328,7 +341,15 @@ class Intervener(ModelBackedMixin, BaseEstimator):
                 )
             if self.scale not in table:
                 raise ValueError(f"Unknown scale {self.scale!r}; scale_layers has {sorted(table)}.")
-            layers = np.asarray(table[self.scale])
+            layers = np.unique(np.asarray(table[self.scale]))
+            if self.window is not None:
+                if self.window > layers.size:
+                    raise ValueError(
+                        f"window={self.window} is wider than scale {self.scale!r}, which has "
+                        f"{layers.size} hidden states ({layers.tolist()}); pass a smaller window."
+                    )
+                first = (layers.size - self.window) // 2
+                layers = layers[first : first + self.window]
         if layers.size == 0 or not np.issubdtype(layers.dtype, np.integer):
             raise ValueError(f"layers must be a non-empty list of ints, got {self.layers!r}.")
         bad = [int(j) for j in layers if not 0 <= j <= self.n_layers_]

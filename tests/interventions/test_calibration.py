@@ -44,3 +44,25 @@ def test_calibration_reaches_the_target_kl_on_smollm2(kind, upper):
     # an independent re-measurement at the returned strength
     again = iv.set_params(**{result.parameter: result.strength}).fit(PROMPTS)
     assert np.mean(again.next_token_kl(PROMPTS)) == pytest.approx(result.mean_kl, rel=1e-5)
+
+
+def test_window_on_a_fitted_layout():
+    table = {"local": [0, 1], "intermediate": [2, 3, 4], "global": [4]}
+    iv = Intervener("tiny-gpt2", scale="intermediate", scale_layers=table, window=1).fit()
+    assert iv.layers_.tolist() == [3]  # the centre of 2, 3, 4
+    iv = Intervener("tiny-gpt2", scale="intermediate", scale_layers=table, window=2).fit()
+    assert iv.layers_.tolist() == [2, 3]  # the lower middle when the parity differs
+    # one layer from every scale, whatever its size: the same number of layers each
+    counts = {
+        scale: Intervener("tiny-gpt2", scale=scale, scale_layers=table, window=1).fit().layers_
+        for scale in table
+    }
+    assert {k: v.tolist() for k, v in counts.items()} == {
+        "local": [0],
+        "intermediate": [3],
+        "global": [4],
+    }
+    with pytest.raises(ValueError, match="window=2 is wider than scale 'global'"):
+        Intervener("tiny-gpt2", scale="global", scale_layers=table, window=2).fit()
+    with pytest.raises(ValueError, match="window= applies to scale="):
+        Intervener("tiny-gpt2", layers=[1, 2], window=1).fit()
