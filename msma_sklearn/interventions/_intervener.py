@@ -51,7 +51,8 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     - ``"translation"``: ``h' = h + delta_j``. ``delta`` may be a vector of
       the hidden size; otherwise ``direction="random"`` draws a seeded unit
       direction scaled to ``norm`` times the typical token-state norm of that
-      layer (measured on the ``fit`` texts), and ``direction="learned"`` uses
+      layer (the median over the ``fit`` texts' tokens, attention-sink tokens
+      left out as the extractor's ``sink_tokens="auto"`` does), and ``direction="learned"`` uses
       ``norm`` times the difference of class means of the ``fit`` texts'
       mean-pooled states at that layer (a steering vector; ``y`` needs 2 classes);
     - ``"scaling"``: ``h' = alpha * h``;
@@ -398,11 +399,16 @@ class Intervener(ModelBackedMixin, BaseEstimator):
             diff = pooled[labels == hi].mean(0) - pooled[labels == lo].mean(0)
             return {int(j): self.norm * diff[i] for i, j in enumerate(self.layers_)}
         tokens = ext.transform_tokens(texts)
+        # attention sinks (the first token of a causal stack) carry norms 10-100x the others
+        # and would set the dose: leave them out, and take the median over tokens
+        sink = int(ext.sink_tokens_)
         rng = check_random_state(self.random_state)
         vectors = {}
         for i, j in enumerate(self.layers_):
-            states = np.concatenate([t[i] for t in tokens], axis=0).astype(np.float64)
-            typical_norm = float(np.sqrt((states**2).sum(axis=1).mean()))
+            states = np.concatenate(
+                [t[i][sink:] if t.shape[1] > sink else t[i] for t in tokens], axis=0
+            ).astype(np.float64)
+            typical_norm = float(np.median(np.linalg.norm(states, axis=1)))
             u = rng.standard_normal(H)
             vectors[int(j)] = self.norm * typical_norm * u / np.linalg.norm(u)
         return vectors

@@ -109,9 +109,29 @@ def test_random_direction_has_the_requested_norm():
     from msma_sklearn import HiddenStateExtractor
 
     tokens = HiddenStateExtractor("tiny-gpt2", layers=[3]).fit(texts).transform_tokens(texts)
-    states = np.concatenate([t[0] for t in tokens])
-    typical = np.sqrt((states.astype(np.float64) ** 2).sum(1).mean())
+    # the median token norm with each text's first token (a causal stack's sink) left out
+    states = np.concatenate([t[0][1:] for t in tokens])
+    typical = np.median(np.linalg.norm(states.astype(np.float64), axis=1))
     assert np.linalg.norm(iv.steering_vectors_[3]) == pytest.approx(0.5 * typical, rel=1e-5)
+
+
+@pytest.mark.slow
+def test_translation_dose_is_not_set_by_the_attention_sink_on_smollm2():
+    texts = [
+        "The old lighthouse keeper climbed the stairs every evening.",
+        "After the long winter, the farmers in the valley planted again.",
+        "She opened the letter slowly, because she already knew.",
+    ]
+    from msma_sklearn import HiddenStateExtractor
+
+    iv = Intervener("smollm2-135m", layers=[12], kind="translation", norm=1.0, random_state=0)
+    iv.fit(texts)
+    tokens = HiddenStateExtractor("smollm2-135m", layers=[12]).fit(texts).transform_tokens(texts)
+    states = np.concatenate([t[0] for t in tokens]).astype(np.float64)
+    rms_with_sink = np.sqrt((states**2).sum(1).mean())  # the earlier dose
+    ordinary = np.median(np.linalg.norm(np.concatenate([t[0][1:] for t in tokens]), axis=1))
+    assert np.linalg.norm(iv.steering_vectors_[12]) == pytest.approx(ordinary, rel=1e-4)
+    assert rms_with_sink > 3 * ordinary  # the sink would have set a dose several times larger
 
 
 def test_scale_from_a_fitted_segmenter(texts):
