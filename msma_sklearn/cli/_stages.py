@@ -930,7 +930,7 @@ def stage_intervene(config, run_dir: Path, context: dict):
     """Every scale x intervention on SmolLM2; paired effects over prompts and seeds."""
     import pandas as pd
 
-    from ..interventions import Intervener, holm, paired_effect
+    from ..interventions import Intervener, holm, paired_effect, prompt_effect
 
     model = config.intervention_model
     if model not in context.get("segmenters", {}):
@@ -952,7 +952,7 @@ def stage_intervene(config, run_dir: Path, context: dict):
         batch_size=16,
     ).fit()
     baseline = base._measure(base.generate_baseline(prompts), len(prompts))
-    rows = []
+    rows, measured = [], {}
     combos = [(s, k) for s in segmenter.scale_names_ for k in config.intervention_kinds]
     for scale, name in tqdm(combos, desc="Intervening", unit="config"):
         layers = segmenter.scale_layers_[scale]
@@ -972,6 +972,7 @@ def stage_intervene(config, run_dir: Path, context: dict):
             iv.fit(texts[:32] if name == "translation" else None)
             treated.append(iv._measure(iv.generate(prompts), len(prompts)))
         treated = np.vstack(treated)
+        measured[(scale, name)] = treated
         paired_base = np.vstack([baseline] * len(seeds))
         for k, metric in enumerate(TEXT_METRICS):
             ok = np.isfinite(treated[:, k]) & np.isfinite(paired_base[:, k])
@@ -994,24 +995,49 @@ def stage_intervene(config, run_dir: Path, context: dict):
     with atomic_path(run_dir / "interventions.csv") as tmp:
         table.to_csv(tmp, index=False)
     _forest_plot(table, model, run_dir / "intervention_forest.png")
-    claims = []
+    # the original's claims, judged with the prompt as the unit: samples of one prompt
+    # (seeds; identical under greedy decoding) are averaged before any test
+    prompt_ids = np.tile(np.arange(len(prompts)), len(seeds))
+    stacked_base = np.vstack([baseline] * len(seeds))
+    tested = []
     for scale, name, metric, claimed, text in INTERVENTION_CLAIMS:
-        match = table[
-            (table.scale == scale) & (table.intervention == name) & (table.metric == metric)
-        ]
-        if match.empty:  # that scale or intervention is not in this run's grid
+        if (scale, name) not in measured:  # that scale or intervention is not in this run
             continue
-        r = match.iloc[0]
-        p_holm = float(r.get("wilcoxon_p_holm", np.nan))
-        measurable = bool(np.isfinite(p_holm) and np.isfinite(r.get("cohens_d", np.nan)))
-        same_sign = np.sign(r["percent_change"]) == np.sign(claimed)
+        k = TEXT_METRICS.index(metric)
+        args = (prompt_ids, stacked_base[:, k], measured[(scale, name)][:, k])
+        tested.append((scale, name, text, claimed, args))
+    raw = [
+        prompt_effect(*args, claimed_percent=claimed, random_state=config.random_state)
+        for *_, claimed, args in tested
+    ]
+    finite = [i for i, e in enumerate(raw) if np.isfinite(e.p_claimed)]
+    adjusted = dict(zip(finite, holm([raw[i].p_claimed for i in finite]), strict=True))
+    claims = []
+    for i, (scale, name, text, claimed, args) in enumerate(tested):
+        effect = (
+            prompt_effect(
+                *args,
+                claimed_percent=claimed,
+                p_adjusted=float(adjusted[i]),
+                random_state=config.random_state,
+            )
+            if i in adjusted
+            else raw[i]
+        )
+        layers = segmenter.scale_layers_[scale]
         claims.append(
             {
                 "claim": f"{scale} {name}: {text}",
-                "measured_percent": round(float(r["percent_change"]), 2),
-                "cohens_d": round(float(r["cohens_d"]), 3),
-                "p_holm": p_holm if measurable else None,
-                "holds": bool(measurable and same_sign and p_holm < 0.05),
+                "dose": f"{name} {INTERVENTIONS[name]} on hidden states {layers[0]}-{layers[-1]}",
+                "verdict": effect.verdict,
+                "reason": effect.reason,
+                "n_prompts": effect.n_prompts,
+                "n_pairs": effect.n_pairs,
+                "measured_percent": _rounded(effect.percent_change, 2),
+                "ci": [_rounded(effect.ci_low, 2), _rounded(effect.ci_high, 2)],
+                "d_z": _rounded(effect.d_z, 3),
+                "p_holm": _rounded(adjusted.get(i, np.nan), 4),
+                "power": _rounded(effect.power, 3),
             }
         )
     results = {
@@ -1024,6 +1050,12 @@ def stage_intervene(config, run_dir: Path, context: dict):
         "claims": claims,
     }
     return results, _intervene_markdown(results, table)
+
+
+def _rounded(value, digits: int):
+    """A JSON-safe rounded float, None when not finite."""
+    value = float(value)
+    return round(value, digits) if np.isfinite(value) else None
 
 
 def _forest_plot(table, model: str, path: Path) -> None:
@@ -1081,21 +1113,31 @@ def _intervene_markdown(results, table) -> str:
         )
     lines += [
         "",
-        "The original README's GPT-2 claims, tested on this model (holds = same "
-        "direction and Holm-adjusted p < 0.05):",
+        "The original README's GPT-2 claims, tested on this model with the prompt as the unit "
+        f"({len(results['prompts'])} prompts; the seeds' outputs averaged within each prompt, so "
+        "identical greedy outputs count once). One pre-registered metric per claim; one-sided "
+        "paired t-test in the claimed direction, Holm over these claims; 'contradicted' when "
+        "the effect is shown opposite to the claim or smaller than half of it; fewer than 20 "
+        "defined prompt pairs is 'inconclusive' with no effect reported; power to detect the "
+        "claimed size beside each verdict. These verdicts are about this model at this dose "
+        "only.",
         "",
     ]
     for c in results["claims"]:
-        if c["p_holm"] is None:
-            lines.append(
-                f"- {c['claim']}: not measurable in this run (the metric is undefined for too "
-                "many continuations; use more prompts or longer generations)."
-            )
-            continue
+
+        def fmt(value, spec: str) -> str:
+            return "n/a" if value is None else format(value, spec)
+
+        measured = (
+            f"measured {fmt(c['measured_percent'], '+.1f')}% [{fmt(c['ci'][0], '+.1f')}, "
+            f"{fmt(c['ci'][1], '+.1f')}], Holm p {fmt(c['p_holm'], '.3g')}, power "
+            f"{fmt(c['power'], '.0%')}; "
+            if c["measured_percent"] is not None
+            else ""
+        )
         lines.append(
-            f"- {c['claim']}: measured {c['measured_percent']:+.1f}% (d "
-            f"{c['cohens_d']:+.2f}, p {c['p_holm']:.3g}) — "
-            f"{'holds' if c['holds'] else 'does not hold'}."
+            f"- {c['claim']} — on {results['model']} at {c['dose']}: {measured}"
+            f"{c['verdict']} ({c['reason']}; {c['n_pairs']} of {c['n_prompts']} prompts defined)."
         )
     lines += [
         "",

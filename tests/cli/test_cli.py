@@ -178,6 +178,11 @@ def test_run_quick_default_models(tmp_path):
     assert summary["minilm"]["n_layers"] == 6 and summary["smollm2-135m"]["n_layers"] == 30
     intervene = full["intervene"]
     assert len(intervene["claims"]) == 5 and len(intervene["prompts"]) == 8
+    # 8 prompts are fewer than the 20 defined prompt pairs a verdict needs: no claim can be
+    # supported or contradicted, and no effect is reported
+    for claim in intervene["claims"]:
+        assert claim["verdict"] == "inconclusive" and claim["n_prompts"] == 8
+        assert claim["measured_percent"] is None and "fewer than 20" in claim["reason"]
     assert {r["intervention"] for r in intervene["effects"]} == {
         "translation",
         "amplify",
