@@ -930,7 +930,7 @@ def stage_intervene(config, run_dir: Path, context: dict):
     """Every scale x intervention on SmolLM2; paired effects over prompts and seeds."""
     import pandas as pd
 
-    from ..interventions import Intervener, holm, paired_effect, prompt_effect
+    from ..interventions import Intervener, benjamini_hochberg, holm, prompt_effect
 
     model = config.intervention_model
     if model not in context.get("segmenters", {}):
@@ -953,6 +953,9 @@ def stage_intervene(config, run_dir: Path, context: dict):
     ).fit()
     baseline = base._measure(base.generate_baseline(prompts), len(prompts))
     rows, measured = [], {}
+    # the prompt is the unit: samples of one prompt (one per seed) are averaged first
+    prompt_ids = np.tile(np.arange(len(prompts)), len(seeds))
+    stacked_base = np.vstack([baseline] * len(seeds))
     combos = [(s, k) for s in segmenter.scale_names_ for k in config.intervention_kinds]
     for scale, name in tqdm(combos, desc="Intervening", unit="config"):
         layers = segmenter.scale_layers_[scale]
@@ -973,32 +976,38 @@ def stage_intervene(config, run_dir: Path, context: dict):
             treated.append(iv._measure(iv.generate(prompts), len(prompts)))
         treated = np.vstack(treated)
         measured[(scale, name)] = treated
-        paired_base = np.vstack([baseline] * len(seeds))
         for k, metric in enumerate(TEXT_METRICS):
-            ok = np.isfinite(treated[:, k]) & np.isfinite(paired_base[:, k])
-            row = {
-                "scale": scale,
-                "intervention": name,
-                "metric": metric,
-                "dropped": int((~ok).sum()),
-            }
-            if ok.sum() >= 2:
-                row.update(
-                    paired_effect(
-                        paired_base[ok, k], treated[ok, k], random_state=config.random_state
-                    )
-                )
-            rows.append(row)
+            effect = prompt_effect(
+                prompt_ids, stacked_base[:, k], treated[:, k], random_state=config.random_state
+            )
+            rows.append(
+                {
+                    "scale": scale,
+                    "intervention": name,
+                    "metric": metric,
+                    "n_prompts": effect.n_prompts,
+                    "n_pairs": effect.n_pairs,
+                    "defined_baseline": effect.defined_baseline,
+                    "defined_treated": effect.defined_treated,
+                    "baseline_mean": effect.baseline_mean,
+                    "treated_mean": effect.treated_mean,
+                    "percent_change": effect.percent_change,
+                    "ci_low": effect.ci_low,
+                    "ci_high": effect.ci_high,
+                    "d_z": effect.d_z,
+                    "p": effect.p_claimed,
+                }
+            )
     table = pd.DataFrame(rows)
-    valid = table["wilcoxon_p"].notna()
-    table.loc[valid, "wilcoxon_p_holm"] = holm(table.loc[valid, "wilcoxon_p"])
+    valid = table["p"].notna()
+    table["q_bh"] = np.nan
+    if valid.any():  # false-discovery rate over the whole exploratory grid
+        table.loc[valid, "q_bh"] = benjamini_hochberg(table.loc[valid, "p"])
     with atomic_path(run_dir / "interventions.csv") as tmp:
         table.to_csv(tmp, index=False)
     _forest_plot(table, model, run_dir / "intervention_forest.png")
     # the original's claims, judged with the prompt as the unit: samples of one prompt
     # (seeds; identical under greedy decoding) are averaged before any test
-    prompt_ids = np.tile(np.arange(len(prompts)), len(seeds))
-    stacked_base = np.vstack([baseline] * len(seeds))
     tested = []
     for scale, name, metric, claimed, text in INTERVENTION_CLAIMS:
         if (scale, name) not in measured:  # that scale or intervention is not in this run
@@ -1070,14 +1079,14 @@ def _forest_plot(table, model: str, path: Path) -> None:
     for ax, metric in zip(axes, metrics, strict=True):
         sub = table[table.metric == metric]
         y = np.arange(len(sub))
-        d = sub["cohens_d"].to_numpy(dtype=float)
+        d = sub["percent_change"].to_numpy(dtype=float)  # NaN (not drawn): < 20 pairs
         err = np.vstack(
             [d - sub["ci_low"].to_numpy(dtype=float), sub["ci_high"].to_numpy(dtype=float) - d]
         )
         ax.errorbar(d, y, xerr=np.abs(err), fmt="o", ms=4, capsize=2)
         ax.axvline(0, color="grey", lw=0.8)
         ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("Cohen's d (95% CI)", fontsize=8)
+        ax.set_xlabel("% change (95% CI over prompts)", fontsize=8)
     axes[0].set_yticks(np.arange(len(labels)), labels, fontsize=8)
     axes[0].invert_yaxis()
     fig.suptitle(f"{model}: intervention effects vs matched baseline", fontsize=11)
@@ -1092,24 +1101,31 @@ def _intervene_markdown(results, table) -> str:
         f"({', '.join(f'{k} {_span(v)}' for k, v in results['scales'].items())}); "
         f"{len(results['prompts'])} prompts (the first six words of bundled texts), greedy "
         f"decoding of {results['max_new_tokens']} new tokens, seeds {results['seeds']} (they "
-        "drive the random direction and the noise). Interventions: translation by a random "
-        "direction of 0.5 x the typical state norm, amplify = scaling by 1.5, Gaussian noise "
-        "with sigma 0.5 x rms(h), attention temperature 2. Effects are paired against the "
-        "unmodified generation of the same prompt: percent change of the mean, Cohen's d "
-        "(d_z) with a bootstrap 95% CI, Wilcoxon signed-rank p Holm-adjusted over all rows.",
+        "drive the random direction and the noise). Interventions on every hidden state of "
+        "the scale: translation by a random direction of 0.5 x the layer's median token norm "
+        "(attention sinks left out), amplify = scaling by 1.5 (compounding over the scale's "
+        "layers), Gaussian noise with sigma 0.5 x rms(h), attention temperature 2. Effects "
+        "are paired against the unmodified generation of the same prompt, the prompt being "
+        "the unit (the seeds' outputs averaged within it): percent change of the mean with a "
+        "bootstrap 95% CI over prompts, two-sided paired t-test, Benjamini-Hochberg q over "
+        "the whole grid (exploratory). A metric needs 20 prompts where it is defined with and "
+        "without the intervention; below that no effect is given.",
         "",
-        "| Model | Scale | Intervention | Key impact | Effect Size (δ) | 95% CI | p (Holm) |",
-        "|---|---|---|---|---:|---|---:|",
+        "| Model | Scale | Intervention | Effects at FDR 5% (% change [95% CI], q) "
+        "| Metrics with ≥ 20 defined prompts |",
+        "|---|---|---|---|---:|",
     ]
     for (scale, name), sub in table.groupby(["scale", "intervention"], sort=False):
-        sub = sub.dropna(subset=["cohens_d"])
-        if sub.empty:
-            continue
-        r = sub.loc[sub["cohens_d"].abs().idxmax()]
+        measured = sub.dropna(subset=["percent_change"])
+        found = measured[measured["q_bh"] < 0.05]
+        cells = "; ".join(
+            f"{r['metric']} {r['percent_change']:+.1f}% [{r['ci_low']:+.1f}, "
+            f"{r['ci_high']:+.1f}], q {r['q_bh']:.2g}"
+            for _, r in found.iterrows()
+        )
         lines.append(
-            f"| {results['model']} | {scale} | {name} | {r['percent_change']:+.1f}% "
-            f"{r['metric']} | {r['cohens_d']:+.2f} | [{r['ci_low']:+.2f}, {r['ci_high']:+.2f}] "
-            f"| {r['wilcoxon_p_holm']:.3g} |"
+            f"| {results['model']} | {scale} | {name} | {cells or 'none'} "
+            f"| {len(measured)} of {len(sub)} |"
         )
     lines += [
         "",
@@ -1123,11 +1139,11 @@ def _intervene_markdown(results, table) -> str:
         "only.",
         "",
     ]
+
+    def fmt(value, spec: str) -> str:
+        return "n/a" if value is None else format(value, spec)
+
     for c in results["claims"]:
-
-        def fmt(value, spec: str) -> str:
-            return "n/a" if value is None else format(value, spec)
-
         measured = (
             f"measured {fmt(c['measured_percent'], '+.1f')}% [{fmt(c['ci'][0], '+.1f')}, "
             f"{fmt(c['ci'][1], '+.1f')}], Holm p {fmt(c['p_holm'], '.3g')}, power "

@@ -183,6 +183,8 @@ def test_run_quick_default_models(tmp_path):
     for claim in intervene["claims"]:
         assert claim["verdict"] == "inconclusive" and claim["n_prompts"] == 8
         assert claim["measured_percent"] is None and "fewer than 20" in claim["reason"]
+    # the exploratory grid is per prompt too: no effect below 20 defined prompt pairs
+    assert all(r["n_prompts"] == 8 and r["percent_change"] is None for r in intervene["effects"])
     assert {r["intervention"] for r in intervene["effects"]} == {
         "translation",
         "amplify",

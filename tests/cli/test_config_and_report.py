@@ -158,7 +158,7 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     tables = {
         "layer_distribution.md": "## Layer distribution",
         "alignment_ablation.md": "## Alignment ablation",
-        "intervention_effects.md": "| Model | Scale | Intervention | Key impact |",
+        "intervention_effects.md": "| Model | Scale | Intervention | Effects at FDR 5%",
     }
     for name, heading in tables.items():
         assert heading in (run_dir / name).read_text()
