@@ -1037,7 +1037,9 @@ def stage_intervene(config, run_dir: Path, context: dict):
         claims.append(
             {
                 "claim": f"{scale} {name}: {text}",
-                "dose": f"{name} {INTERVENTIONS[name]} on hidden states {layers[0]}-{layers[-1]}",
+                "dose": f"{name} ("
+                + ", ".join(f"{k} {v}" for k, v in INTERVENTIONS[name].items())
+                + f") on hidden states {layers[0]}-{layers[-1]}",
                 "verdict": effect.verdict,
                 "reason": effect.reason,
                 "n_prompts": effect.n_prompts,
