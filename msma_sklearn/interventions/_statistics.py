@@ -28,6 +28,19 @@ __all__ = [
 
 #: fewer defined prompt pairs than this and no effect is reported
 MIN_PAIRS = 20
+#: PromptEffect's measured fields, NaN until measured
+_MEASURES = (
+    "baseline_mean",
+    "treated_mean",
+    "percent_change",
+    "ci_low",
+    "ci_high",
+    "d_z",
+    "p_claimed",
+    "p_opposite",
+    "p_equivalence",
+    "power",
+)
 
 
 def collapse_to_prompts(prompt_ids, values) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -223,32 +236,21 @@ def prompt_effect(
     n_prompts, n_pairs = len(prompts), int(both.sum())
     b, t = b[both], t[both]
     nan = float("nan")
-    common = dict(
+    out = dict(
         n_prompts=n_prompts,
         n_pairs=n_pairs,
         defined_baseline=float(np.isfinite(b_raw).mean()) if b_raw.size else nan,
         defined_treated=float(np.isfinite(t_raw).mean()) if t_raw.size else nan,
         claimed_percent=claimed_percent,
+        **dict.fromkeys(_MEASURES, nan),
     )
+    if n_pairs:
+        out.update(baseline_mean=float(b.mean()), treated_mean=float(t.mean()))
     if n_pairs < MIN_PAIRS:
-        return PromptEffect(
-            **common,
-            baseline_mean=float(b.mean()) if n_pairs else nan,
-            treated_mean=float(t.mean()) if n_pairs else nan,
-            percent_change=nan,
-            ci_low=nan,
-            ci_high=nan,
-            d_z=nan,
-            p_claimed=nan,
-            p_opposite=nan,
-            p_equivalence=nan,
-            power=nan,
-            verdict="inconclusive",
-            reason=f"{n_pairs} defined prompt pairs (fewer than {MIN_PAIRS}): no effect reported",
-        )
+        reason = f"{n_pairs} defined prompt pairs (fewer than {MIN_PAIRS}): no effect reported"
+        return PromptEffect(**out, verdict="inconclusive", reason=reason)
     d = t - b
     base = abs(b.mean())
-    percent = 100.0 * d.mean() / base if base > 0 else nan
     rng = check_random_state(random_state)
     idx = rng.randint(0, n_pairs, size=(n_resamples, n_pairs))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -256,25 +258,19 @@ def prompt_effect(
     boot = boot[np.isfinite(boot)]
     lo, hi = np.quantile(boot, [0.025, 0.975]) if boot.size else (nan, nan)
     sd = d.std(ddof=1)
-    d_z = d.mean() / sd if sd > 0 else (0.0 if d.mean() == 0 else float(np.sign(d.mean()) * np.inf))
     constant = sd == 0
+    d_z = d.mean() / sd if sd > 0 else (0.0 if d.mean() == 0 else float(np.sign(d.mean()) * np.inf))
+    out.update(
+        percent_change=float(100.0 * d.mean() / base) if base > 0 else nan,
+        ci_low=float(lo),
+        ci_high=float(hi),
+        d_z=float(d_z),
+    )
     if claimed_percent is None:
         p_two = 1.0 if constant and d.mean() == 0 else float(stats.ttest_1samp(d, 0.0).pvalue)
-        return PromptEffect(
-            **common,
-            baseline_mean=float(b.mean()),
-            treated_mean=float(t.mean()),
-            percent_change=float(percent),
-            ci_low=float(lo),
-            ci_high=float(hi),
-            d_z=float(d_z),
-            p_claimed=p_two,
-            p_opposite=nan,
-            p_equivalence=nan,
-            power=nan,
-            verdict="exploratory",
-            reason="no claimed size: two-sided test, for a false-discovery correction",
-        )
+        out.update(p_claimed=p_two)
+        reason = "no claimed size: two-sided test, for a false-discovery correction"
+        return PromptEffect(**out, verdict="exploratory", reason=reason)
     direction = "greater" if claimed_percent > 0 else "less"
     opposite = "less" if claimed_percent > 0 else "greater"
     if constant:  # every difference equal: the t-test is undefined
@@ -284,14 +280,15 @@ def prompt_effect(
     else:
         p_claimed = float(stats.ttest_1samp(d, 0.0, alternative=direction).pvalue)
         p_opp = float(stats.ttest_1samp(d, 0.0, alternative=opposite).pvalue)
-    c_sign = np.sign(claimed_percent)
     claimed_diff = claimed_percent / 100.0 * base
     margin = abs(claimed_diff) / 2.0
     p_eq = tost_paired(d, margin) if margin > 0 and not constant else nan
     power = paired_power(claimed_diff, sd, n_pairs, alpha)
     # is the effect smaller than half the claim (in the claimed direction)?
     if constant:
-        p_small = 0.0 if abs(d.mean()) < margin or np.sign(d.mean()) != np.sign(c_sign) else 1.0
+        p_small = (
+            0.0 if abs(d.mean()) < margin or np.sign(d.mean()) != np.sign(claimed_percent) else 1.0
+        )
     else:
         p_small = float(stats.ttest_1samp(d, claimed_diff / 2.0, alternative=opposite).pvalue)
     p_judge = p_claimed if p_adjusted is None else p_adjusted
@@ -308,18 +305,5 @@ def prompt_effect(
     else:
         verdict = "inconclusive"
         reason = f"no test rejects; power {power:.0%} at the claimed size"
-    return PromptEffect(
-        **common,
-        baseline_mean=float(b.mean()),
-        treated_mean=float(t.mean()),
-        percent_change=float(percent),
-        ci_low=float(lo),
-        ci_high=float(hi),
-        d_z=float(d_z),
-        p_claimed=float(p_claimed),
-        p_opposite=float(p_opp),
-        p_equivalence=float(p_eq),
-        power=float(power),
-        verdict=verdict,
-        reason=reason,
-    )
+    out.update(p_claimed=p_claimed, p_opposite=p_opp, p_equivalence=p_eq, power=power)
+    return PromptEffect(**out, verdict=verdict, reason=reason)
