@@ -313,9 +313,9 @@ class _Orthogonal(nn.Module):
     retraction sense (Absil et al. 2008): the Euclidean gradient is projected
     on the tangent space at W (:meth:`project_grad`), the optimiser steps, and
     W is pulled back onto the manifold by a sign-corrected QR decomposition
-    (:meth:`retract`). At d = 576 a step costs a third of the Cayley
-    parametrisation's (one d x d solve in the forward pass and another in the
-    backward), and W stays orthogonal to rounding.
+    (:meth:`retract`). The forward pass is a plain product (a Cayley
+    parametrisation solves a d x d system in every forward and backward
+    pass), and W stays orthogonal to rounding.
     """
 
     def __init__(self, init: np.ndarray):
