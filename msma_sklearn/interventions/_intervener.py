@@ -22,7 +22,15 @@ from ..utils._validation import check_texts
 __all__ = ["REPRESENTATION_METRICS", "Intervener"]
 
 # self-attention projections: Llama-style, GPT-2, BERT / RoBERTa, T5 (layer 0 = self-attention)
-_Q_PROJ = ("self_attn.q_proj", "attn.c_attn", "attention.self.query", "layer.0.SelfAttention.q")
+# Models with a norm on the queries (Gemma 3, Qwen3, OLMo 2) would undo a scaling of
+# q_proj's output, so the temperature acts on the normalised queries there.
+_Q_PROJ = (
+    "self_attn.q_norm",
+    "self_attn.q_proj",
+    "attn.c_attn",
+    "attention.self.query",
+    "layer.0.SelfAttention.q",
+)
 _O_PROJ = ("self_attn.o_proj", "attn.c_proj", "attention.output.dense", "layer.0.SelfAttention.o")
 
 #: Representation metrics of encoder-only models, with their value when nothing changes.

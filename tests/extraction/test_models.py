@@ -59,6 +59,7 @@ def test_offline_names_listed():
     assert set(OFFLINE_MODELS) == {
         "minilm",
         "smollm2-135m",
+        "gemma3-270m",
         "tiny-gpt2",
         "tiny-bert",
         "tiny-roberta",

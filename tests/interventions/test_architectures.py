@@ -340,3 +340,28 @@ def test_minilm_representation_effects():
     noisy = iv.set_params(kind="noise", sigma=0.5, layers=[2], random_state=0).fit()
     table = noisy.effects(PROMPTS)
     assert (table["treated_mean"].to_numpy() != table["baseline_mean"].to_numpy()).all()
+
+
+@pytest.mark.slow
+def test_gemma3_temperature_acts_after_the_query_norm():
+    """Gemma 3 normalises its queries (q_norm), which would undo a scaled q_proj:
+    oracle = the model with q_norm's gain (1 + w) divided by the temperature."""
+    from msma_sklearn.utils import attached_hooks
+
+    model, tokenizer = load_model("gemma3-270m")
+    temperature = 0.5
+    iv = Intervener("gemma3-270m", layers=[2, 4], kind="attention", temperature=temperature).fit()
+    edited = copy.deepcopy(model)
+    blocks = resolve_layout(edited, "decoder").blocks
+    with torch.no_grad():
+        for j in (2, 4):
+            norm = blocks[j - 1].self_attn.q_norm
+            norm.weight.copy_((1.0 + norm.weight) / temperature - 1.0)
+    ids, mask = pad_batch(tokenizer(PROMPTS)["input_ids"], tokenizer.pad_token_id, "right")
+    with torch.inference_mode():
+        baseline = model(input_ids=ids, attention_mask=mask).logits
+        expected = edited(input_ids=ids, attention_mask=mask).logits
+        with attached_hooks(iv._hooks(model, iv._state(PROMPTS, mask))):
+            got = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    assert (got - baseline).abs().max() > 1e-2
