@@ -1,5 +1,6 @@
 """Bundled data and readers for users' texts."""
 
 from ._corpus import load_corpus, load_texts
+from ._prose import load_reference_prose
 
-__all__ = ["load_corpus", "load_texts"]
+__all__ = ["load_corpus", "load_reference_prose", "load_texts"]

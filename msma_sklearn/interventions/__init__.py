@@ -8,7 +8,7 @@ claim with the prompt as the unit (equivalence test, power, three-way
 verdict).
 """
 
-from ._calibration import DoseCalibration, calibrate_dose, dose_response
+from ._calibration import DoseCalibration, calibrate_dose, calibrate_doses, dose_response
 from ._effects import bootstrap_ci, holm, paired_cohens_d, paired_effect, percent_change
 from ._fluency import FluencyCheck, fluency_check, fluency_summary
 from ._intervener import REPRESENTATION_METRICS, Intervener
@@ -31,6 +31,7 @@ __all__ = [
     "Intervener",
     "benjamini_hochberg",
     "calibrate_dose",
+    "calibrate_doses",
     "collapse_to_prompts",
     "dose_response",
     "fluency_check",

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import clone
 
-__all__ = ["DoseCalibration", "calibrate_dose", "dose_response"]
+__all__ = ["DoseCalibration", "calibrate_dose", "calibrate_doses", "dose_response"]
 
 #: the strength parameter of each operator kind, and its "no change" value
 STRENGTH = {
@@ -41,9 +41,37 @@ def _set(intervener, parameter: str, value: float):
     return clone(intervener).set_params(**{parameter: value})
 
 
-def _mean_kl(intervener, parameter, value, prompts, fit_texts) -> float:
-    fitted = _set(intervener, parameter, value).fit(fit_texts)
-    return float(np.mean(fitted.next_token_kl(prompts)))
+class _MeanKL:
+    """Mean next-token KL at a strength, memoised; the baseline pass is computed once."""
+
+    def __init__(self, intervener, prompts, fit_texts):
+        from ._intervener import kl_rows
+
+        self._kl_rows = kl_rows
+        self.intervener = intervener
+        self.parameter, self.identity = STRENGTH[intervener.kind]
+        self.prompts = list(prompts)
+        self.fit_texts = self.prompts if fit_texts is None else fit_texts
+        self.base = None
+        self.memo: dict[float, float] = {float(self.identity): 0.0}  # no change: KL 0
+        self.order: list[tuple[float, float]] = []
+
+    def __call__(self, value: float) -> float:
+        value = float(value)
+        if value not in self.memo:
+            fitted = _set(self.intervener, self.parameter, value).fit(self.fit_texts)
+            if self.base is None:
+                self.base = fitted._next_token_logprobs(self.prompts, intervene=False)
+            treated = fitted._next_token_logprobs(self.prompts, intervene=True)
+            self.memo[value] = float(np.mean(self._kl_rows(self.base, treated)))
+        self.order.append((value, self.memo[value]))
+        return self.memo[value]
+
+    def distance(self, value: float) -> float:
+        """How far a strength is from the identity (log scale for alpha and temperature)."""
+        if self.identity == 1.0:
+            return abs(math.log(value)) if value > 0 else math.inf
+        return abs(value - self.identity)
 
 
 def dose_response(intervener, prompts, strengths, *, fit_texts=None) -> list[tuple[float, float]]:
@@ -52,9 +80,8 @@ def dose_response(intervener, prompts, strengths, *, fit_texts=None) -> list[tup
     ``fit_texts`` (default: the prompts) are passed to ``fit``: they set the
     scale of random translation directions.
     """
-    parameter, _ = STRENGTH[intervener.kind]
-    texts = list(prompts) if fit_texts is None else fit_texts
-    return [(float(v), _mean_kl(intervener, parameter, v, prompts, texts)) for v in strengths]
+    measure = _MeanKL(intervener, prompts, fit_texts)
+    return [(float(v), measure(v)) for v in strengths]
 
 
 def calibrate_dose(
@@ -69,10 +96,12 @@ def calibrate_dose(
 ) -> DoseCalibration:
     """Find the operator strength giving a mean next-token KL of ``target_kl`` nats.
 
-    Bisection between the operator's identity (``alpha = 1``, ``norm = 0``,
-    ``sigma = 0``, ``temperature = 1``; KL 0) and ``upper``, in the
-    operator's own parameter (geometric midpoints for scaling and
-    temperature, whose identity is 1). The mean KL must grow with the
+    A bracketed search between the operator's identity (``alpha = 1``,
+    ``norm = 0``, ``sigma = 0``, ``temperature = 1``; KL 0) and ``upper``, in
+    the operator's own parameter: each new strength interpolates log KL
+    linearly in the log of the distance from the identity (KL grows about as
+    a power of it), falling back to the bracket's (geometric) midpoint when
+    the interpolation lands near an end. The mean KL must grow with the
     strength over the bracket, which holds for these operators in practice;
     the evaluations are returned so a non-monotone case is visible.
 
@@ -86,38 +115,106 @@ def calibrate_dose(
         Target mean KL(baseline || intervened) of the next token, in nats.
     upper : float
         The strongest setting to consider (e.g. ``alpha=4``, ``norm=8``); its
-        mean KL must exceed the target.
+        mean KL must exceed the target, else ``converged`` is False.
     tol : float, default=0.1
         Relative tolerance on the mean KL.
     max_evals : int, default=20
     fit_texts : sequence of str, default=None
         Passed to ``fit`` (the scale of random translations); None: the prompts.
     """
-    if target_kl <= 0:
-        raise ValueError(f"target_kl must be positive, got {target_kl}.")
-    parameter, identity = STRENGTH[intervener.kind]
-    evaluations = []
+    return calibrate_doses(
+        intervener,
+        prompts,
+        [target_kl],
+        upper=upper,
+        tol=tol,
+        max_evals=max_evals,
+        fit_texts=fit_texts,
+    )[0]
 
-    texts = list(prompts) if fit_texts is None else fit_texts
 
-    def measure(value):
-        kl = _mean_kl(intervener, parameter, value, prompts, texts)
-        evaluations.append((float(value), kl))
-        return kl
+def calibrate_doses(
+    intervener,
+    prompts,
+    targets,
+    *,
+    upper: float,
+    tol: float = 0.1,
+    max_evals: int = 20,
+    fit_texts=None,
+) -> list[DoseCalibration]:
+    """:func:`calibrate_dose` for several target KLs, sharing every evaluation.
+
+    The baseline forward pass is computed once and each strength's mean KL
+    is measured once, so the later targets start from the bracket the
+    earlier ones found. ``evaluations`` of each result lists what that
+    target's search looked at (memoised values included).
+    """
+    targets = [float(t) for t in targets]
+    if not targets or min(targets) <= 0:
+        raise ValueError(f"target KLs must be positive, got {targets}.")
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol}.")
+    measure = _MeanKL(intervener, prompts, fit_texts)
+    if measure.distance(float(upper)) == 0 or not math.isfinite(measure.distance(float(upper))):
+        raise ValueError(
+            f"upper={upper} is the identity of {measure.parameter} (or invalid); pass a "
+            "stronger setting."
+        )
+    return [_search(measure, target, float(upper), tol, max_evals) for target in targets]
+
+
+def _search(measure: _MeanKL, target: float, upper: float, tol: float, max_evals: int):
+    first = len(measure.order)
+
+    def result(value, kl, converged):
+        return DoseCalibration(
+            measure.parameter, float(value), kl, target, converged, measure.order[first:]
+        )
 
     top = measure(upper)
-    if top < target_kl:
-        return DoseCalibration(parameter, float(upper), top, target_kl, False, evaluations)
-    geometric = identity == 1.0
-    lo, hi = identity, upper
+    if abs(top - target) <= tol * target:
+        return result(upper, top, True)
+    if top < target:
+        return result(upper, top, False)
+    # the tightest bracket the memo already holds (monotone KL assumed)
+    lo, hi = measure.identity, upper
+    for value, kl in measure.memo.items():
+        same_side = (value - measure.identity) * (upper - measure.identity) >= 0
+        if not same_side:
+            continue
+        d = measure.distance(value)
+        if kl < target and d > measure.distance(lo):
+            lo = value
+        elif kl > target and d < measure.distance(hi):
+            hi = value
     for _ in range(max_evals - 1):
-        mid = math.sqrt(lo * hi) if geometric and lo > 0 and hi > 0 else (lo + hi) / 2
-        kl = measure(mid)
-        if abs(kl - target_kl) <= tol * target_kl:
-            return DoseCalibration(parameter, float(mid), kl, target_kl, True, evaluations)
-        if kl < target_kl:
-            lo = mid
-        else:
-            hi = mid
-    best = min(evaluations, key=lambda e: abs(e[1] - target_kl))
-    return DoseCalibration(parameter, best[0], best[1], target_kl, False, evaluations)
+        value = _propose(measure, lo, hi, target)
+        kl = measure(value)
+        if abs(kl - target) <= tol * target:
+            return result(value, kl, True)
+        lo, hi = (value, hi) if kl < target else (lo, value)
+    value, kl = min(measure.order[first:], key=lambda e: abs(e[1] - target))
+    return result(value, kl, False)
+
+
+def _propose(measure: _MeanKL, lo: float, hi: float, target: float) -> float:
+    geometric = measure.identity == 1.0
+
+    def from_distance(d):
+        sign = 1.0 if hi > measure.identity else -1.0
+        return math.exp(sign * d) if geometric else measure.identity + sign * d
+
+    d_lo, d_hi = measure.distance(lo), measure.distance(hi)
+    kl_lo, kl_hi = measure.memo[lo], measure.memo[hi]
+    if d_lo > 0 and kl_lo > 0:  # log-log interpolation inside the bracket
+        slope = (math.log(kl_hi) - math.log(kl_lo)) / (math.log(d_hi) - math.log(d_lo))
+        if slope > 0:
+            d = math.exp(math.log(d_lo) + (math.log(target) - math.log(kl_lo)) / slope)
+            share = (math.log(d) - math.log(d_lo)) / (math.log(d_hi) - math.log(d_lo))
+            if 0.1 <= share <= 0.9:
+                return from_distance(d)
+    if d_lo == 0:  # from the identity: KL ~ d**2 near it, a guess that keeps in the bracket
+        d = d_hi * min(max(math.sqrt(target / kl_hi), 0.1), 0.9)
+        return from_distance(d)
+    return from_distance(math.sqrt(d_lo * d_hi))

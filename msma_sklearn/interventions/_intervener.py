@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -490,6 +491,11 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         -------
         ndarray of shape (n_prompts,)
         """
+        base = self._next_token_logprobs(prompts, intervene=False)
+        return kl_rows(base, self._next_token_logprobs(prompts, intervene=True))
+
+    def _next_token_logprobs(self, prompts, *, intervene: bool) -> torch.Tensor:
+        """Log-probabilities of the token after each prompt, (n_prompts, vocab), on the CPU."""
         check_is_fitted(self, "layers_")
         prompts = check_texts(prompts, name="prompts")
         model, tokenizer = self._loaded()
@@ -501,6 +507,8 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         device = next(model.parameters()).device
         pad_id = pad_token_id(tokenizer, model)
         ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        # the LM head on the last position only (a 262k vocabulary makes the rest costly)
+        last_only = "logits_to_keep" in inspect.signature(model.forward).parameters
         out = []
         for start in range(0, len(prompts), self.batch_size):
             batch = ids[start : start + self.batch_size]
@@ -512,16 +520,14 @@ class Intervener(ModelBackedMixin, BaseEstimator):
                 "attention_mask": mask.to(device),
                 "position_ids": positions.to(device),
             }
-            logprobs = []
-            for intervene in (False, True):
-                state = self._state(prompts[start : start + len(batch)], mask)
-                hooks = self._hooks(model, state) if intervene else []
-                with attached_hooks(hooks), torch.inference_mode():
-                    logits = model(**enc).logits[:, -1].float()
-                logprobs.append(torch.log_softmax(logits, dim=-1))
-            base, treated = logprobs
-            out.append((base.exp() * (base - treated)).sum(-1).clamp(min=0.0).cpu().numpy())
-        return np.concatenate(out).astype(np.float64)
+            if last_only:
+                enc["logits_to_keep"] = 1
+            state = self._state(prompts[start : start + len(batch)], mask)
+            hooks = self._hooks(model, state) if intervene else []
+            with attached_hooks(hooks), torch.inference_mode():
+                logits = model(**enc).logits[:, -1].float()
+            out.append(torch.log_softmax(logits, dim=-1).cpu())
+        return torch.cat(out)
 
     def _state(self, prompts: list[str], mask: torch.Tensor) -> dict:
         """What the hooks share during one batch: the forward-pass counter and the rows."""
@@ -879,3 +885,9 @@ def _submodule(block, paths):
         f"kind='attention' cannot find the self-attention projection of "
         f"{type(block).__name__} (looked for {', '.join(paths)})."
     )
+
+
+def kl_rows(base: torch.Tensor, treated: torch.Tensor) -> np.ndarray:
+    """Row-wise KL(base || treated) of log-probability rows, in nats (float64)."""
+    kl = (base.exp() * (base - treated)).sum(-1).clamp(min=0.0)
+    return kl.numpy().astype(np.float64)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from msma_sklearn import Intervener
-from msma_sklearn.interventions import calibrate_dose, dose_response
+from msma_sklearn.interventions import calibrate_dose, calibrate_doses, dose_response
 
 PROMPTS = [
     "The old lighthouse keeper climbed the stairs every evening and",
@@ -66,3 +66,26 @@ def test_window_on_a_fitted_layout():
         Intervener("tiny-gpt2", scale="global", scale_layers=table, window=2).fit()
     with pytest.raises(ValueError, match="window= applies to scale="):
         Intervener("tiny-gpt2", layers=[1, 2], window=1).fit()
+
+
+def test_several_targets_share_evaluations_and_each_reaches_its_kl():
+    iv = Intervener("tiny-gpt2", layers=[1, 2], kind="scaling")
+    results = calibrate_doses(iv, PROMPTS, [0.0005, 0.002], upper=20.0, tol=0.05)
+    assert [r.converged for r in results] == [True, True]
+    for r, target in zip(results, (0.0005, 0.002), strict=True):
+        assert r.mean_kl == pytest.approx(target, rel=0.05)
+        # an independent measurement at the strength it returned
+        again = iv.set_params(alpha=r.strength).fit()
+        assert np.mean(again.next_token_kl(PROMPTS)) == pytest.approx(r.mean_kl, rel=1e-5)
+    assert results[0].strength < results[1].strength
+    # the second search starts from the first's bracket: fewer new strengths than a fresh one
+    fresh = calibrate_dose(iv, PROMPTS, 0.002, upper=20.0, tol=0.05)
+    seen_first = {v for v, _ in results[0].evaluations}
+    new_in_second = {v for v, _ in results[1].evaluations} - seen_first
+    assert len(new_in_second) < len({v for v, _ in fresh.evaluations})
+
+
+def test_an_unreachable_target_is_reported_not_converged():
+    iv = Intervener("tiny-gpt2", layers=[1], kind="scaling")
+    result = calibrate_dose(iv, PROMPTS, 0.5, upper=1.2)
+    assert not result.converged and result.strength == 1.2 and result.mean_kl < 0.5
