@@ -79,6 +79,11 @@ def _number_list(lo: float) -> Callable:
     return check
 
 
+def _positive_number(v):
+    ok = isinstance(v, int | float) and not isinstance(v, bool) and v > 0 and v == v
+    return None if ok and v != float("inf") else "a positive number"
+
+
 def _int_list(v):
     if not isinstance(v, list) or not v or not all(_is_int(x) for x in v):
         return "a non-empty list of integers"
@@ -105,16 +110,19 @@ class Field:
 
 
 INTERVENTION_KINDS = ("translation", "amplify", "noise", "attention")
+#: the causal LMs the default study steers
+STEERED_MODELS = ("smollm2-135m", "gemma3-270m")
 SEGMENTATION_METHODS = ("cka", "mi", "attention_span", "readme", "uniform")
 
 FIELDS: tuple[Field, ...] = (
     Field(
         "models",
         "models",
-        ["minilm", "smollm2-135m"],
+        ["minilm", "smollm2-135m", "gemma3-270m"],
         _str_list(empty=False),
-        "models to study: offline names (minilm, smollm2-135m, tiny-gpt2, ...), local "
-        "directories or Hugging Face ids",
+        "models to study: offline names (minilm, smollm2-135m, gemma3-270m, tiny-gpt2, ...), "
+        "local directories or Hugging Face ids",
+        quick=["minilm", "smollm2-135m"],
     ),
     Field(
         "tiny_models",
@@ -207,30 +215,107 @@ FIELDS: tuple[Field, ...] = (
     ),
     Field("alignment.cv_folds", "search_folds", 3, _int(2), "folds of the λ grid search"),
     Field(
-        "interventions.model",
-        "intervention_model",
-        "smollm2-135m",
-        _str,
-        "causal LM to steer (must be among models)",
+        "interventions.models",
+        "intervention_models",
+        list(STEERED_MODELS),
+        _str_list(empty=False),
+        "causal LMs to steer (each must be among models; left out: the defaults that are)",
+        quick=["smollm2-135m"],
     ),
     Field(
         "interventions.kinds",
         "intervention_kinds",
         list(INTERVENTION_KINDS),
         _str_list(INTERVENTION_KINDS, empty=False),
-        "translation (random direction, 0.5 x state norm), amplify (x1.5), noise "
-        "(0.5 x rms), attention (temperature 2)",
+        "operators, each calibrated to the target KLs: translation (random direction), "
+        "amplify (scaling, alpha > 1), noise (Gaussian, x each token's rms), attention "
+        "(temperature > 1)",
     ),
-    Field("interventions.n_prompts", "n_prompts", 24, _int(2), "prompts per condition", quick=8),
     Field(
-        "interventions.seeds",
-        "intervention_seeds",
-        [0, 1],
-        _int_list,
-        "seeds per condition",
-        quick=[0],
+        "interventions.target_kl",
+        "target_kl",
+        [0.1, 0.3, 1.0],
+        _number_list(1e-9),
+        "mean next-token KL (nats) every scale x operator is calibrated to",
+        quick=[0.3],
     ),
-    Field("interventions.max_new_tokens", "max_new_tokens", 24, _int(1), "greedy tokens", quick=12),
+    Field(
+        "interventions.primary_kl",
+        "primary_kl",
+        0.3,
+        _positive_number,
+        "the dose (one of target_kl) of the exploratory grid and of the claims",
+    ),
+    Field(
+        "interventions.dose_response",
+        "dose_response_kinds",
+        ["amplify"],
+        _str_list(INTERVENTION_KINDS),
+        "operators also generated at every other target KL (the dose-response)",
+        quick=[],
+    ),
+    Field(
+        "interventions.calibration_tol",
+        "calibration_tol",
+        0.15,
+        _positive_number,
+        "relative tolerance of the calibrated KL",
+        quick=0.3,
+    ),
+    Field(
+        "interventions.window",
+        "window",
+        3,
+        _int(1),
+        "hidden states at the centre of each scale the operators act on",
+    ),
+    Field(
+        "interventions.prompts",
+        "prompt_source",
+        "reference",
+        _choice("reference", "texts"),
+        "'reference' (paragraphs of the Python Language Reference, in the stdlib) or "
+        "'texts' (the run's texts; they must be longer than prompt_words)",
+    ),
+    Field(
+        "interventions.prompt_words",
+        "prompt_words",
+        24,
+        _int(1),
+        "words per prompt (the start of a text)",
+    ),
+    Field(
+        "interventions.n_prompts",
+        "n_prompts",
+        32,
+        _int(2),
+        "evaluation prompts per condition (the unit of every test)",
+        quick=8,
+    ),
+    Field(
+        "interventions.n_calibration",
+        "n_calibration",
+        16,
+        _int(1),
+        "other prompts the doses are calibrated on",
+        quick=4,
+    ),
+    Field(
+        "interventions.samples",
+        "n_samples",
+        2,
+        _int(1),
+        "sampled continuations per prompt (top-p 0.95), seeds shared with the baseline",
+        quick=1,
+    ),
+    Field(
+        "interventions.max_new_tokens",
+        "max_new_tokens",
+        64,
+        _int(1),
+        "tokens generated per continuation",
+        quick=12,
+    ),
 )
 
 _BY_PATH = {f.path: f for f in FIELDS}
@@ -263,10 +348,18 @@ class RunConfig:
     lambda_info: list
     lambda_curv: list
     search_folds: int
-    intervention_model: str
+    intervention_models: list
     intervention_kinds: list
+    target_kl: list
+    primary_kl: float
+    dose_response_kinds: list
+    calibration_tol: float
+    window: int
+    prompt_source: str
+    prompt_words: int
     n_prompts: int
-    intervention_seeds: list
+    n_calibration: int
+    n_samples: int
     max_new_tokens: int
     n_texts: int = 0  # filled in from the texts
 
@@ -347,6 +440,22 @@ def load_config(path: str | Path | None = None, **overrides) -> RunConfig:
         else:
             value = f.quick if (quick is True and f.quick is not None) else f.default
         values[f.attr] = value
+    if not errors:  # settings that must agree with each other
+        if "interventions.models" not in data:  # the defaults that this run studies
+            values["intervention_models"] = [
+                m for m in values["intervention_models"] if m in values["models"]
+            ]
+        missing = [m for m in values["intervention_models"] if m not in values["models"]]
+        if missing:
+            errors.append(
+                f"'interventions.models' {missing} must be among 'models' "
+                f"{values['models']} (their scales come from the segmentation)"
+            )
+        if values["primary_kl"] not in values["target_kl"]:
+            errors.append(
+                f"'interventions.primary_kl' ({values['primary_kl']}) must be one of "
+                f"'interventions.target_kl' {values['target_kl']}"
+            )
     if errors:
         raise ConfigError(f"Config from {source} rejected:\n  - " + "\n  - ".join(errors))
     return RunConfig(**values)

@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..metrics.text import TextMetrics
 from ..segmentation._segmenter import _ranges
 from ..utils._io import atomic_path
 
@@ -908,262 +907,224 @@ def _align_markdown(results) -> str:
 
 
 # --------------------------------------------------------------- interventions
-INTERVENTIONS = {
-    "translation": {"kind": "translation", "direction": "random", "norm": 0.5},
-    "amplify": {"kind": "scaling", "alpha": 1.5},
-    "noise": {"kind": "noise", "sigma": 0.5},
-    "attention": {"kind": "attention", "temperature": 2.0},
+#: the config's operator names -> Intervener kinds ("amplify" is scaling with alpha > 1)
+KIND_NAMES = {
+    "translation": "translation",
+    "amplify": "scaling",
+    "noise": "noise",
+    "attention": "attention",
 }
-# every text metric except the distinct-n counts (TTR and MTLD already cover diversity)
-TEXT_METRICS = tuple(m for m in TextMetrics.ALL if m not in ("distinct_1", "distinct_2"))
-# The original README's GPT-2 claims: (scale, intervention, metric, claimed % change)
-INTERVENTION_CLAIMS = [
-    ("global", "amplify", "mtld", 7.4, "+7.4% lexical diversity"),
-    ("global", "amplify", "coherence", -24.0, "-24% coherence"),
-    ("intermediate", "amplify", "sentence_count", 25.0, "+25% sentence count"),
-    ("intermediate", "amplify", "mean_sentence_length", -19.0, "-19% mean sentence length"),
-    ("local", "amplify", "ttr", 34.0, "+34% lexical variation"),
-]
+
+
+def intervention_design(config):
+    """The :class:`~msma_sklearn.study.InterventionDesign` a run's config asks for."""
+    from ..study import InterventionDesign
+
+    return InterventionDesign(
+        kinds=tuple(KIND_NAMES[k] for k in config.intervention_kinds),
+        target_kl=tuple(float(t) for t in config.target_kl),
+        primary_kl=float(config.primary_kl),
+        dose_response_kinds=tuple(KIND_NAMES[k] for k in config.dose_response_kinds),
+        window=config.window,
+        calibration_tol=float(config.calibration_tol),
+        n_prompts=config.n_prompts,
+        n_calibration=config.n_calibration,
+        prompt_words=config.prompt_words,
+        n_samples=config.n_samples,
+        max_new_tokens=config.max_new_tokens,
+        random_state=config.random_state,
+    )
 
 
 def stage_intervene(config, run_dir: Path, context: dict):
-    """Every scale x intervention on SmolLM2; paired effects over prompts and seeds."""
+    """Every scale x operator on each causal LM, at calibrated doses (the study library)."""
     import pandas as pd
 
-    from ..interventions import Intervener, benjamini_hochberg, holm, prompt_effect
+    from ..datasets import load_reference_prose
+    from ..plotting import plot_dose_response, plot_intervention_effects, save_figure
+    from ..study import prompt_sets, run_intervention_study
+    from ._config import STEERED_MODELS
 
-    model = config.intervention_model
-    if model not in context.get("segmenters", {}):
-        return {"skipped": f"{model} not among the run's models"}, (
-            f"## Interventions\n\nSkipped: {model} is not among the models.\n"
+    models = [m for m in config.intervention_models if m in context.get("segmenters", {})]
+    if not models:
+        why = (
+            f"no causal LM to steer: 'interventions.models' left out, and none of the defaults "
+            f"({', '.join(STEERED_MODELS)}) is among the run's models"
         )
-    segmenter, _ = context["segmenters"][model]
-    texts = context["texts"]
-    n_prompts = config.n_prompts
-    prompts = [" ".join(t.split()[:6]) for t in texts[:: max(1, len(texts) // n_prompts)]]
-    prompts = prompts[:n_prompts]
-    seeds = list(config.intervention_seeds)
-    new_tokens = config.max_new_tokens
-    base = Intervener(
-        model,
-        layers=[1],
-        max_new_tokens=new_tokens,
-        metrics=list(TEXT_METRICS),
-        batch_size=16,
-    ).fit()
-    baseline = base._measure(base.generate_baseline(prompts), len(prompts))
-    rows, measured = [], {}
-    # the prompt is the unit: samples of one prompt (one per seed) are averaged first
-    prompt_ids = np.tile(np.arange(len(prompts)), len(seeds))
-    stacked_base = np.vstack([baseline] * len(seeds))
-    combos = [(s, k) for s in segmenter.scale_names_ for k in config.intervention_kinds]
-    for scale, name in tqdm(combos, desc="Intervening", unit="config"):
-        layers = segmenter.scale_layers_[scale]
-        if name == "attention":
-            layers = [j for j in layers if j > 0]  # hidden state 0 has no attention block
-        treated = []
-        for seed in seeds:
-            iv = Intervener(
-                model,
-                layers=layers,
-                max_new_tokens=new_tokens,
-                metrics=list(TEXT_METRICS),
-                batch_size=16,
-                random_state=seed,
-                **INTERVENTIONS[name],
-            )
-            iv.fit(texts[:32] if name == "translation" else None)
-            treated.append(iv._measure(iv.generate(prompts), len(prompts)))
-        treated = np.vstack(treated)
-        measured[(scale, name)] = treated
-        for k, metric in enumerate(TEXT_METRICS):
-            effect = prompt_effect(
-                prompt_ids, stacked_base[:, k], treated[:, k], random_state=config.random_state
-            )
-            rows.append(
-                {
-                    "scale": scale,
-                    "intervention": name,
-                    "metric": metric,
-                    "n_prompts": effect.n_prompts,
-                    "n_pairs": effect.n_pairs,
-                    "defined_baseline": effect.defined_baseline,
-                    "defined_treated": effect.defined_treated,
-                    "baseline_mean": effect.baseline_mean,
-                    "treated_mean": effect.treated_mean,
-                    "percent_change": effect.percent_change,
-                    "ci_low": effect.ci_low,
-                    "ci_high": effect.ci_high,
-                    "d_z": effect.d_z,
-                    "p": effect.p_claimed,
-                }
-            )
-    table = pd.DataFrame(rows)
-    valid = table["p"].notna()
-    table["q_bh"] = np.nan
-    if valid.any():  # false-discovery rate over the whole exploratory grid
-        table.loc[valid, "q_bh"] = benjamini_hochberg(table.loc[valid, "p"])
-    with atomic_path(run_dir / "interventions.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    _forest_plot(table, model, run_dir / "intervention_forest.png")
-    # the original's claims, judged with the prompt as the unit: samples of one prompt
-    # (seeds; identical under greedy decoding) are averaged before any test
-    tested = []
-    for scale, name, metric, claimed, text in INTERVENTION_CLAIMS:
-        if (scale, name) not in measured:  # that scale or intervention is not in this run
-            continue
-        k = TEXT_METRICS.index(metric)
-        args = (prompt_ids, stacked_base[:, k], measured[(scale, name)][:, k])
-        tested.append((scale, name, text, claimed, args))
-    raw = [
-        prompt_effect(*args, claimed_percent=claimed, random_state=config.random_state)
-        for *_, claimed, args in tested
-    ]
-    finite = [i for i, e in enumerate(raw) if np.isfinite(e.p_claimed)]
-    adjusted = dict(zip(finite, holm([raw[i].p_claimed for i in finite]), strict=True))
-    claims = []
-    for i, (scale, name, text, claimed, args) in enumerate(tested):
-        effect = (
-            prompt_effect(
-                *args,
-                claimed_percent=claimed,
-                p_adjusted=float(adjusted[i]),
-                random_state=config.random_state,
-            )
-            if i in adjusted
-            else raw[i]
-        )
-        layers = segmenter.scale_layers_[scale]
-        claims.append(
-            {
-                "claim": f"{scale} {name}: {text}",
-                "dose": f"{name} ("
-                + ", ".join(f"{k} {v}" for k, v in INTERVENTIONS[name].items())
-                + f") on hidden states {layers[0]}-{layers[-1]}",
-                "verdict": effect.verdict,
-                "reason": effect.reason,
-                "n_prompts": effect.n_prompts,
-                "n_pairs": effect.n_pairs,
-                "measured_percent": _rounded(effect.percent_change, 2),
-                "ci": [_rounded(effect.ci_low, 2), _rounded(effect.ci_high, 2)],
-                "d_z": _rounded(effect.d_z, 3),
-                "p_holm": _rounded(adjusted.get(i, np.nan), 4),
-                "power": _rounded(effect.power, 3),
-            }
-        )
+        return {"skipped": why}, f"## Interventions\n\nSkipped: {why}.\n"
+    design = intervention_design(config)
+    if config.prompt_source == "reference":
+        source = load_reference_prose().texts
+        source_name = "paragraphs of the Python Language Reference (stdlib `pydoc_data`)"
+    else:
+        source = context["texts"]
+        source_name = "the run's texts"
+    prompts, calibration = prompt_sets(
+        source,
+        design.n_prompts,
+        design.n_calibration,
+        design.prompt_words,
+        random_state=config.random_state,
+    )
+    studies, frames = {}, {"effects": [], "fluency": [], "calibration": []}
+    for model in models:
+        segmenter, _ = context["segmenters"][model]
+        study = run_intervention_study(model, segmenter, prompts, calibration, design)
+        studies[model] = study
+        for key, frame in (
+            ("effects", study.effects_frame()),
+            ("fluency", study.fluency_frame()),
+            ("calibration", study.calibration_frame()),
+        ):
+            frames[key].append(frame.assign(model=model))
+        save_figure(plot_dose_response(study), run_dir / f"dose_response_{model}.png")
+        save_figure(plot_intervention_effects(study), run_dir / f"intervention_forest_{model}.png")
+    for key, name in (
+        ("effects", "interventions.csv"),
+        ("fluency", "intervention_fluency.csv"),
+        ("calibration", "intervention_calibration.csv"),
+    ):
+        with atomic_path(run_dir / name) as tmp:
+            pd.concat(frames[key], ignore_index=True).to_csv(tmp, index=False)
     results = {
-        "model": model,
-        "prompts": prompts,
-        "seeds": seeds,
-        "max_new_tokens": new_tokens,
-        "scales": segmenter.scale_layers_,
-        "effects": table.replace({np.nan: None}).to_dict(orient="records"),
-        "claims": claims,
+        "prompt_source": source_name,
+        "design": studies[models[0]].to_dict()["design"],
+        "models": {m: st.to_dict() for m, st in studies.items()},
+        "effects": pd.concat(frames["effects"], ignore_index=True)
+        .replace({np.nan: None})
+        .to_dict(orient="records"),
     }
-    return results, _intervene_markdown(results, table)
+    return results, _intervene_markdown(results, studies, frames)
 
 
-def _rounded(value, digits: int):
-    """A JSON-safe rounded float, None when not finite."""
-    value = float(value)
-    return round(value, digits) if np.isfinite(value) else None
-
-
-def _forest_plot(table, model: str, path: Path) -> None:
-    from ..plotting._similarity import _pyplot, save_figure
-
-    plt = _pyplot()
-    metrics = list(dict.fromkeys(table["metric"]))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(2.6 * len(metrics), 5.0), sharey=True)
-    labels = [
-        f"{s} · {i}" for s, i in dict.fromkeys(zip(table.scale, table.intervention, strict=True))
-    ]
-    for ax, metric in zip(axes, metrics, strict=True):
-        sub = table[table.metric == metric]
-        y = np.arange(len(sub))
-        d = sub["percent_change"].to_numpy(dtype=float)  # NaN (not drawn): < 20 pairs
-        err = np.vstack(
-            [d - sub["ci_low"].to_numpy(dtype=float), sub["ci_high"].to_numpy(dtype=float) - d]
-        )
-        ax.errorbar(d, y, xerr=np.abs(err), fmt="o", ms=4, capsize=2)
-        ax.axvline(0, color="grey", lw=0.8)
-        ax.set_title(metric, fontsize=9)
-        ax.set_xlabel("% change (95% CI over prompts)", fontsize=8)
-    axes[0].set_yticks(np.arange(len(labels)), labels, fontsize=8)
-    axes[0].invert_yaxis()
-    fig.suptitle(f"{model}: intervention effects vs matched baseline", fontsize=11)
-    save_figure(fig, path)
-
-
-def _intervene_markdown(results, table) -> str:
+def _intervene_markdown(results, studies, frames) -> str:
+    design = next(iter(studies.values())).design
+    first = next(iter(studies.values()))
+    power = first.power
+    names = {v: k for k, v in KIND_NAMES.items()}
     lines = [
         "## Interventions",
         "",
-        f"{results['model']}, scales from the CKA segmentation "
-        f"({', '.join(f'{k} {_span(v)}' for k, v in results['scales'].items())}); "
-        f"{len(results['prompts'])} prompts (the first six words of bundled texts), greedy "
-        f"decoding of {results['max_new_tokens']} new tokens, seeds {results['seeds']} (they "
-        "drive the random direction and the noise). Interventions on every hidden state of "
-        "the scale: translation by a random direction of 0.5 x the layer's median token norm "
-        "(attention sinks left out), amplify = scaling by 1.5 (compounding over the scale's "
-        "layers), Gaussian noise with sigma 0.5 x rms(h), attention temperature 2. Effects "
-        "are paired against the unmodified generation of the same prompt, the prompt being "
-        "the unit (the seeds' outputs averaged within it): percent change of the mean with a "
-        "bootstrap 95% CI over prompts, two-sided paired t-test, Benjamini-Hochberg q over "
-        "the whole grid (exploratory). A metric needs 20 prompts where it is defined with and "
-        "without the intervention; below that no effect is given.",
+        f"Causal LMs: {', '.join(f'`{m}`' for m in studies)}. Prompts: {design.n_prompts} "
+        f"evaluation and {design.n_calibration} other calibration prompts, the first "
+        f"{design.prompt_words} words of {results['prompt_source']}. Each prompt is continued "
+        f"{design.n_samples} time(s) by nucleus sampling (top-p {design.top_p}, "
+        f"{design.max_new_tokens} new tokens), the baseline and every condition sharing the "
+        "seeds; the samples of a prompt are averaged before any test, so the prompt is the "
+        "unit.",
         "",
-        "| Model | Scale | Intervention | Effects at FDR 5% (% change [95% CI], q) "
-        "| Metrics with ≥ 20 defined prompts |",
-        "|---|---|---|---|---:|",
-    ]
-    for (scale, name), sub in table.groupby(["scale", "intervention"], sort=False):
-        measured = sub.dropna(subset=["percent_change"])
-        found = measured[measured["q_bh"] < 0.05]
-        cells = "; ".join(
-            f"{r['metric']} {r['percent_change']:+.1f}% [{r['ci_low']:+.1f}, "
-            f"{r['ci_high']:+.1f}], q {r['q_bh']:.2g}"
-            for _, r in found.iterrows()
-        )
-        lines.append(
-            f"| {results['model']} | {scale} | {name} | {cells or 'none'} "
-            f"| {len(measured)} of {len(sub)} |"
-        )
-    lines += [
+        f"Doses. Every operator acts on the {design.window} hidden states at the centre of "
+        "each scale (attention: the blocks producing them, hidden state 0 having none), and "
+        "its strength is calibrated on the calibration prompts to a mean next-token KL "
+        f"(baseline ‖ intervened) of {', '.join(f'{t:g}' for t in design.target_kl)} nats "
+        f"(within {design.calibration_tol:.0%}), so scales are compared at matched "
+        f"disruption. The exploratory grid and the claims are at {design.primary_kl:g} nats"
+        + (
+            f"; {', '.join(names[k] for k in design.dose_response_kinds)} also at every other "
+            "dose (the dose-response)."
+            if design.dose_response_kinds and len(design.target_kl) > 1
+            else "; no operator is generated at other doses in this run."
+        ),
         "",
-        "The original README's GPT-2 claims, tested on this model with the prompt as the unit "
-        f"({len(results['prompts'])} prompts; the seeds' outputs averaged within each prompt, so "
-        "identical greedy outputs count once). One pre-registered metric per claim; one-sided "
-        "paired t-test in the claimed direction, Holm over these claims; 'contradicted' when "
-        "the effect is shown opposite to the claim or smaller than half of it; fewer than 20 "
-        "defined prompt pairs is 'inconclusive' with no effect reported; power to detect the "
-        "claimed size beside each verdict. These verdicts are about this model at this dose "
-        "only.",
+        f"Design power: with {power['n_prompts']} prompts a one-sided paired t-test detects "
+        f"d_z ≥ {power['mde_d_z']:.2f} with 80% power at α = {power['alpha']} and d_z ≥ "
+        f"{power['mde_d_z_holm']:.2f} at Holm's strictest step over {power['n_claims']} "
+        "claims; smaller effects can come out inconclusive.",
         "",
     ]
-
-    def fmt(value, spec: str) -> str:
-        return "n/a" if value is None else format(value, spec)
-
-    for c in results["claims"]:
-        measured = (
-            f"measured {fmt(c['measured_percent'], '+.1f')}% [{fmt(c['ci'][0], '+.1f')}, "
-            f"{fmt(c['ci'][1], '+.1f')}], Holm p {fmt(c['p_holm'], '.3g')}, power "
-            f"{fmt(c['power'], '.0%')}; "
-            if c["measured_percent"] is not None
-            else ""
-        )
-        lines.append(
-            f"- {c['claim']} — on {results['model']} at {c['dose']}: {measured}"
-            f"{c['verdict']} ({c['reason']}; {c['n_pairs']} of {c['n_prompts']} prompts defined)."
-        )
+    for model, study in studies.items():
+        lines += [f"### {model}", ""]
+        lines += [
+            "| scale | operator | hidden states | target KL | strength | KL reached "
+            "| median ppl vs baseline | fluency |",
+            "|---|---|---|---:|---:|---:|---:|---|",
+        ]
+        for r in study.conditions:
+            c = r.condition
+            lines.append(
+                f"| {c.scale} | {names[c.kind]} | {_span(list(c.layers))} | {c.target_kl:g} | "
+                f"{c.parameter} {c.strength:.3g} | {c.calibrated_kl:.2g}"
+                f"{'' if c.converged else ' (not reached)'} | "
+                f"{r.fluency.ppl_ratio:.2f}× | "
+                f"{'flagged (> 2× baseline)' if r.fluency.flagged else 'ok'} |"
+            )
+        lines += [
+            "",
+            f"Baseline median perplexity {study.baseline_fluency['median_perplexity']:.1f} "
+            "(continuation given prompt, under the unmodified model). A flagged condition's "
+            "text metrics describe degraded text.",
+            "",
+            f"Effects at next-token KL {design.primary_kl:g} nats, Benjamini-Hochberg q < 0.05 "
+            "over every condition x metric of this model (exploratory); percent change of the "
+            "prompt means [95% bootstrap CI over prompts]; how often each metric is defined "
+            "(with / without the operator) is an outcome of its own, and below 20 defined "
+            "prompt pairs no effect is given.",
+            "",
+            "| scale | operator | effects at FDR 5% | metrics with ≥ 20 defined pairs "
+            "| defined share (baseline → treated), sentence metrics |",
+            "|---|---|---|---:|---|",
+        ]
+        frame = study.effects_frame()
+        frame = frame[frame["target_kl"] == design.primary_kl]
+        for (scale, kind), sub in frame.groupby(["scale", "kind"], sort=False):
+            measured = sub.dropna(subset=["percent_change"])
+            found = measured[measured["q_bh"] < 0.05]
+            cells = "; ".join(
+                f"{r['metric']} {r['percent_change']:+.1f}% [{r['ci_low']:+.1f}, "
+                f"{r['ci_high']:+.1f}], q {r['q_bh']:.2g}"
+                for _, r in found.iterrows()
+            )
+            defined = "; ".join(
+                f"{r['metric']} {r['defined_baseline']:.0%} → {r['defined_treated']:.0%}"
+                for _, r in sub.iterrows()
+                if r["metric"] in ("coherence", "sentiment_spread")
+            )
+            lines.append(
+                f"| {scale} | {names[kind]} | {cells or 'none'} | {len(measured)} of "
+                f"{len(sub)} | {defined} |"
+            )
+        lines += [
+            "",
+            f"The original README's GPT-2 claims, tested on {model} at the calibrated dose "
+            "(amplify = scaling with alpha > 1): one pre-registered metric per claim, "
+            "one-sided paired t-test in the claimed direction, Holm over the claims, "
+            "'contradicted' when the effect is shown opposite to the claim or smaller than "
+            "half of it (equivalence test), 'inconclusive' otherwise or below 20 defined "
+            "prompt pairs; the power to detect the claimed size is given beside each.",
+            "",
+        ]
+        for c in study.to_dict()["claims"]:
+            fmt = _fmt_optional
+            measured = (
+                f"measured {fmt(c['measured_percent'], '+.1f')}% [{fmt(c['ci'][0], '+.1f')}, "
+                f"{fmt(c['ci'][1], '+.1f')}], d_z {fmt(c['d_z'], '+.2f')}, Holm p "
+                f"{fmt(c['p_holm'], '.3g')}, power {fmt(c['power'], '.0%')}; "
+                if c["measured_percent"] is not None
+                else ""
+            )
+            guard = " (fluency guard flagged this dose)" if c["fluency_flagged"] else ""
+            lines.append(
+                f"- {c['claim']} — on {model} at {c['dose']}: {measured}**{c['verdict']}** "
+                f"({c['reason']}; {c['n_pairs']} of {c['n_prompts']} prompts defined){guard}."
+            )
+        lines += [
+            "",
+            f"![{model} dose-response](dose_response_{model}.png)",
+            "",
+            f"![{model} intervention effects](intervention_forest_{model}.png)",
+            "",
+        ]
     lines += [
-        "",
-        "Every scale x intervention x metric is in `interventions.csv`.",
-        "",
-        "![intervention effects](intervention_forest.png)",
+        "Every condition x metric is in `interventions.csv`, the fluency guard in "
+        "`intervention_fluency.csv`, every calibration measurement in "
+        "`intervention_calibration.csv`. These verdicts are about these models at these "
+        "doses only.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _fmt_optional(value, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
 
 
 def _span(layers) -> str:

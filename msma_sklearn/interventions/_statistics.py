@@ -21,6 +21,7 @@ __all__ = [
     "PromptEffect",
     "benjamini_hochberg",
     "collapse_to_prompts",
+    "minimum_detectable_effect",
     "paired_power",
     "prompt_effect",
     "tost_paired",
@@ -115,6 +116,24 @@ def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float
     noncentrality = abs(effect) / sd * np.sqrt(n)
     critical = stats.t.ppf(1 - alpha, df)
     return float(stats.nct.sf(critical, df, noncentrality))
+
+
+def minimum_detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest standardised paired effect ``d_z`` a one-sided paired t-test on ``n``
+    pairs detects with probability ``power`` at level ``alpha`` (a design's sensitivity).
+
+    Examples
+    --------
+    >>> round(minimum_detectable_effect(24, 0.05, 0.8), 2)
+    0.52
+    """
+    if n < 2:
+        return float("nan")
+    if not (0 < alpha < 1 and alpha < power < 1):
+        raise ValueError(f"Need 0 < alpha < power < 1, got alpha={alpha}, power={power}.")
+    from scipy.optimize import brentq
+
+    return float(brentq(lambda d: paired_power(d, 1.0, n, alpha) - power, 1e-6, 50.0))
 
 
 def tost_paired(differences, margin: float) -> float:

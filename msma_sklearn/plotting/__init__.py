@@ -1,10 +1,13 @@
 """Figures (matplotlib is imported only when a plot is drawn)."""
 
+from ._interventions import plot_dose_response, plot_intervention_effects
 from ._segmentation import plot_boundary_distributions, plot_scale_count_curves
 from ._similarity import plot_layer_similarity, save_figure
 
 __all__ = [
     "plot_boundary_distributions",
+    "plot_dose_response",
+    "plot_intervention_effects",
     "plot_layer_similarity",
     "plot_scale_count_curves",
     "save_figure",

@@ -142,7 +142,7 @@ def test_run_quick_on_tiny_models(tmp_path):
     assert "## Alignment ablation" in md and "Original claims against this run" in md
     # the intervention experiment needs SmolLM2, which this run left out: said, not hidden
     intervene = json.loads((run_dir / "summary.json").read_text())["intervene"]
-    assert "smollm2-135m not among" in intervene["skipped"]
+    assert "none of the defaults (smollm2-135m, gemma3-270m)" in intervene["skipped"]
     assert "## Interventions" in md and "Skipped" in md
 
 
@@ -177,22 +177,32 @@ def test_run_quick_default_models(tmp_path):
     summary = full["extract"]
     assert summary["minilm"]["n_layers"] == 6 and summary["smollm2-135m"]["n_layers"] == 30
     intervene = full["intervene"]
-    assert len(intervene["claims"]) == 5 and len(intervene["prompts"]) == 8
+    assert set(intervene["models"]) == {"smollm2-135m"}
+    smol = intervene["models"]["smollm2-135m"]
+    assert len(smol["claims"]) == 5 and len(smol["prompts"]) == 8
+    assert len(smol["calibration_prompts"]) == 4
+    assert not set(smol["prompts"]) & set(smol["calibration_prompts"])
+    assert all(len(p.split()) == 24 for p in smol["prompts"])  # natural prompts of 24 words
+    # every scale x operator calibrated; its dose is stated as strength, layers and KL
+    assert len(smol["conditions"]) == 12
+    assert all("next-token KL" in c["dose"] for c in smol["conditions"])
     # 8 prompts are fewer than the 20 defined prompt pairs a verdict needs: no claim can be
     # supported or contradicted, and no effect is reported
-    for claim in intervene["claims"]:
+    for claim in smol["claims"]:
         assert claim["verdict"] == "inconclusive" and claim["n_prompts"] == 8
         assert claim["measured_percent"] is None and "fewer than 20" in claim["reason"]
     # the exploratory grid is per prompt too: no effect below 20 defined prompt pairs
     assert all(r["n_prompts"] == 8 and r["percent_change"] is None for r in intervene["effects"])
-    assert {r["intervention"] for r in intervene["effects"]} == {
+    assert {r["kind"] for r in intervene["effects"]} == {
         "translation",
-        "amplify",
+        "scaling",
         "noise",
         "attention",
     }
-    assert (tmp_path / "q" / "interventions.csv").exists()
-    assert (tmp_path / "q" / "intervention_forest.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("interventions", "intervention_fluency", "intervention_calibration"):
+        assert (tmp_path / "q" / f"{name}.csv").exists()
+    for png in ("intervention_forest_smollm2-135m.png", "dose_response_smollm2-135m.png"):
+        assert (tmp_path / "q" / png).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_import_is_cheap():

@@ -12,9 +12,19 @@ from msma_sklearn.datasets import load_corpus
 
 def test_defaults_and_the_quick_profile():
     full = load_config()
-    assert full.models == ["minilm", "smollm2-135m"] and full.n_bootstrap == 20
+    assert full.models == ["minilm", "smollm2-135m", "gemma3-270m"] and full.n_bootstrap == 20
+    assert full.intervention_models == ["smollm2-135m", "gemma3-270m"]
     quick = load_config(quick=True)
-    assert quick.n_bootstrap == 5 and quick.n_prompts == 8 and quick.intervention_seeds == [0]
+    assert quick.n_bootstrap == 5 and quick.n_prompts == 8 and quick.n_samples == 1
+    assert quick.models == ["minilm", "smollm2-135m"] and quick.intervention_models == [
+        "smollm2-135m"
+    ]
+    # steered models left out follow the run's models; named ones must be among them
+    assert load_config(models=["tiny-gpt2"]).intervention_models == []
+    with pytest.raises(ConfigError, match=r"'interventions.models' \['gemma3-270m'\] must be"):
+        load_config(models=["smollm2-135m"], **{"interventions.models": ["gemma3-270m"]})
+    with pytest.raises(ConfigError, match="'interventions.primary_kl' .0.5. must be one of"):
+        load_config(**{"interventions.primary_kl": 0.5})
     assert full.fingerprint() != quick.fingerprint()
     # where results go does not change the fingerprint (so a moved run still resumes)
     assert load_config(**{"output.dir": "elsewhere"}).fingerprint() == full.fingerprint()
@@ -92,10 +102,15 @@ def _small_config(tmp_path, **extra):
             "cv_folds": 2,
         },
         "interventions": {
-            "model": "tiny-gpt2",
+            "models": ["tiny-gpt2"],
             "kinds": ["amplify"],
+            "target_kl": [0.001],
+            "primary_kl": 0.001,
+            "dose_response": [],
+            "window": 1,
             "n_prompts": 3,
-            "seeds": [0],
+            "n_calibration": 2,
+            "samples": 1,
             "max_new_tokens": 4,
         },
         **extra,
@@ -153,12 +168,20 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["extract"]["tiny-gpt2"]["n_texts"] == 32
     assert set(summary["extract"]["tiny-gpt2"]["probe_accuracy"]) == {"global", "local"}
-    for csv in ("probes", "segmentation", "alignment_ablation", "lambda_search", "interventions"):
+    for csv in (
+        "probes",
+        "segmentation",
+        "alignment_ablation",
+        "lambda_search",
+        "interventions",
+        "intervention_fluency",
+        "intervention_calibration",
+    ):
         assert len((run_dir / f"{csv}.csv").read_text().splitlines()) > 1, csv
     tables = {
         "layer_distribution.md": "## Layer distribution",
         "alignment_ablation.md": "## Alignment ablation",
-        "intervention_effects.md": "| Model | Scale | Intervention | Effects at FDR 5%",
+        "intervention_effects.md": "| scale | operator | hidden states | target KL |",
     }
     for name, heading in tables.items():
         assert heading in (run_dir / name).read_text()
@@ -168,7 +191,8 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
         "scale_projection_tiny-gpt2.png",
         "ablation_tiny-gpt2.png",
         "lambda_search_tiny-gpt2.png",
-        "intervention_forest.png",
+        "dose_response_tiny-gpt2.png",
+        "intervention_forest_tiny-gpt2.png",
     ]
     for png in pngs:
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG", png

@@ -1,0 +1,151 @@
+"""The intervention study as a library (issue #13): design, prompt sets, calibrated
+conditions, shared-seed baseline, typed results."""
+
+import json
+
+import numpy as np
+import pytest
+
+from msma_sklearn import Intervener
+from msma_sklearn.datasets import load_reference_prose
+from msma_sklearn.interventions import minimum_detectable_effect, paired_power
+from msma_sklearn.study import (
+    InterventionDesign,
+    centred_window,
+    prompt_sets,
+    run_intervention_study,
+)
+
+TABLE = {"local": [0, 1], "intermediate": [2, 3], "global": [4]}
+
+
+def test_reference_prose_is_natural_multi_sentence_text():
+    prose = load_reference_prose()
+    assert len(prose.texts) >= 200 and len(prose.texts) == len(prose.topic)
+    assert all(len(t.split()) >= 25 and t.endswith(".") for t in prose.texts)
+    assert np.mean([t.count(". ") >= 1 for t in prose.texts]) > 0.5  # several sentences
+    assert len(load_reference_prose(min_words=60).texts) < len(prose.texts)
+
+
+def test_prompt_sets_are_disjoint_seeded_and_of_the_asked_length():
+    texts = load_reference_prose().texts
+    prompts, calibration = prompt_sets(texts, 10, 5, 20, random_state=3)
+    assert len(prompts) == 10 and len(calibration) == 5
+    assert not set(prompts) & set(calibration)
+    assert all(len(p.split()) == 20 for p in prompts + calibration)
+    assert prompt_sets(texts, 10, 5, 20, random_state=3) == (prompts, calibration)
+    assert prompt_sets(texts, 10, 5, 20, random_state=4)[0] != prompts
+    with pytest.raises(ValueError, match="Need 15 distinct texts longer than 20 words"):
+        prompt_sets(["a short text"] * 30, 10, 5, 20)
+
+
+def test_window_is_centred_and_never_wider_than_the_scale():
+    assert centred_window(range(11, 31), 3) == [19, 20, 21]
+    assert centred_window([0, 1, 2], 3) == [0, 1, 2]
+    assert centred_window([6], 3) == [6]
+
+
+def test_design_checks_and_power_matches_a_simulation():
+    with pytest.raises(ValueError, match="primary_kl=0.5 must be one of"):
+        InterventionDesign(primary_kl=0.5)
+    with pytest.raises(ValueError, match="kinds must be among"):
+        InterventionDesign(kinds=("teleport",))
+    power = InterventionDesign(n_prompts=24).power(5)
+    assert power["mde_d_z_holm"] > power["mde_d_z"] > 0
+    # oracle: a Monte Carlo paired t-test at the minimum detectable effect rejects ~80%
+    from scipy import stats
+
+    d = minimum_detectable_effect(24, 0.05)
+    assert paired_power(d, 1.0, 24, 0.05) == pytest.approx(0.8, abs=1e-6)
+    rng = np.random.default_rng(0)
+    diffs = rng.normal(d, 1.0, size=(4000, 24))
+    p = stats.ttest_1samp(diffs, 0.0, axis=1, alternative="greater").pvalue
+    assert np.mean(p < 0.05) == pytest.approx(0.8, abs=0.03)
+
+
+@pytest.fixture(scope="module")
+def tiny_study():
+    texts = load_reference_prose().texts
+    design = InterventionDesign(
+        kinds=("scaling", "noise"),
+        target_kl=(0.0002, 0.0005),
+        primary_kl=0.0005,
+        dose_response_kinds=("scaling",),
+        window=1,
+        n_prompts=4,
+        n_calibration=3,
+        prompt_words=12,
+        n_samples=2,
+        max_new_tokens=6,
+        calibration_tol=0.1,
+    )
+    prompts, calibration = prompt_sets(texts, 4, 3, 12)
+    return run_intervention_study("tiny-gpt2", TABLE, prompts, calibration, design, verbose=False)
+
+
+def test_study_calibrates_every_condition_and_reports_it(tiny_study):
+    st = tiny_study
+    # scaling at both doses on every scale, noise at the primary dose only
+    got = sorted(
+        (r.condition.scale, r.condition.kind, r.condition.target_kl) for r in st.conditions
+    )
+    assert len(got) == 3 * 2 + 3
+    assert {(k, t) for _, k, t in got} == {
+        ("scaling", 0.0002),
+        ("scaling", 0.0005),
+        ("noise", 0.0005),
+    }
+    for r in st.conditions:
+        c = r.condition
+        assert list(c.layers) == centred_window(TABLE[c.scale], 1)
+        if c.converged:
+            assert c.calibrated_kl == pytest.approx(c.target_kl, rel=0.1)
+        # oracle: the KL re-measured at the condition's strength on the calibration prompts
+        iv = Intervener(
+            "tiny-gpt2",
+            layers=list(c.layers),
+            kind=c.kind,
+            random_state=st.design.random_state,  # seeds the noise
+            **{c.parameter: c.strength},
+        )
+        kl = iv.fit(st.calibration_prompts).next_token_kl(st.calibration_prompts)
+        assert np.mean(kl) == pytest.approx(c.calibrated_kl, rel=1e-5)
+
+
+def test_study_counts_the_prompt_once_and_reports_without_effects_below_20(tiny_study):
+    frame = tiny_study.effects_frame()
+    assert len(frame) == len(tiny_study.conditions) * 8
+    assert (frame["n_prompts"] == 4).all()  # 4 prompts x 2 samples: 4 units, not 8
+    assert frame["percent_change"].isna().all() and frame["q_bh"].isna().all()
+    claims = tiny_study.claims
+    assert [c.metric for c in claims] == [
+        "mtld",
+        "coherence",
+        "sentence_count",
+        "mean_sentence_length",
+        "ttr",
+    ]
+    assert all(c.effect.verdict == "inconclusive" for c in claims)
+    assert all(c.condition.target_kl == 0.0005 and c.kind == "scaling" for c in claims)
+    summary = tiny_study.to_dict()
+    json.dumps(summary, allow_nan=False)  # JSON-able, no NaN
+    assert len(summary["conditions"]) == len(tiny_study.conditions)
+    assert len(tiny_study.fluency_frame()) == len(tiny_study.conditions)
+    cal = tiny_study.calibration_frame()
+    assert set(cal["kind"]) == {"scaling", "noise"} and (cal["mean_kl"] >= 0).all()
+
+
+def test_study_refuses_prompts_shared_with_calibration():
+    with pytest.raises(ValueError, match="both the evaluation and the calibration set"):
+        run_intervention_study("tiny-gpt2", TABLE, ["a b c", "d e f"], ["a b c"], verbose=False)
+
+
+def test_study_figures_are_drawn(tiny_study, tmp_path):
+    from msma_sklearn.plotting import plot_dose_response, plot_intervention_effects, save_figure
+
+    for name, fig in (
+        ("dose", plot_dose_response(tiny_study)),
+        ("forest", plot_intervention_effects(tiny_study)),
+    ):
+        save_figure(fig, tmp_path / f"{name}.png")
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
