@@ -18,11 +18,12 @@ __all__ = ["STAGES"]
 logger = logging.getLogger(__name__)
 
 # Architecture family of each default model, for the original project's presets.
-# SmolLM2 (Llama) has no row in the original tables: like GPT-2 it is a
-# decoder-only causal LM, so the GPT-2 row is the one that applies.
+# SmolLM2 (Llama) and Gemma 3 have no row in the original tables: like GPT-2 they are
+# decoder-only causal LMs, so the GPT-2 row is the one that applies.
 FAMILIES = {
     "minilm": "bert",
     "smollm2-135m": "gpt2",
+    "gemma3-270m": "gpt2",
     "tiny-gpt2": "gpt2",
     "tiny-bert": "bert",
     "tiny-roberta": "roberta",

@@ -27,6 +27,7 @@ from ..interventions._statistics import (
     minimum_detectable_effect,
     prompt_effect,
 )
+from ..metrics.text import TextMetrics, perplexity
 
 __all__ = [
     "INTERVENTION_CLAIMS",
@@ -55,16 +56,7 @@ UPPER = {"scaling": 4.0, "translation": 8.0, "noise": 4.0, "attention": 64.0}
 
 #: every text metric except the distinct-n counts (TTR and MTLD already cover diversity;
 #: distinct-2 is part of the fluency check)
-TEXT_METRICS = (
-    "mtld",
-    "ttr",
-    "sentence_count",
-    "mean_sentence_length",
-    "max_dependency_depth",
-    "coherence",
-    "sentiment",
-    "sentiment_spread",
-)
+TEXT_METRICS = tuple(m for m in TextMetrics.ALL if m not in ("distinct_1", "distinct_2"))
 
 
 @dataclass(frozen=True)
@@ -415,8 +407,6 @@ def run_intervention_study(
     base = Intervener(model, layers=[1], **common).fit()
     baseline_texts = base.generate_baseline(prompts)
     repeated = [p for p in prompts for _ in range(k)]
-    from ..metrics.text import TextMetrics, perplexity
-
     metrics = TextMetrics(list(TEXT_METRICS))
     baseline_values = metrics.compute(baseline_texts).to_numpy(dtype=float)
     baseline_ppl = perplexity(baseline_texts, model, prompts=repeated, batch_size=design.batch_size)

@@ -327,7 +327,9 @@ def test_bad_params(params, exc, match):
 
 def test_unknown_hub_model_fails_fast_offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ValueError, match="'nobody/no-such-model'.*minilm, smollm2-135m, tiny-gpt2"):
+    with pytest.raises(
+        ValueError, match="'nobody/no-such-model'.*minilm, smollm2-135m, gemma3-270m, tiny-gpt2"
+    ):
         HiddenStateExtractor("nobody/no-such-model").fit(["text"])
 
 
