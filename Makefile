@@ -6,7 +6,7 @@ TORCH_VERSION ?= 2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.msma-installed
 
-.PHONY: setup demo quick test test-fast bench lint docs reproduce clean
+.PHONY: setup demo quick test test-fast test-gpu bench lint docs reproduce clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest -m "not slow"
+
+# the non-slow suite on a GPU: every estimator and load_model(name) default to CUDA
+test-gpu: $(STAMP)
+	MSMA_TEST_DEVICE=cuda HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false $(BIN)/python -m pytest -m "not slow"
 
 bench: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python benchmarks/extraction.py

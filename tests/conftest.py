@@ -6,6 +6,10 @@ import os
 # A mistyped model id must fail at once instead of trying the network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# `MSMA_TEST_DEVICE=cuda make test-gpu`: every estimator and load_model(name) with their
+# default device="auto" run there (one shared instance per model, as in use)
+if os.environ.get("MSMA_TEST_DEVICE", "").strip():
+    os.environ["MSMA_DEVICE"] = os.environ["MSMA_TEST_DEVICE"].strip()
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -21,6 +25,14 @@ TEXTS = [
     "clearly the longest text in this small and varied batch of examples.",
     "Rain.",
 ]
+
+
+def pytest_configure(config):
+    wanted = os.environ.get("MSMA_TEST_DEVICE", "").strip()
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise pytest.UsageError(
+            f"MSMA_TEST_DEVICE={wanted!r} but torch {torch.__version__} sees no CUDA device."
+        )
 
 
 @pytest.fixture
@@ -47,7 +59,7 @@ def reference_states(model, tokenizer, text, *, stack="auto", max_length=None):
     """The model's own ``output_hidden_states`` for one unpadded text: list of (T, H)."""
     enc = tokenizer(
         text, return_tensors="pt", truncation=max_length is not None, max_length=max_length
-    )
+    ).to(model.device)
     with torch.inference_mode():
         if model.config.is_encoder_decoder:
             out = model(
@@ -59,7 +71,7 @@ def reference_states(model, tokenizer, text, *, stack="auto", max_length=None):
             hs = out.decoder_hidden_states if stack == "decoder" else out.encoder_hidden_states
         else:
             hs = model.base_model(**enc, output_hidden_states=True).hidden_states
-    return [h[0].float().numpy() for h in hs]
+    return [h[0].float().cpu().numpy() for h in hs]
 
 
 def numpy_pool(states: np.ndarray, method: str, skip: int = 0) -> np.ndarray:

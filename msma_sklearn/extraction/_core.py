@@ -335,3 +335,39 @@ def capture_layers(
     if deepest == n:
         captured[n] = out.last_hidden_state
     return captured
+
+
+def length_batches(lengths, max_rows: int, max_tokens: int | None = None) -> list[np.ndarray]:
+    """Group text indices into batches of similar length, longest first.
+
+    Texts are sorted by decreasing length (stable) and cut into consecutive
+    batches of at most ``max_rows`` texts; with ``max_tokens``, a batch also
+    stops before its padded size (rows x its longest text) would exceed the
+    budget, so batches of short texts hold more rows than batches of long
+    ones. A text longer than the budget gets a batch of its own.
+
+    Examples
+    --------
+    >>> [b.tolist() for b in length_batches([3, 9, 4, 8, 2], max_rows=2)]
+    [[1, 3], [2, 0], [4]]
+    >>> [b.tolist() for b in length_batches([3, 9, 4, 8, 2], max_rows=8, max_tokens=12)]
+    [[1], [3], [2, 0, 4]]
+    """
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    if max_rows < 1 or (max_tokens is not None and max_tokens < 1):
+        raise ValueError(f"max_rows and max_tokens must be >= 1, got {max_rows}, {max_tokens}.")
+    batches, start = [], 0
+    while start < order.size:
+        longest = max(int(lengths[order[start]]), 1)  # sorted: the first row is the longest
+        rows = max_rows if max_tokens is None else max(1, min(max_rows, max_tokens // longest))
+        batches.append(order[start : start + rows])
+        start += rows
+    return batches
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for an accelerator's (or the allocator's) out-of-memory error."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()

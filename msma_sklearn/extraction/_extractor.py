@@ -24,6 +24,8 @@ from ._core import (
     attention_distance,
     capture_layers,
     drop_leading_tokens,
+    is_out_of_memory,
+    length_batches,
     pad_batch,
     pad_token_id,
     pool,
@@ -83,10 +85,21 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         Maximum tokens per text (special tokens included). Longer texts are
         truncated, with one warning per call that counts them.
     batch_size : int, default=32
-        Texts per forward pass. Texts are sorted by length into batches (to
-        minimise padding) and the output is returned in input order.
+        Most texts per forward pass. Texts are sorted by length into batches
+        (to minimise padding) and the output is returned in input order.
+    max_batch_tokens : int, default=None
+        With it, a batch also holds at most this many padded tokens (texts x
+        its longest text), so batches of short texts hold more texts than
+        batches of long ones (up to ``batch_size``); see docs/extraction.md
+        for the measured effect. A batch that runs out of accelerator memory
+        is split in two and retried, with a warning.
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ...
+    device_map : str or dict, default=None
+        For a checkpoint directory or Hub id: load it with accelerate spread
+        over devices (``"auto"``, ``"balanced"`` or a module -> device
+        mapping), for models larger than one GPU; ``device`` is then not used.
+        Each layer's states are pooled on the device that holds them.
     dtype : {"float32", "float16", "bfloat16"}, default="float32"
         Precision of the model's forward pass. The output is always float32.
     stack : {"auto", "encoder", "decoder"}, default="auto"
@@ -156,7 +169,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         "sink_tokens": [StrOptions({"auto"}), Interval(Integral, 0, None, closed="left")],
         "max_length": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_batch_tokens": [Interval(Integral, 1, None, closed="left"), None],
         "device": [str],
+        "device_map": [None, str, dict],
         "dtype": [StrOptions({"float32", "float16", "bfloat16"})],
         "stack": [StrOptions({"auto", "encoder", "decoder"})],
         "padding_side": [StrOptions({"right", "left"})],
@@ -175,7 +190,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         sink_tokens="auto",
         max_length=128,
         batch_size=32,
+        max_batch_tokens=None,
         device="auto",
+        device_map=None,
         dtype="float32",
         stack="auto",
         padding_side="right",
@@ -190,7 +207,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         self.sink_tokens = sink_tokens
         self.max_length = max_length
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.device = device
+        self.device_map = device_map
         self.dtype = dtype
         self.stack = stack
         self.padding_side = padding_side
@@ -322,7 +341,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         ):
             mask, short = drop_leading_tokens(mask, self._sinks())
             n_short += short
-            pooled = torch.stack([pool(states[j], mask, self.pooling) for j in layers], dim=1)
+            pooled = torch.stack([_pool_on(states[j], mask, self.pooling) for j in layers], dim=1)
             out[rows] = pooled.reshape(len(rows), -1).cpu().numpy()
         return out, tok.n_truncated, n_short
 
@@ -448,17 +467,25 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
             )
 
     def _batches(self, model, layout, tok, pad_id, desc):
-        """Yield ``(row indices, {layer: states}, pooling mask)`` per length-sorted batch."""
-        lengths = np.array([len(ids) for ids in tok.ids])
-        order = np.argsort(-lengths, kind="stable")  # longest first: fail fast on memory
+        """Yield ``(row indices, {layer: states}, pooling mask)`` per length-sorted batch.
+
+        Batches hold at most ``batch_size`` texts and, with ``max_batch_tokens``,
+        at most that many padded tokens. A batch that runs out of memory is
+        split in two and retried (counted, one warning per call).
+        """
         fixed = self.max_length if self.pooling == "mean_all" else None
+        lengths = [fixed or len(ids) for ids in tok.ids]
+        # longest first: fail fast on memory
+        pending = length_batches(lengths, self.batch_size, self.max_batch_tokens)
         device = next(model.parameters()).device
         dec_start = _decoder_start(model) if layout.encoder is not None else None
-        starts = range(0, len(tok.ids), self.batch_size)
-        bar = tqdm(starts, desc=desc, unit="batch", disable=not self.verbose, leave=False)
+        bar = tqdm(
+            total=len(tok.ids), desc=desc, unit="text", disable=not self.verbose, leave=False
+        )
+        n_split = 0
         with torch.inference_mode():
-            for start in bar:
-                rows = order[start : start + self.batch_size]
+            while pending:
+                rows = pending.pop(0)
                 seqs = [tok.ids[i] for i in rows]
                 ids, mask = pad_batch(seqs, pad_id, self.padding_side, fixed)
                 kwargs = {}
@@ -472,15 +499,41 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
                     pool_mask = dec_mask
                 else:
                     pool_mask = mask
-                states = capture_layers(
-                    layout,
-                    ids.to(device),
-                    mask.to(device),
-                    self.layers_.tolist(),
-                    left_padded=self.padding_side == "left",
-                    **kwargs,
-                )
+                try:
+                    states = capture_layers(
+                        layout,
+                        ids.to(device),
+                        mask.to(device),
+                        self.layers_.tolist(),
+                        left_padded=self.padding_side == "left",
+                        **kwargs,
+                    )
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    if len(rows) == 1:
+                        raise MemoryError(
+                            f"One text of {ids.shape[1]} tokens does not fit in memory on "
+                            f"{device} even alone; lower max_length, use dtype='bfloat16', or "
+                            "spread the model over devices with device_map='auto'."
+                        ) from exc
+                    half = len(rows) // 2
+                    pending[:0] = [rows[:half], rows[half:]]
+                    n_split += 1
+                    continue
+                bar.update(len(rows))
                 yield rows, states, pool_mask.to(device).bool()
+        bar.close()
+        if n_split:
+            warnings.warn(
+                f"{n_split} batch(es) ran out of memory on {device} and were split in two and "
+                f"retried; set max_batch_tokens (now {self.max_batch_tokens}) or batch_size "
+                f"(now {self.batch_size}) lower to avoid the retries.",
+                ResourceWarning,
+                stacklevel=4,
+            )
 
     # -------------------------------------------------------------- caching
     def _cache_key(self, texts: list[str]) -> str:
@@ -550,6 +603,14 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
+
+
+def _pool_on(states: torch.Tensor, mask: torch.Tensor, method: str) -> torch.Tensor:
+    """Pool where the states are (a model spread by device_map keeps layers on several
+    devices); the pooled rows come back to the mask's device."""
+    if states.device != mask.device:
+        return pool(states, mask.to(states.device), method).to(mask.device)
+    return pool(states, mask, method)
 
 
 def _extract_shard(

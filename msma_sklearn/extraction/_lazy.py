@@ -20,7 +20,12 @@ class ModelBackedMixin:
     _transient: tuple[str, ...] = ("_model", "_tokenizer")
 
     def _load(self):
-        model, tokenizer = load_model(self.model, device=self.device, dtype=self.dtype)
+        model, tokenizer = load_model(
+            self.model,
+            device=self.device,
+            dtype=self.dtype,
+            device_map=getattr(self, "device_map", None),
+        )
         self._model, self._tokenizer = model, tokenizer
         return model, tokenizer
 

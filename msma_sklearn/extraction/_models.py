@@ -94,15 +94,25 @@ _MODEL_CACHE_SIZE = 4
 
 
 def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA if available, else CPU; anything else -> ``torch.device``."""
+    """``"auto"`` -> the ``MSMA_DEVICE`` environment variable if set, else CUDA if
+    available, else CPU; anything else -> ``torch.device``."""
     if device == "auto":
+        chosen = os.environ.get("MSMA_DEVICE", "").strip()
+        if chosen:
+            return resolve_device(chosen)
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return torch.device(device)
+        resolved = torch.device(device)
     except RuntimeError as exc:
         raise ValueError(
             f"device={device!r} is not a valid torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'."
         ) from exc
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} asks for CUDA, but this torch ({torch.__version__}) sees no CUDA "
+            "device; use device='auto' or 'cpu', or install a CUDA build of torch."
+        )
+    return resolved
 
 
 def resolve_dtype(dtype: str) -> torch.dtype:
@@ -121,7 +131,7 @@ def clear_model_cache() -> None:
         _MODEL_CACHE.clear()
 
 
-def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32"):
+def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", device_map=None):
     """Load a model and its tokenizer from a spec.
 
     Parameters
@@ -129,9 +139,16 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32"):
     spec : str
         An offline name (see ``OFFLINE_MODELS``), a local directory holding a
         Hugging Face checkpoint, or a Hub id (needs a network).
-    device : str, default="cpu"
-        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    device : str, default="auto"
+        ``"auto"`` (``MSMA_DEVICE`` if set, else CUDA if available, else CPU:
+        the instance the estimators' default ``device="auto"`` share),
+        ``"cpu"``, ``"cuda"``, ...
     dtype : {"float32", "float16", "bfloat16"}, default="float32"
+    device_map : str or dict, default=None
+        For a checkpoint directory or Hub id only: spread the model over
+        devices with accelerate (``"auto"``, ``"balanced"``, or a mapping of
+        module names to devices), for models larger than one GPU; ``device``
+        is then ignored and inputs go to the device of the embeddings.
 
     Returns
     -------
@@ -159,8 +176,10 @@ def load_model(spec: str, *, device: str = "cpu", dtype: str = "float32"):
             f"{type(spec).__name__}. Offline names: {', '.join(OFFLINE_MODELS)}."
         )
     spec = os.fspath(spec)
-    torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype)
+    if device_map is not None:
+        return _load_dispatched(spec, torch_dtype, device_map)
+    torch_device = resolve_device(device)
     key = (spec, str(torch_device), str(torch_dtype))
     with _CACHE_LOCK:
         if key in _MODEL_CACHE:
@@ -217,28 +236,60 @@ def _load_uncached(spec: str):
         return _BUILDERS[spec]()
     if os.path.isdir(spec):
         return _load_pretrained(spec)
+    return _load_from_hub(spec)
+
+
+_HINT = (
+    f"Offline models available here: {', '.join(OFFLINE_MODELS)}; or pass a local "
+    "directory holding a saved checkpoint."
+)
+
+
+def _load_from_hub(spec: str, **kwargs):
+    """A Hub id, with the checks that make a typo or an offline machine fail at once."""
     if spec.startswith("tiny-") or spec.lower() in {"minilm", "smollm2", "smollm", "gemma"}:
         raise ValueError(
             f"Unknown offline model {spec!r}. Offline names: {', '.join(OFFLINE_MODELS)}."
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     offline = offline or os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", "", "false")
-    hint = (
-        f"Offline models available here: {', '.join(OFFLINE_MODELS)}; or pass a local "
-        "directory holding a saved checkpoint."
-    )
     if offline:
         raise ValueError(
             f"Cannot load model {spec!r}: it is not an offline name or a local directory, and "
-            f"the Hugging Face Hub is disabled (HF_HUB_OFFLINE is set). {hint}"
+            f"the Hugging Face Hub is disabled (HF_HUB_OFFLINE is set). {_HINT}"
         )
     try:
-        return _load_pretrained(spec)
+        return _load_pretrained(spec, **kwargs)
     except OSError as exc:
         raise ValueError(
             f"Cannot load model {spec!r} from the Hugging Face Hub ({exc.__class__.__name__}: "
-            f"{str(exc).splitlines()[0][:200]}). {hint}"
+            f"{str(exc).splitlines()[0][:200]}). {_HINT}"
         ) from exc
+
+
+def _load_dispatched(spec: str, torch_dtype, device_map):
+    """A checkpoint loaded by accelerate straight onto the devices of ``device_map``."""
+    if spec in _BUILDERS or spec.startswith(RANDOM_PREFIX) or spec.startswith("tiny-"):
+        raise ValueError(
+            f"device_map applies to a checkpoint directory or a Hub id, not to {spec!r} (built "
+            "in memory or cached by this package); use device= for it."
+        )
+    key = (spec, json.dumps(device_map, sort_keys=True, default=str), str(torch_dtype))
+    with _CACHE_LOCK:
+        if key in _MODEL_CACHE:
+            _MODEL_CACHE.move_to_end(key)
+            return _MODEL_CACHE[key]
+    kwargs = {"dtype": torch_dtype, "device_map": device_map}
+    if os.path.isdir(spec):
+        model, tokenizer = _load_pretrained(spec, **kwargs)
+    else:
+        model, tokenizer = _load_from_hub(spec, **kwargs)
+    model = model.eval()
+    with _CACHE_LOCK:
+        _MODEL_CACHE[key] = (model, tokenizer)
+        while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
+            _MODEL_CACHE.popitem(last=False)
+    return model, tokenizer
 
 
 def _auto_class(config):
@@ -254,18 +305,19 @@ def _auto_class(config):
     return transformers.AutoModel
 
 
-def _load_pretrained(path_or_id: str, **kwargs):
+def _load_pretrained(path_or_id: str, *, dtype=torch.float32, device_map=None):
     from transformers import AutoConfig, AutoTokenizer
 
-    config = AutoConfig.from_pretrained(path_or_id, **kwargs)
+    config = AutoConfig.from_pretrained(path_or_id)
     cls = _auto_class(config)
+    placement = {} if device_map is None else {"device_map": device_map}
     try:
-        model = cls.from_pretrained(path_or_id, dtype=torch.float32, **kwargs)
+        model = cls.from_pretrained(path_or_id, dtype=dtype, **placement)
     except (ValueError, KeyError):  # e.g. a head class the checkpoint lacks
         from transformers import AutoModel
 
-        model = AutoModel.from_pretrained(path_or_id, dtype=torch.float32, **kwargs)
-    tokenizer = AutoTokenizer.from_pretrained(path_or_id, **kwargs)
+        model = AutoModel.from_pretrained(path_or_id, dtype=dtype, **placement)
+    tokenizer = AutoTokenizer.from_pretrained(path_or_id)
     return model, tokenizer
 
 

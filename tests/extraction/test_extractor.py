@@ -79,8 +79,8 @@ def test_mean_all_reproduces_padding_included_mean(texts):
     model, tokenizer = load_model("tiny-bert")
     enc = tokenizer(texts, padding="max_length", max_length=max_length, return_tensors="pt")
     with torch.inference_mode():
-        hs = model.base_model(**enc, output_hidden_states=True).hidden_states
-    ref = torch.cat([h.mean(dim=1) for h in hs], dim=1).numpy()
+        hs = model.base_model(**enc.to(model.device), output_hidden_states=True).hidden_states
+    ref = torch.cat([h.mean(dim=1) for h in hs], dim=1).cpu().numpy()
     np.testing.assert_allclose(X, ref, atol=1e-5)
     # and it differs from the mask-aware mean, which is the point of having both
     mean = HiddenStateExtractor("tiny-bert", max_length=max_length).fit(texts).transform(texts)

@@ -87,9 +87,11 @@ def test_local_directory_roundtrip(tmp_path):
     tokenizer.save_pretrained(tmp_path)
     loaded, loaded_tok = load_model(str(tmp_path))
     assert type(loaded) is type(model)
-    ids = torch.tensor([tokenizer("a small test").input_ids])
+    ids = torch.tensor([tokenizer("a small test").input_ids]).to(model.device)
     with torch.inference_mode():
-        np.testing.assert_allclose(loaded(ids).logits.numpy(), model(ids).logits.numpy(), atol=1e-6)
+        np.testing.assert_allclose(
+            loaded(ids).logits.cpu().numpy(), model(ids).logits.cpu().numpy(), atol=1e-6
+        )
     assert model_fingerprint(loaded) == model_fingerprint(model)
 
 

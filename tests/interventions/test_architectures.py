@@ -66,6 +66,7 @@ def test_t5_encoder_scaling_matches_generating_from_scaled_encoder_outputs():
     model, tokenizer = load_model("tiny-t5")
     iv = Intervener("tiny-t5", stack="encoder", layers=[4], alpha=alpha, max_new_tokens=6).fit()
     ids, mask = pad_batch(tokenizer(PROMPTS)["input_ids"], tokenizer.pad_token_id, "right")
+    ids, mask = ids.to(model.device), mask.to(model.device)
     with torch.inference_mode():
         enc = model.get_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         out = model.generate(
@@ -97,6 +98,7 @@ def test_t5_decoder_temperature_equals_scaling_the_query_weights():
         3, 200, (len(PROMPTS), 7), generator=torch.Generator().manual_seed(0)
     )
     inputs = dict(input_ids=ids, attention_mask=mask, decoder_input_ids=decoder_ids)
+    inputs = {k: v.to(model.device) for k, v in inputs.items()}
     with torch.inference_mode():
         baseline = model(**inputs).logits
         expected = edited(**inputs).logits
@@ -174,6 +176,7 @@ def test_head_masking_equals_zeroing_the_output_projection(name):
     ids = tokenizer(PROMPTS)["input_ids"]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids, mask = pad_batch(ids, pad, "right" if seq2seq else "left")
+    input_ids, mask = input_ids.to(edited.device), mask.to(edited.device)
     with torch.inference_mode():
         out = edited.generate(
             input_ids=input_ids,
@@ -207,7 +210,7 @@ def test_head_masking_on_bert_matches_the_edited_model():
     model, tokenizer = load_model("tiny-bert")
     edited = _masked_copy("tiny-bert", 1, [0, 1, 2])
     iv = Intervener("tiny-bert", layers=[2], kind="attention", heads=[0, 1, 2]).fit()
-    enc = tokenizer(MASKED, return_tensors="pt", padding=True)
+    enc = tokenizer(MASKED, return_tensors="pt", padding=True).to(model.device)
     with torch.inference_mode():
         lp0 = torch.log_softmax(model(**enc).logits.double(), -1)
         lp1 = torch.log_softmax(edited(**enc).logits.double(), -1)
@@ -251,7 +254,7 @@ def test_bert_final_state_scaling_matches_its_own_mlm_head():
     M = iv.transform(MASKED)
     np.testing.assert_allclose(M[:, 0], abs(alpha - 1), rtol=1e-6)  # state_shift
     np.testing.assert_allclose(M[:, 1], 1.0, rtol=1e-6)  # cosine of a positive scaling
-    enc = tokenizer(MASKED, return_tensors="pt", padding=True)
+    enc = tokenizer(MASKED, return_tensors="pt", padding=True).to(model.device)
     with torch.inference_mode():
         h = model.base_model(**enc).last_hidden_state
         lp0 = torch.log_softmax(model.cls(h).double(), -1)
@@ -270,7 +273,7 @@ def test_bert_final_state_scaling_matches_its_own_mlm_head():
 def test_fill_mask_baseline_is_the_models_own_top_k():
     model, tokenizer = load_model("tiny-bert")
     iv = Intervener("tiny-bert", layers=[3], alpha=-1.0).fit()
-    enc = tokenizer(MASKED[:2], return_tensors="pt", padding=True)
+    enc = tokenizer(MASKED[:2], return_tensors="pt", padding=True).to(model.device)
     with torch.inference_mode():
         logits = model(**enc).logits
     expected = []
@@ -358,6 +361,7 @@ def test_gemma3_temperature_acts_after_the_query_norm():
             norm = blocks[j - 1].self_attn.q_norm
             norm.weight.copy_((1.0 + norm.weight) / temperature - 1.0)
     ids, mask = pad_batch(tokenizer(PROMPTS)["input_ids"], tokenizer.pad_token_id, "right")
+    ids, mask = ids.to(model.device), mask.to(model.device)
     with torch.inference_mode():
         baseline = model(input_ids=ids, attention_mask=mask).logits
         expected = edited(input_ids=ids, attention_mask=mask).logits

@@ -45,7 +45,7 @@ def test_perplexity_equals_the_models_own_loss():
     got = perplexity(texts, "tiny-gpt2", batch_size=2)
     model, tok = load_model("tiny-gpt2")
     for text, value in zip(texts, got, strict=True):
-        ids = tok(text, return_tensors="pt").input_ids
+        ids = tok(text, return_tensors="pt").input_ids.to(model.device)
         with torch.inference_mode():
             loss = model(ids, labels=ids).loss
         assert value == pytest.approx(float(torch.exp(loss)), rel=1e-4)

@@ -198,7 +198,7 @@ def test_attention_span_matches_a_direct_computation(texts):
     try:
         total, count = np.zeros(4), 0
         for t in texts:
-            ids = tok(t, return_tensors="pt")
+            ids = tok(t, return_tensors="pt").to(model.device)
             with torch.inference_mode():
                 att = model.base_model(**ids, output_attentions=True).attentions
             n = ids.input_ids.shape[1]

@@ -1,0 +1,125 @@
+"""Token-budget batching and out-of-memory backoff (issue #14)."""
+
+import numpy as np
+import pytest
+import torch
+
+from msma_sklearn import HiddenStateExtractor
+from msma_sklearn.extraction import _extractor
+from msma_sklearn.extraction._core import length_batches
+
+
+@pytest.mark.parametrize("max_tokens", [None, 1, 7, 40, 1000])
+@pytest.mark.parametrize("max_rows", [1, 3, 50])
+def test_length_batches_cover_every_text_once_within_the_budget(max_rows, max_tokens):
+    lengths = np.random.default_rng(0).integers(1, 30, size=57)
+    batches = length_batches(lengths, max_rows, max_tokens)
+    flat = np.concatenate(batches)
+    assert sorted(flat.tolist()) == list(range(57))
+    assert np.all(np.diff(lengths[flat]) <= 0)  # longest first
+    for b in batches:
+        assert 1 <= len(b) <= max_rows
+        if max_tokens is not None and len(b) > 1:
+            assert len(b) * lengths[b].max() <= max_tokens
+
+
+def test_budget_puts_more_short_texts_in_a_batch():
+    lengths = [100] * 4 + [10] * 40
+    batches = length_batches(lengths, max_rows=64, max_tokens=400)
+    assert [len(b) for b in batches] == [4, 40]
+    assert length_batches(lengths, max_rows=16)[0].size == 16
+
+
+@pytest.mark.parametrize(
+    "name,stack,pooling",
+    [
+        ("tiny-gpt2", "auto", "mean"),
+        ("tiny-bert", "auto", "max"),
+        ("tiny-t5", "decoder", "last"),
+        ("tiny-roberta", "auto", "mean_all"),
+    ],
+)
+def test_token_budget_gives_the_same_states(name, stack, pooling, texts):
+    many = texts * 3
+    plain = HiddenStateExtractor(name, stack=stack, pooling=pooling, batch_size=4).fit(many)
+    budget = HiddenStateExtractor(
+        name, stack=stack, pooling=pooling, batch_size=64, max_batch_tokens=48
+    ).fit(many)
+    np.testing.assert_allclose(budget.transform(many), plain.transform(many), atol=1e-5, rtol=0)
+
+
+def _oom_above(monkeypatch, rows: int):
+    real = _extractor.capture_layers
+    seen = []
+
+    def capture(layout, input_ids, *args, **kwargs):
+        seen.append(input_ids.shape[0])
+        if input_ids.shape[0] > rows:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real(layout, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(_extractor, "capture_layers", capture)
+    return seen
+
+
+def test_out_of_memory_splits_the_batch_and_warns(monkeypatch, texts):
+    ext = HiddenStateExtractor("tiny-gpt2", batch_size=7).fit(texts)
+    expected = ext.transform(texts)
+    seen = _oom_above(monkeypatch, 2)
+    with pytest.warns(ResourceWarning, match=r"batch\(es\) ran out of memory .* split in two"):
+        got = ext.transform(texts)
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    assert seen[0] == 7 and max(seen[1:]) <= 4 and sum(s for s in seen if s <= 2) == len(texts)
+
+
+def test_a_text_that_does_not_fit_alone_is_a_clear_error(monkeypatch, texts):
+    ext = HiddenStateExtractor("tiny-gpt2", batch_size=2).fit(texts)
+    _oom_above(monkeypatch, 0)
+    with pytest.raises(MemoryError, match="does not fit in memory on cpu even alone"):
+        ext.transform(texts)
+
+
+def test_other_errors_are_not_retried(monkeypatch, texts):
+    ext = HiddenStateExtractor("tiny-gpt2", batch_size=2).fit(texts)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(_extractor, "capture_layers", broken)
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        ext.transform(texts)
+
+
+def test_device_map_loads_a_checkpoint_through_accelerate(tmp_path, texts):
+    from msma_sklearn.extraction import load_model
+
+    model, tokenizer = load_model("tiny-gpt2")
+    model.save_pretrained(tmp_path / "ckpt")
+    tokenizer.save_pretrained(tmp_path / "ckpt")
+    plain = HiddenStateExtractor(str(tmp_path / "ckpt"), device="cpu").fit(texts)
+    mapped = HiddenStateExtractor(str(tmp_path / "ckpt"), device_map={"": "cpu"}).fit(texts)
+    assert mapped._loaded()[0] is not plain._loaded()[0]  # its own, dispatched load
+    np.testing.assert_allclose(mapped.transform(texts), plain.transform(texts), atol=1e-6)
+
+
+def test_device_map_is_refused_for_models_built_here():
+    with pytest.raises(ValueError, match="device_map applies to a checkpoint directory"):
+        HiddenStateExtractor("tiny-gpt2", device_map="auto").fit(["a text"])
+
+
+def test_msma_device_steers_auto(monkeypatch):
+    from msma_sklearn.extraction._models import resolve_device
+
+    monkeypatch.setenv("MSMA_DEVICE", "cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    monkeypatch.setenv("MSMA_DEVICE", "not-a-device")
+    with pytest.raises(ValueError, match="'not-a-device' is not a valid torch device"):
+        resolve_device("auto")
+
+
+@pytest.mark.skipif(
+    torch.cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_cuda_without_cuda_is_a_clear_error():
+    with pytest.raises(ValueError, match="asks for CUDA, but this torch .* sees no CUDA device"):
+        HiddenStateExtractor("tiny-gpt2", device="cuda").fit(["a text"])
