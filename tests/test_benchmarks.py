@@ -50,3 +50,15 @@ def test_scale_out_benchmark_runs_and_agrees():
     assert all(r[4] for r in rows)  # every store equals the in-process one
     mem = bench.memory([2000, 4000], epochs=1)
     assert [m[0] for m in mem] == [2000, 4000] and all(m[1] >= 0 and m[2] >= 0 for m in mem)
+
+
+def test_gpu_extraction_benchmark_runs_end_to_end_on_cpu(capsys):
+    """The GPU benchmark's smoke mode: builds the architectures, measures the ceiling, the
+    plain loop and the extractor, and the extractor's numbers match the plain loop's."""
+    bench = _load("extraction_gpu")
+    bench.main(["--smoke", "--repeats", "1"])
+    out = capsys.readouterr().out
+    errors = [float(line.split()[-1]) for line in out.splitlines() if "max rel. error" in line]
+    assert len(errors) == 2 * 3  # two models x (defaults + two budgets)
+    assert max(errors) < 1e-5
+    assert out.count("ceiling (padding-free)") == 2
