@@ -21,6 +21,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..extraction._models import OFFLINE_MODELS
 from ..utils._io import atomic_path, atomic_write_text
 from ._config import ConfigError, RunConfig, load_config
 
@@ -198,7 +199,10 @@ def _reproduction(config, meta, sections) -> str:
         f"fingerprint `{meta['fingerprint'][:12]}`); regenerate with `make reproduce`, which "
         "runs the default study and copies this file here. Not edited by hand. The figures "
         "are in the run's `report.html`. Models: "
-        + ", ".join(f"`{m}`" for m in config.models)
+        + ", ".join(
+            f"`{m}`" + (f" ({OFFLINE_MODELS[m]})" if m in OFFLINE_MODELS else "")
+            for m in config.models
+        )
         + f"; texts: {config.n_texts} from "
         + ("the bundled corpus" if config.texts == "bundled" else f"`{config.texts}`")
         + ".\n\n"

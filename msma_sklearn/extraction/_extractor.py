@@ -336,13 +336,36 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         out = np.empty((len(texts), n_sel * width), dtype=np.float32)
         tok = tokenise(tokenizer, texts, self.max_length)
         n_short = 0
+        device = next(model.parameters()).device
+        # on an accelerator the pooled rows are copied to pinned host memory without
+        # blocking, and the host waits only when it reads them (two batches later)
+        overlap = device.type == "cuda"
+        pending: list = []
+
+        def drain(keep: int) -> None:
+            while len(pending) > keep:
+                rows, host, done = pending.pop(0)
+                done.synchronize()
+                out[rows] = host.numpy()
+
         for rows, states, mask in self._batches(
             model, layout, tok, pad_token_id(tokenizer, model), "Extracting"
         ):
-            mask, short = drop_leading_tokens(mask, self._sinks())
+            mask, short = drop_leading_tokens(mask, self._sinks())  # on the host: no sync
             n_short += short
+            mask = mask.to(device, non_blocking=overlap)
             pooled = torch.stack([_pool_on(states[j], mask, self.pooling) for j in layers], dim=1)
-            out[rows] = pooled.reshape(len(rows), -1).cpu().numpy()
+            pooled = pooled.reshape(len(rows), -1).float()
+            if overlap:
+                host = torch.empty(pooled.shape, dtype=torch.float32, pin_memory=True)
+                host.copy_(pooled, non_blocking=True)
+                done = torch.cuda.Event()
+                done.record()
+                pending.append((rows, host, done))
+                drain(keep=2)
+            else:
+                out[rows] = pooled.numpy()
+        drain(keep=0)
         return out, tok.n_truncated, n_short
 
     def _sinks(self) -> int:
@@ -376,7 +399,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
             model, layout, tok, pad_token_id(tokenizer, model), "Token states"
         ):
             stacked = torch.stack([states[j].float() for j in layers], dim=1).cpu().numpy()
-            mask_np = mask.cpu().numpy()
+            mask_np = mask.numpy()
             for b, row in enumerate(rows):
                 result[row] = stacked[b][:, mask_np[b]]
         if not return_tokens:
@@ -467,7 +490,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
             )
 
     def _batches(self, model, layout, tok, pad_id, desc):
-        """Yield ``(row indices, {layer: states}, pooling mask)`` per length-sorted batch.
+        """Yield ``(row indices, {layer: states}, pooling mask on the host)`` per batch.
 
         Batches hold at most ``batch_size`` texts and, with ``max_batch_tokens``,
         at most that many padded tokens. A batch that runs out of memory is
@@ -524,7 +547,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
                     n_split += 1
                     continue
                 bar.update(len(rows))
-                yield rows, states, pool_mask.to(device).bool()
+                yield rows, states, pool_mask.bool()  # on the host
         bar.close()
         if n_split:
             warnings.warn(

