@@ -2,6 +2,7 @@
 
 from ._ablation import ABLATION_CONFIGS, METRICS, alignment_ablation, summarise_ablation
 from ._aligner import ManifoldAligner
+from ._evaluation import corrected_resampled_ttest, paired_r2, retrieval_top1
 from ._objective import (
     BilinearCritic,
     geometry_loss,
@@ -15,6 +16,9 @@ from ._objective import (
 )
 
 __all__ = [
+    "corrected_resampled_ttest",
+    "paired_r2",
+    "retrieval_top1",
     "ABLATION_CONFIGS",
     "METRICS",
     "BilinearCritic",
