@@ -62,3 +62,14 @@ def test_gpu_extraction_benchmark_runs_end_to_end_on_cpu(capsys):
     assert len(errors) == 2 * 3  # two models x (defaults + two budgets)
     assert max(errors) < 1e-5
     assert out.count("ceiling (padding-free)") == 2
+
+
+def test_extraction_options_benchmark_compares_like_with_like():
+    bench = _load("extraction_options")
+    texts = bench.varied_texts(12)
+    rows = bench.budget_rows("tiny-gpt2", texts, [64, 512], repeats=1)
+    assert [r[1] for r in rows] == ["batch_size=32", "max_batch_tokens=64", "max_batch_tokens=512"]
+    assert all(r[5] < 1e-5 for r in rows)  # the same states whatever the batching
+    prec = bench.precision_rows("tiny-gpt2", texts[:6])
+    assert [r[1] for r in prec] == ["bfloat16", "float16"]
+    assert all(0 < r[2] < 0.1 and r[5] for r in prec)
