@@ -2,7 +2,13 @@
 
 from ._ablation import ABLATION_CONFIGS, METRICS, alignment_ablation, summarise_ablation
 from ._aligner import ManifoldAligner
-from ._evaluation import corrected_resampled_ttest, paired_r2, retrieval_top1
+from ._evaluation import (
+    BASELINES,
+    corrected_resampled_ttest,
+    fit_baseline,
+    paired_r2,
+    retrieval_top1,
+)
 from ._objective import (
     BilinearCritic,
     geometry_loss,
@@ -16,6 +22,8 @@ from ._objective import (
 )
 
 __all__ = [
+    "BASELINES",
+    "fit_baseline",
     "corrected_resampled_ttest",
     "paired_r2",
     "retrieval_top1",

@@ -4,11 +4,19 @@ over repeated random splits (issue #15)."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 from scipy import stats
+from sklearn.exceptions import ConvergenceWarning
 
-__all__ = ["corrected_resampled_ttest", "paired_r2", "retrieval_top1"]
+__all__ = [
+    "BASELINES",
+    "corrected_resampled_ttest",
+    "fit_baseline",
+    "paired_r2",
+    "retrieval_top1",
+]
 
 
 def paired_r2(mapped, target) -> float:
@@ -89,3 +97,55 @@ def corrected_resampled_ttest(differences, n_train: int, n_test: int) -> tuple[f
         return float("nan"), float("nan")
     t = d.mean() / math.sqrt((1.0 / j + n_test / n_train) * var)
     return float(t), float(2 * stats.t.sf(abs(t), j - 1))
+
+
+#: the maps a reviewer compares MSMA with (issue #15), each fitted on training rows only
+BASELINES = ("no map", "mean and scale", "procrustes", "ridge", "cca")
+
+
+def fit_baseline(name: str, source, target, *, n_components: int = 8):
+    """Fit one baseline map from ``source`` to ``target`` rows; return ``predict(S)``.
+
+    * ``"no map"``: the source as it is (same hidden space, so comparable);
+    * ``"mean and scale"``: centred, divided by its RMS and put into the
+      target's mean and RMS (no rotation: what matching moments alone gives);
+    * ``"procrustes"``: the same standardisation plus the closed-form
+      orthogonal map (:func:`rotation_from_cross`);
+    * ``"ridge"``: ridge regression of the target on the source, its penalty
+      chosen by efficient leave-one-out on the training rows (``RidgeCV``);
+    * ``"cca"``: scikit-learn's CCA with ``n_components`` pairs, predicting the
+      target through the canonical space.
+
+    Every statistic (means, RMS, rotation, coefficients) comes from the rows
+    passed here, so a held-out evaluation stays held out.
+    """
+    from ._objective import rotation_from_cross
+
+    S = np.asarray(source, dtype=np.float64)
+    T = np.asarray(target, dtype=np.float64)
+    if S.shape[0] != T.shape[0] or S.ndim != 2 or T.ndim != 2:
+        raise ValueError(f"source and target need the same rows, got {S.shape} and {T.shape}.")
+    mu_s, mu_t = S.mean(axis=0), T.mean(axis=0)
+    rms_s = max(float(np.sqrt(np.mean((S - mu_s) ** 2))), 1e-12)
+    rms_t = float(np.sqrt(np.mean((T - mu_t) ** 2)))
+    if name == "no map":
+        return lambda X: np.asarray(X, dtype=np.float64)
+    if name == "mean and scale":
+        return lambda X: (np.asarray(X, np.float64) - mu_s) / rms_s * rms_t + mu_t
+    if name == "procrustes":
+        rotation = rotation_from_cross((S - mu_s).T @ (T - mu_t))
+        return lambda X: (np.asarray(X, np.float64) - mu_s) / rms_s @ rotation * rms_t + mu_t
+    if name == "ridge":
+        from sklearn.linear_model import RidgeCV
+
+        model = RidgeCV(alphas=np.logspace(-3, 5, 17)).fit(S, T)
+        return lambda X: model.predict(np.asarray(X, np.float64))
+    if name == "cca":
+        from sklearn.cross_decomposition import CCA
+
+        k = max(1, min(n_components, S.shape[1], T.shape[1], S.shape[0] - 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model = CCA(n_components=k, max_iter=1000).fit(S, T)
+        return lambda X: model.predict(np.asarray(X, np.float64))
+    raise ValueError(f"Unknown baseline {name!r}; choose from {list(BASELINES)}.")

@@ -55,3 +55,28 @@ def test_corrected_t_keeps_its_level_on_repeated_splits_of_a_null():
         corrected += corrected_resampled_ttest(diffs, 80, 20)[1] < 0.05
     assert naive / n_sim > 0.15
     assert corrected / n_sim < 0.08
+
+
+def test_baselines_recover_what_their_family_can_on_planted_maps():
+    from scipy.stats import ortho_group
+
+    from msma_sklearn.alignment import BASELINES, fit_baseline
+
+    rng = np.random.default_rng(4)
+    d = 6
+    S = rng.normal(size=(300, d)) * np.linspace(0.5, 2.0, d)
+    R = ortho_group.rvs(d, random_state=5)
+    T = 3.0 * S @ R + 5.0 + 0.01 * rng.normal(size=S.shape)
+    train, test = slice(0, 240), slice(240, 300)
+    r2 = {
+        name: paired_r2(fit_baseline(name, S[train], T[train])(S[test]), T[test])
+        for name in BASELINES
+    }
+    # a rotation, a scale and a shift: Procrustes and ridge recover it, moments alone do not
+    assert r2["procrustes"] > 0.999 and r2["ridge"] > 0.999
+    assert r2["mean and scale"] < 0.5 and r2["no map"] < 0
+    assert r2["cca"] > 0.8  # predicts through the canonical space: close, not exact
+    moments = fit_baseline("mean and scale", S[train], T[train])(S[train])
+    np.testing.assert_allclose(moments.mean(0), T[train].mean(0), atol=1e-9)
+    with pytest.raises(ValueError, match="Unknown baseline 'pca'"):
+        fit_baseline("pca", S, T)
