@@ -4,8 +4,11 @@ from ._ablation import ABLATION_CONFIGS, METRICS, alignment_ablation, summarise_
 from ._aligner import ManifoldAligner
 from ._evaluation import (
     BASELINES,
+    PAIRED_METRICS,
+    compare_methods,
     corrected_resampled_ttest,
     fit_baseline,
+    paired_ablation,
     paired_r2,
     retrieval_top1,
 )
@@ -23,6 +26,9 @@ from ._objective import (
 
 __all__ = [
     "BASELINES",
+    "PAIRED_METRICS",
+    "compare_methods",
+    "paired_ablation",
     "fit_baseline",
     "corrected_resampled_ttest",
     "paired_r2",

@@ -12,6 +12,9 @@ from sklearn.exceptions import ConvergenceWarning
 
 __all__ = [
     "BASELINES",
+    "PAIRED_METRICS",
+    "compare_methods",
+    "paired_ablation",
     "corrected_resampled_ttest",
     "fit_baseline",
     "paired_r2",
@@ -149,3 +152,179 @@ def fit_baseline(name: str, source, target, *, n_components: int = 8):
             model = CCA(n_components=k, max_iter=1000).fit(S, T)
         return lambda X: model.predict(np.asarray(X, np.float64))
     raise ValueError(f"Unknown baseline {name!r}; choose from {list(BASELINES)}.")
+
+
+#: held-out metrics of :func:`paired_ablation`: name -> (label, form, higher is better)
+PAIRED_METRICS = {
+    "r2": ("held-out r² of the target by the mapped source", "primary", True),
+    "retrieval": ("top-1 retrieval of the paired text (chance 1/n)", "primary", True),
+    "cka": ("debiased linear CKA", "primary", True),
+    "kl_sum": ("KL, diagonal, summed over dims (the original's form)", "original", False),
+}
+
+
+def _paired_metrics(mapped, target) -> dict:
+    from ..metrics import gaussian_kl, linear_cka
+
+    return {
+        "r2": paired_r2(mapped, target),
+        "retrieval": retrieval_top1(mapped, target),
+        "cka": linear_cka(mapped, target),
+        "kl_sum": gaussian_kl(mapped, target, kind="diag_sum"),
+    }
+
+
+def paired_ablation(
+    blocks: dict,
+    *,
+    configs: dict | None = None,
+    baselines=BASELINES,
+    n_splits: int = 10,
+    test_size: float = 0.2,
+    rows_per_dim: int = 5,
+    map: str = "mlp",
+    max_iter: int = 300,
+    random_state: int = 0,
+):
+    """MSMA's configurations and the baselines, fitted and scored alike on repeated splits.
+
+    For every split (``ShuffleSplit``, seed ``random_state + i``): one PCA basis is
+    fitted on the training rows of all scales pooled, with ``n_train //
+    rows_per_dim`` dimensions (at most the width), so every map has at least
+    ``rows_per_dim`` training rows per dimension and "no map" still compares
+    like with like; every method is fitted on the training rows of each
+    consecutive pair of scales in the order of ``blocks`` (source -> target;
+    the aligner gets the same ``pairs``) and scored on the held-out
+    rows with :data:`PAIRED_METRICS`. The MSMA rows are ``ManifoldAligner``
+    fits with the same ``max_iter`` and its validation-based early stopping,
+    so each gets the same training budget.
+
+    Parameters
+    ----------
+    blocks : dict of str -> array of shape (n_texts, width)
+        Each scale's representation of the same texts, in one hidden space.
+    configs : dict, default=None
+        Name -> ``(lambda_geo, lambda_info, lambda_curv)``; default: the
+        original ablation's rows (:data:`ABLATION_CONFIGS` without its baseline).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Long format: ``method, kind ("baseline" | "msma"), split, pair, metric,
+        value``; ``attrs["n_train"]``, ``attrs["n_test"]`` and
+        ``attrs["n_components"]`` record the design.
+    """
+    import pandas as pd
+    from sklearn.decomposition import PCA
+    from sklearn.model_selection import ShuffleSplit
+
+    from ._ablation import ABLATION_CONFIGS
+    from ._aligner import ManifoldAligner
+
+    if configs is None:
+        configs = {k: v for k, v in ABLATION_CONFIGS.items() if v is not None}
+    names = list(blocks)
+    if len(names) < 2:
+        raise ValueError(f"Need at least two scales, got {names}.")
+    arrays = {s: np.asarray(blocks[s], dtype=np.float64) for s in names}
+    n = {a.shape[0] for a in arrays.values()}
+    if len(n) != 1:
+        raise ValueError(f"Every scale needs the same rows, got row counts {sorted(n)}.")
+    n_rows = n.pop()
+    pairs = list(zip(names[:-1], names[1:], strict=True))
+    rows, n_train, n_test, k = [], 0, 0, 0
+    for split in range(n_splits):
+        seed = random_state + split
+        train, test = next(
+            ShuffleSplit(1, test_size=test_size, random_state=seed).split(np.zeros(n_rows))
+        )
+        n_train, n_test = len(train), len(test)
+        width = arrays[names[0]].shape[1]
+        k = max(1, min(width, n_train // rows_per_dim))
+        pca = PCA(k, svd_solver="full", random_state=seed)
+        pca.fit(np.vstack([arrays[s][train] for s in names]))
+        Z_train = {s: pca.transform(arrays[s][train]) for s in names}
+        Z_test = {s: pca.transform(arrays[s][test]) for s in names}
+        for name in baselines:
+            for a, b in pairs:
+                mapped = fit_baseline(name, Z_train[a], Z_train[b])(Z_test[a])
+                for metric, value in _paired_metrics(mapped, Z_test[b]).items():
+                    rows.append((name, "baseline", split, f"{a}->{b}", metric, float(value)))
+        for name, (geo, info, curv) in configs.items():
+            aligner = ManifoldAligner(
+                geo,
+                info,
+                curv,
+                map=map,
+                scales=names,
+                pairs=pairs,
+                n_components=None,
+                max_iter=max_iter,
+                random_state=seed,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                aligner.fit(np.hstack([Z_train[s] for s in names]))
+            out = aligner.transform(np.hstack([Z_test[s] for s in names]))
+            for i, (a, b) in enumerate(aligner.pairs_):
+                mapped = out[:, i * k : (i + 1) * k]
+                for metric, value in _paired_metrics(mapped, Z_test[b]).items():
+                    rows.append((name, "msma", split, f"{a}->{b}", metric, float(value)))
+    long = pd.DataFrame(rows, columns=["method", "kind", "split", "pair", "metric", "value"])
+    long.attrs.update(n_train=n_train, n_test=n_test, n_components=k)
+    return long
+
+
+def compare_methods(results, reference: str, others, *, metric: str = "r2", alpha: float = 0.05):
+    """Is ``reference`` better than each of ``others`` on ``metric``? One row per comparison.
+
+    Per split the metric is averaged over pairs; the per-split differences
+    (reference - other, sign flipped for metrics where lower is better) go to
+    :func:`corrected_resampled_ttest`; Holm over the comparisons. Verdict:
+    "supported" (reference better, Holm p < alpha), "contradicted" (the other
+    better, Holm p < alpha), otherwise "inconclusive".
+    """
+    import pandas as pd
+
+    from ..interventions._effects import holm
+
+    higher = PAIRED_METRICS[metric][2]
+    per_split = (
+        results[results["metric"] == metric]
+        .groupby(["method", "split"], sort=False)["value"]
+        .mean()
+        .unstack("split")
+    )
+    if reference not in per_split.index:
+        raise ValueError(f"{reference!r} is not among the methods {list(per_split.index)}.")
+    n_train, n_test = results.attrs.get("n_train", 0), results.attrs.get("n_test", 0)
+    rows = []
+    for other in others:
+        diff = per_split.loc[reference] - per_split.loc[other]
+        diff = diff if higher else -diff
+        t, p = corrected_resampled_ttest(diff.to_numpy(), n_train, n_test)
+        rows.append(
+            {
+                "reference": reference,
+                "other": other,
+                "metric": metric,
+                "n_splits": int(diff.notna().sum()),
+                "mean_reference": float(per_split.loc[reference].mean()),
+                "mean_other": float(per_split.loc[other].mean()),
+                "mean_advantage": float(diff.mean()),
+                "t": t,
+                "p": p,
+            }
+        )
+    frame = pd.DataFrame(rows)
+    finite = frame["p"].notna()
+    frame["p_holm"] = np.nan
+    if finite.any():
+        frame.loc[finite, "p_holm"] = holm(frame.loc[finite, "p"].to_numpy())
+    shown = frame["p_holm"] < alpha
+    frame["verdict"] = np.where(
+        shown & (frame["mean_advantage"] > 0),
+        "supported",
+        np.where(shown & (frame["mean_advantage"] < 0), "contradicted", "inconclusive"),
+    )
+    return frame
