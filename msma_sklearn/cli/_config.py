@@ -375,9 +375,13 @@ class RunConfig:
         return out
 
     def fingerprint(self) -> str:
-        """SHA-256 of every setting that changes results (not where they are written)."""
+        """SHA-256 of every setting that changes results (not where they are written) and of
+        the package version, whose code produced the checkpoints a resumed run would load."""
+        from .. import __version__
+
         skip = {"out_dir", "run_id", "n_texts"}
         data = {k.name: getattr(self, k.name) for k in fields(self) if k.name not in skip}
+        data["msma_sklearn_version"] = __version__
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 

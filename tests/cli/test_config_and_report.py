@@ -30,6 +30,14 @@ def test_defaults_and_the_quick_profile():
     assert load_config(**{"output.dir": "elsewhere"}).fingerprint() == full.fingerprint()
 
 
+def test_fingerprint_names_the_package_version(monkeypatch):
+    import msma_sklearn
+
+    before = load_config().fingerprint()
+    monkeypatch.setattr(msma_sklearn, "__version__", "0.0.0-other")
+    assert load_config().fingerprint() != before  # checkpoints of other code are not resumed
+
+
 def test_init_config_round_trips_to_the_defaults(tmp_path, capsys):
     path = tmp_path / "msma.yaml"
     assert main(["init-config", str(path)]) == 0
