@@ -230,6 +230,7 @@ FIELDS: tuple[Field, ...] = (
         "operators, each calibrated to the target KLs: translation (random direction), "
         "amplify (scaling, alpha > 1), noise (Gaussian, x each token's rms), attention "
         "(temperature > 1)",
+        quick=["amplify", "attention"],
     ),
     Field(
         "interventions.target_kl",
