@@ -175,8 +175,9 @@ def _paired_metrics(mapped, target) -> dict:
 
 
 def paired_ablation(
-    blocks: dict,
+    blocks,
     *,
+    segmenter=None,
     configs: dict | None = None,
     baselines=BASELINES,
     n_splits: int = 10,
@@ -201,8 +202,14 @@ def paired_ablation(
 
     Parameters
     ----------
-    blocks : dict of str -> array of shape (n_texts, width)
-        Each scale's representation of the same texts, in one hidden space.
+    blocks : dict of str -> array of shape (n_texts, width), or array
+        Each scale's representation of the same texts, in one hidden space;
+        with ``segmenter``, the per-layer states it segments instead
+        (``HiddenStateExtractor`` output).
+    segmenter : ScaleSegmenter (aggregate "mean" or "weighted"), default=None
+        Fitted anew on each split's training texts only (a clone), so the
+        scales themselves never see the held-out texts; its
+        ``scale_layers_`` of every split are in ``attrs["scale_layers"]``.
     configs : dict, default=None
         Name -> ``(lambda_geo, lambda_info, lambda_curv)``; default: the
         original ablation's rows (:data:`ABLATION_CONFIGS` without its baseline).
@@ -215,6 +222,7 @@ def paired_ablation(
         ``attrs["n_components"]`` record the design.
     """
     import pandas as pd
+    from sklearn.base import clone
     from sklearn.decomposition import PCA
     from sklearn.model_selection import ShuffleSplit
 
@@ -223,22 +231,36 @@ def paired_ablation(
 
     if configs is None:
         configs = {k: v for k, v in ABLATION_CONFIGS.items() if v is not None}
-    names = list(blocks)
-    if len(names) < 2:
-        raise ValueError(f"Need at least two scales, got {names}.")
-    arrays = {s: np.asarray(blocks[s], dtype=np.float64) for s in names}
-    n = {a.shape[0] for a in arrays.values()}
-    if len(n) != 1:
-        raise ValueError(f"Every scale needs the same rows, got row counts {sorted(n)}.")
-    n_rows = n.pop()
-    pairs = list(zip(names[:-1], names[1:], strict=True))
-    rows, n_train, n_test, k = [], 0, 0, 0
+    if segmenter is None:
+        names = list(blocks)
+        if len(names) < 2:
+            raise ValueError(f"Need at least two scales, got {names}.")
+        fixed = {s: np.asarray(blocks[s], dtype=np.float64) for s in names}
+        n = {a.shape[0] for a in fixed.values()}
+        if len(n) != 1:
+            raise ValueError(f"Every scale needs the same rows, got row counts {sorted(n)}.")
+        n_rows = n.pop()
+    else:
+        if getattr(segmenter, "aggregate", "mean") == "concat":
+            raise ValueError("segmenter must give one vector per scale (aggregate 'mean').")
+        n_rows = len(blocks)
+    rows, n_train, n_test, k, layouts = [], 0, 0, 0, []
     for split in range(n_splits):
         seed = random_state + split
         train, test = next(
             ShuffleSplit(1, test_size=test_size, random_state=seed).split(np.zeros(n_rows))
         )
         n_train, n_test = len(train), len(test)
+        if segmenter is None:
+            arrays = fixed
+        else:  # the scales from the training texts only
+            seg = clone(segmenter).fit(_take(blocks, train))
+            layouts.append({s: [int(j) for j in v] for s, v in seg.scale_layers_.items()})
+            names = list(seg.scale_layers_)
+            Z = seg.transform(blocks)
+            width = Z.shape[1] // len(names)
+            arrays = {s: Z[:, i * width : (i + 1) * width] for i, s in enumerate(names)}
+        pairs = list(zip(names[:-1], names[1:], strict=True))
         width = arrays[names[0]].shape[1]
         k = max(1, min(width, n_train // rows_per_dim))
         pca = PCA(k, svd_solver="full", random_state=seed)
@@ -272,6 +294,8 @@ def paired_ablation(
                     rows.append((name, "msma", split, f"{a}->{b}", metric, float(value)))
     long = pd.DataFrame(rows, columns=["method", "kind", "split", "pair", "metric", "value"])
     long.attrs.update(n_train=n_train, n_test=n_test, n_components=k)
+    if segmenter is not None:
+        long.attrs["scale_layers"] = layouts
     return long
 
 
@@ -328,3 +352,7 @@ def compare_methods(results, reference: str, others, *, metric: str = "r2", alph
         np.where(shown & (frame["mean_advantage"] < 0), "contradicted", "inconclusive"),
     )
     return frame
+
+
+def _take(X, rows):
+    return X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]

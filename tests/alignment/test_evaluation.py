@@ -115,3 +115,30 @@ def test_paired_ablation_scores_every_method_alike_and_the_comparison_can_fail()
     # the orthogonal aligner with only the geometry term is the closed form: the same numbers
     r2 = res[res.metric == "r2"].groupby("method")["value"].mean()
     assert r2["Geometry only"] == pytest.approx(r2["procrustes"], abs=1e-6)
+
+
+def test_paired_ablation_fits_the_scales_on_training_texts_only(monkeypatch):
+    from msma_sklearn import ScaleSegmenter
+    from msma_sklearn.alignment import paired_ablation
+
+    rng = np.random.default_rng(8)
+    n, width = 60, 4
+    base = rng.normal(size=(n, width))
+    # 6 layers in two planted blocks: 0-2 share one signal, 3-5 another
+    other = rng.normal(size=(n, width))
+    layers = [base + 0.1 * rng.normal(size=(n, width)) for _ in range(3)]
+    layers += [other + 0.1 * rng.normal(size=(n, width)) for _ in range(3)]
+    X = np.hstack(layers)
+    seen = []
+    real_fit = ScaleSegmenter.fit
+
+    def spy(self, X_fit, y=None):
+        seen.append(len(X_fit))
+        return real_fit(self, X_fit, y)
+
+    monkeypatch.setattr(ScaleSegmenter, "fit", spy)
+    seg = ScaleSegmenter(n_scales=2, scale_names=["low", "high"], layers=6, min_scale_size=2)
+    res = paired_ablation(X, segmenter=seg, configs={}, n_splits=3, rows_per_dim=5)
+    assert seen == [48, 48, 48]  # the training rows of each split, never all 60
+    assert res.attrs["scale_layers"] == [{"low": [0, 1, 2], "high": [3, 4, 5]}] * 3
+    assert set(res["pair"]) == {"low->high"}
