@@ -989,16 +989,16 @@ def stage_intervene(config, run_dir: Path, context: dict):
             pd.concat(frames[key], ignore_index=True).to_csv(tmp, index=False)
     results = {
         "prompt_source": source_name,
-        "design": studies[models[0]].to_dict()["design"],
         "models": {m: st.to_dict() for m, st in studies.items()},
         "effects": pd.concat(frames["effects"], ignore_index=True)
         .replace({np.nan: None})
         .to_dict(orient="records"),
     }
-    return results, _intervene_markdown(results, studies, frames)
+    results["design"] = results["models"][models[0]]["design"]
+    return results, _intervene_markdown(results, studies, frames["effects"])
 
 
-def _intervene_markdown(results, studies, frames) -> str:
+def _intervene_markdown(results, studies, effects) -> str:
     design = next(iter(studies.values())).design
     first = next(iter(studies.values()))
     power = first.power
@@ -1033,7 +1033,7 @@ def _intervene_markdown(results, studies, frames) -> str:
         "claims; smaller effects can come out inconclusive.",
         "",
     ]
-    for model, study in studies.items():
+    for (model, study), model_effects in zip(studies.items(), effects, strict=True):
         lines += [f"### {model}", ""]
         lines += [
             "| scale | operator | hidden states | target KL | strength | KL reached "
@@ -1065,7 +1065,7 @@ def _intervene_markdown(results, studies, frames) -> str:
             "| defined share (baseline → treated), sentence metrics |",
             "|---|---|---|---:|---|",
         ]
-        frame = study.effects_frame()
+        frame = model_effects
         frame = frame[frame["target_kl"] == design.primary_kl]
         for (scale, kind), sub in frame.groupby(["scale", "kind"], sort=False):
             measured = sub.dropna(subset=["percent_change"])
@@ -1094,7 +1094,7 @@ def _intervene_markdown(results, studies, frames) -> str:
             "prompt pairs; the power to detect the claimed size is given beside each.",
             "",
         ]
-        for c in study.to_dict()["claims"]:
+        for c in results["models"][model]["claims"]:
             fmt = _fmt_optional
             measured = (
                 f"measured {fmt(c['measured_percent'], '+.1f')}% [{fmt(c['ci'][0], '+.1f')}, "

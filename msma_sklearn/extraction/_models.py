@@ -181,13 +181,21 @@ def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", devic
     if device_map is not None:
         return _load_dispatched(spec, torch_dtype, device_map)
     torch_device = resolve_device(device)
-    key = (spec, str(torch_device), str(torch_dtype))
+
+    def load():
+        model, tokenizer = _load_uncached(spec)
+        return model.to(device=torch_device, dtype=torch_dtype).eval(), tokenizer
+
+    return _cached_load((spec, str(torch_device), str(torch_dtype)), load)
+
+
+def _cached_load(key, load):
+    """The in-process cache: ``load()`` runs only for a key not held (LRU eviction)."""
     with _CACHE_LOCK:
         if key in _MODEL_CACHE:
             _MODEL_CACHE.move_to_end(key)
             return _MODEL_CACHE[key]
-    model, tokenizer = _load_uncached(spec)
-    model = model.to(device=torch_device, dtype=torch_dtype).eval()
+    model, tokenizer = load()
     with _CACHE_LOCK:
         _MODEL_CACHE[key] = (model, tokenizer)
         while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
@@ -276,21 +284,14 @@ def _load_dispatched(spec: str, torch_dtype, device_map):
             "in memory or cached by this package); use device= for it."
         )
     key = (spec, json.dumps(device_map, sort_keys=True, default=str), str(torch_dtype))
-    with _CACHE_LOCK:
-        if key in _MODEL_CACHE:
-            _MODEL_CACHE.move_to_end(key)
-            return _MODEL_CACHE[key]
-    kwargs = {"dtype": torch_dtype, "device_map": device_map}
-    if os.path.isdir(spec):
-        model, tokenizer = _load_pretrained(spec, **kwargs)
-    else:
-        model, tokenizer = _load_from_hub(spec, **kwargs)
-    model = model.eval()
-    with _CACHE_LOCK:
-        _MODEL_CACHE[key] = (model, tokenizer)
-        while len(_MODEL_CACHE) > _MODEL_CACHE_SIZE:
-            _MODEL_CACHE.popitem(last=False)
-    return model, tokenizer
+
+    def load():
+        kwargs = {"dtype": torch_dtype, "device_map": device_map}
+        loader = _load_pretrained if os.path.isdir(spec) else _load_from_hub
+        model, tokenizer = loader(spec, **kwargs)
+        return model.eval(), tokenizer
+
+    return _cached_load(key, load)
 
 
 def _auto_class(config):
@@ -364,16 +365,13 @@ def _gemma3_package():
 
 def _load_gemma3():
     package = _gemma3_package()
-    scratch = Path(tempfile.mkdtemp(prefix="msma-gemma3-"))
-    try:
+    with tempfile.TemporaryDirectory(prefix="msma-gemma3-") as scratch:
         # assemble() joins the four chunk packages into one GGUF and checks its SHA-256;
-        # only run when the dequantised model is not cached yet
+        # it runs only when the dequantised model is not cached yet
         return _load_gguf(
             "gemma3-270m-" + package.EXPECTED_SHA256[:16],
-            lambda: package.assemble(scratch / package.MODEL_NAME),
+            lambda: package.assemble(Path(scratch) / package.MODEL_NAME),
         )
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _load_gguf(key: str, locate):

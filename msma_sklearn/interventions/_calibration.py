@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import clone
 
+from ._intervener import kl_rows
+
 __all__ = ["DoseCalibration", "calibrate_dose", "calibrate_doses", "dose_response"]
 
 #: the strength parameter of each operator kind, and its "no change" value
@@ -45,9 +47,6 @@ class _MeanKL:
     """Mean next-token KL at a strength, memoised; the baseline pass is computed once."""
 
     def __init__(self, intervener, prompts, fit_texts):
-        from ._intervener import kl_rows
-
-        self._kl_rows = kl_rows
         self.intervener = intervener
         self.parameter, self.identity = STRENGTH[intervener.kind]
         self.prompts = list(prompts)
@@ -63,7 +62,7 @@ class _MeanKL:
             if self.base is None:
                 self.base = fitted._next_token_logprobs(self.prompts, intervene=False)
             treated = fitted._next_token_logprobs(self.prompts, intervene=True)
-            self.memo[value] = float(np.mean(self._kl_rows(self.base, treated)))
+            self.memo[value] = float(np.mean(kl_rows(self.base, treated)))
         self.order.append((value, self.memo[value]))
         return self.memo[value]
 

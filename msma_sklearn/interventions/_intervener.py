@@ -358,8 +358,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
                         f"window={self.window} is wider than scale {self.scale!r}, which has "
                         f"{layers.size} hidden states ({layers.tolist()}); pass a smaller window."
                     )
-                first = (layers.size - self.window) // 2
-                layers = layers[first : first + self.window]
+                layers = np.asarray(centred_window(layers, self.window))
         if layers.size == 0 or not np.issubdtype(layers.dtype, np.integer):
             raise ValueError(f"layers must be a non-empty list of ints, got {self.layers!r}.")
         bad = [int(j) for j in layers if not 0 <= j <= self.n_layers_]
@@ -891,3 +890,21 @@ def kl_rows(base: torch.Tensor, treated: torch.Tensor) -> np.ndarray:
     """Row-wise KL(base || treated) of log-probability rows, in nats (float64)."""
     kl = (base.exp() * (base - treated)).sum(-1).clamp(min=0.0)
     return kl.numpy().astype(np.float64)
+
+
+def centred_window(layers, window: int) -> list[int]:
+    """The ``window`` consecutive entries at the centre of ``layers`` (lower middle on
+    a parity mismatch; all of them when the scale is smaller than the window).
+
+    Examples
+    --------
+    >>> centred_window([3, 4, 5, 6, 7, 8, 9, 10], 3)
+    [5, 6, 7]
+    >>> centred_window([0, 1], 3)
+    [0, 1]
+    """
+    layers = sorted(int(j) for j in layers)
+    if window >= len(layers):
+        return layers
+    first = (len(layers) - window) // 2
+    return layers[first : first + window]

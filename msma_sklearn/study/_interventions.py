@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..interventions._calibration import STRENGTH, calibrate_doses
 from ..interventions._effects import holm
 from ..interventions._fluency import FluencyCheck, fluency_summary
-from ..interventions._intervener import Intervener
+from ..interventions._intervener import Intervener, centred_window
 from ..interventions._statistics import (
     PromptEffect,
     benjamini_hochberg,
@@ -264,10 +264,10 @@ class InterventionStudy:
                         "fluency_flagged": result.fluency.flagged,
                     }
                 )
-        frame = pd.DataFrame(rows)
+        frame = pd.DataFrame(rows)  # never empty: every design has a condition
+        valid = frame["p"].notna()
         frame["q_bh"] = np.nan
-        valid = frame["p"].notna() if len(frame) else frame.get("p", [])
-        if len(frame) and valid.any():
+        if valid.any():
             frame.loc[valid, "q_bh"] = benjamini_hochberg(frame.loc[valid, "p"])
         return frame
 
@@ -309,24 +309,6 @@ class InterventionStudy:
                             }
                         )
         return pd.DataFrame(rows).sort_values(["scale", "kind", "strength"], ignore_index=True)
-
-
-def centred_window(layers, window: int) -> list[int]:
-    """The ``window`` consecutive entries at the centre of ``layers`` (lower middle on
-    a parity mismatch; all of them when the scale is smaller than the window).
-
-    Examples
-    --------
-    >>> centred_window([3, 4, 5, 6, 7, 8, 9, 10], 3)
-    [5, 6, 7]
-    >>> centred_window([0, 1], 3)
-    [0, 1]
-    """
-    layers = sorted(int(j) for j in layers)
-    if window >= len(layers):
-        return layers
-    first = (len(layers) - window) // 2
-    return layers[first : first + window]
 
 
 def prompt_sets(texts, n_prompts: int, n_calibration: int, words: int, *, random_state=0):
