@@ -8,10 +8,18 @@ the real tokenizer, saved to a temporary folder and loaded by path), in one run:
             reference for this model, dtype and device;
   plain     the loop a user writes: batches of 32 in input order, padded to the
             longest, ``output_hidden_states=True``, masked mean, copied to the host;
-  extractor HiddenStateExtractor at its defaults (batch_size=32), and with
-            ``max_batch_tokens`` budgets (batch_size up to 4,096 texts).
+  extractor HiddenStateExtractor at its defaults (``"auto"``: a 16,384-token
+            budget on a GPU), at the old default (32 texts per batch, no budget),
+            and with ``max_batch_tokens`` budgets (no cap on texts);
+  packed    decoders only: padding-free packing, a prototype of what the
+            extractor could adopt -- texts sorted by length and packed whole
+            into rows of 256 tokens with per-text position ids, no attention
+            mask (transformers then builds the block-diagonal causal mask from
+            the position ids), rows up to the budget per forward, mean pooling by
+            ``index_add_`` per text.
 
-Each is timed after a warm-up with ``torch.cuda.synchronize()`` around the call,
+Every method runs the transformer without its LM head (``model.model`` for a
+causal LM), as the extractor does. Each is timed after a warm-up with ``torch.cuda.synchronize()`` around the call,
 the methods interleaved, median of ``--repeats``; tokens/s counts real tokens
 (padding excluded). Every hidden state is mean-pooled over all real tokens
 (``sink_tokens=0``, as the plain loop does). Outputs of the extractor are checked against the plain loop
@@ -135,12 +143,17 @@ def _timed(fn, device):
     return time.perf_counter() - start, out
 
 
+def _base(model):
+    """The transformer without its LM head (what the extractor runs): like for like."""
+    return getattr(model, "model", model)
+
+
 def _plain(model, tokenizer, texts, device, batch=32):
     out = []
     with torch.inference_mode():
         for i in range(0, len(texts), batch):
             enc = tokenizer(texts[i : i + batch], padding=True, return_tensors="pt").to(device)
-            hs = model(**enc, output_hidden_states=True).hidden_states
+            hs = _base(model)(**enc, output_hidden_states=True).hidden_states
             m = enc["attention_mask"].unsqueeze(-1).to(hs[0].dtype)
             pooled = torch.cat([(h * m).sum(1) / m.sum(1) for h in hs], dim=1)
             out.append(pooled.float().cpu())
@@ -152,8 +165,53 @@ def _ceiling(model, vocab, device, tokens: int, length: int = 128):
     ids = torch.randint(5, vocab, (rows, length), generator=torch.Generator().manual_seed(1))
     ids = ids.to(device)
     with torch.inference_mode():
-        model(input_ids=ids, output_hidden_states=True)
+        _base(model)(input_ids=ids, output_hidden_states=True)
     return rows * length
+
+
+def _packed(model, tokenizer, texts, device, budget: int, row_len: int = 256):
+    """Mean of every hidden state over each text's tokens, texts packed into rows."""
+    enc = tokenizer(texts)["input_ids"]
+    order = np.argsort([-len(e) for e in enc], kind="stable")
+    packs, ids_r, pos_r, own_r = [], [], [], []
+    for i in order:
+        e = enc[i]
+        if ids_r and len(ids_r) + len(e) > row_len:
+            packs.append((ids_r, pos_r, own_r))
+            ids_r, pos_r, own_r = [], [], []
+        ids_r += e
+        pos_r += range(len(e))
+        own_r += [int(i)] * len(e)
+    if ids_r:
+        packs.append((ids_r, pos_r, own_r))
+    width = model.config.hidden_size
+    n_states = model.config.num_hidden_layers + 1
+    counts = torch.tensor([len(e) for e in enc], dtype=torch.float32)
+    out = torch.zeros(len(texts) + 1, n_states, width, device=device)
+    per_call = max(1, budget // row_len)
+    base = _base(model)
+    with torch.inference_mode():
+        for s in range(0, len(packs), per_call):
+            chunk = packs[s : s + per_call]
+            n = max(len(p[0]) for p in chunk)
+            ids = torch.zeros(len(chunk), n, dtype=torch.long)
+            pos = torch.arange(n).repeat(len(chunk), 1)  # a row's tail: its own sequence
+            own = torch.full((len(chunk), n), len(texts), dtype=torch.long)
+            for r, (a, b, c) in enumerate(chunk):
+                ids[r, : len(a)] = torch.tensor(a)
+                pos[r, : len(a)] = torch.tensor(b)
+                own[r, : len(a)] = torch.tensor(c)
+            own = own.reshape(-1).to(device, non_blocking=True)
+            hs = base(
+                input_ids=ids.to(device, non_blocking=True),
+                position_ids=pos.to(device, non_blocking=True),
+                output_hidden_states=True,
+                use_cache=False,
+            ).hidden_states
+            flat = torch.stack(hs, dim=2).reshape(-1, n_states, width)
+            out.index_add_(0, own, flat.float())
+    out = out[:-1].cpu() / counts[:, None, None]
+    return out.reshape(len(texts), -1).numpy()
 
 
 def _extract(params: dict, texts):
@@ -205,12 +263,18 @@ def main(argv=None) -> None:
                     _ceiling, model, config.vocab_size, device, ceiling_tokens
                 ),
                 "plain loop, batch 32": partial(_plain, model, tok, texts, device),
-                "extractor, defaults": partial(_extract, spec, texts),
+                "extractor, defaults (auto)": partial(_extract, spec, texts),
+                "extractor, batch 32": partial(
+                    _extract, {**spec, "batch_size": 32, "max_batch_tokens": None}, texts
+                ),
             }
             for b in budgets:
                 methods[f"extractor, {b} tokens"] = partial(
-                    _extract, {**spec, "batch_size": 4096, "max_batch_tokens": b}, texts
+                    _extract, {**spec, "batch_size": 1_000_000, "max_batch_tokens": b}, texts
                 )
+            if kind == "llama":
+                for b in budgets[-2:]:
+                    methods[f"packed, {b} tokens"] = partial(_packed, model, tok, texts, device, b)
             times = {k: [] for k in methods}
             outputs = {}
             for fn in methods.values():  # warm-up
@@ -231,7 +295,7 @@ def main(argv=None) -> None:
                     f"{name:<20} {dtype:<9} {k:<28} {s:>10,.0f} {vs:>9} "
                     f"{s / speed['ceiling (padding-free)']:>10.0%}"
                 )
-                if k.startswith("extractor"):
+                if k.startswith(("extractor", "packed")):
                     got = outputs[k]
                     err = np.max(np.abs(got - ref)) / max(np.max(np.abs(ref)), 1e-12)
                     print(f"{'':<20} {'':<9} {'  max rel. error vs plain':<28} {err:>10.1e}")

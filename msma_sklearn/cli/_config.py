@@ -35,6 +35,15 @@ def _int(lo: int) -> Callable:
     return check
 
 
+def _auto_or_int(lo: int) -> Callable:
+    def check(v):
+        if v == "auto":
+            return None
+        return None if _is_int(v) and v >= lo else f'"auto" or an integer >= {lo}'
+
+    return check
+
+
 def _bool(v):
     return None if isinstance(v, bool) else "true or false"
 
@@ -175,7 +184,13 @@ FIELDS: tuple[Field, ...] = (
         "how token states become one vector per text",
     ),
     Field("extraction.max_length", "max_length", 128, _int(1), "tokens kept per text (warned)"),
-    Field("extraction.batch_size", "batch_size", 32, _int(1), "texts per forward pass"),
+    Field(
+        "extraction.batch_size",
+        "batch_size",
+        "auto",
+        _auto_or_int(1),
+        'texts per forward pass ("auto": 32 on CPU, a token budget on GPU)',
+    ),
     Field("probes.cv_folds", "cv_folds", 5, _int(2), "folds of the per-layer linear probes"),
     Field(
         "segmentation.method",
@@ -339,7 +354,7 @@ class RunConfig:
     run_id: str
     pooling: str
     max_length: int
-    batch_size: int
+    batch_size: int | str
     cv_folds: int
     segmentation: str
     n_bootstrap: int

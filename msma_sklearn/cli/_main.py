@@ -11,6 +11,18 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+def _auto_or_positive_int(value: str):
+    if value == "auto":
+        return value
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f'expected "auto" or a positive integer, got {value!r}')
+    return number
+
+
 def _layers(value: str):
     if value == "all":
         return "all"
@@ -44,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
         "--pooling", default="mean", choices=["mean", "mean_all", "first", "cls", "last", "max"]
     )
     ext.add_argument("--max-length", type=int, default=128)
-    ext.add_argument("--batch-size", type=int, default=32)
+    ext.add_argument(
+        "--batch-size",
+        type=_auto_or_positive_int,
+        default="auto",
+        help='texts per forward pass ("auto": 32 on CPU, a 16,384-token budget on GPU)',
+    )
     ext.add_argument("--device", default="auto")
     ext.add_argument("--dtype", default="float32", choices=["float32", "float16", "bfloat16"])
     ext.add_argument("--stack", default="auto", choices=["auto", "encoder", "decoder"])

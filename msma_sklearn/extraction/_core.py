@@ -337,11 +337,45 @@ def capture_layers(
     return captured
 
 
-def length_batches(lengths, max_rows: int, max_tokens: int | None = None) -> list[np.ndarray]:
+#: What ``batch_size="auto"`` and ``max_batch_tokens="auto"`` resolve to, per device
+#: type: (most texts per batch, most padded tokens per batch). On a CPU 32 texts
+#: per batch measured as fast as any token budget (docs/extraction.md); an
+#: accelerator needs large batches to be busy, so the token budget decides there
+#: (docs/benchmarks.md, GPU table).
+AUTO_BATCH = {"cpu": (32, None), "accelerator": (None, 16384)}
+
+
+def batch_limits(batch_size, max_batch_tokens, device) -> tuple[int | None, int | None]:
+    """Resolve ``batch_size`` / ``max_batch_tokens`` (``"auto"`` or a number) on ``device``.
+
+    Returns ``(max_rows, max_tokens)``; ``None`` means no cap. Without any token
+    budget the rows are capped at 32, so a batch is never unbounded.
+
+    Examples
+    --------
+    >>> batch_limits("auto", "auto", torch.device("cpu"))
+    (32, None)
+    >>> batch_limits("auto", "auto", torch.device("meta"))
+    (None, 16384)
+    >>> batch_limits(8, "auto", torch.device("meta"))
+    (8, 16384)
+    """
+    key = "cpu" if torch.device(device).type == "cpu" else "accelerator"
+    rows, tokens = AUTO_BATCH[key]
+    rows = rows if batch_size == "auto" else batch_size
+    tokens = tokens if max_batch_tokens == "auto" else max_batch_tokens
+    if rows is None and tokens is None:
+        rows = AUTO_BATCH["cpu"][0]
+    return rows, tokens
+
+
+def length_batches(
+    lengths, max_rows: int | None, max_tokens: int | None = None
+) -> list[np.ndarray]:
     """Group text indices into batches of similar length, longest first.
 
     Texts are sorted by decreasing length (stable) and cut into consecutive
-    batches of at most ``max_rows`` texts; with ``max_tokens``, a batch also
+    batches of at most ``max_rows`` texts (``None``: no cap); with ``max_tokens``, a batch also
     stops before its padded size (rows x its longest text) would exceed the
     budget, so batches of short texts hold more rows than batches of long
     ones. A text longer than the budget gets a batch of its own.
@@ -355,8 +389,11 @@ def length_batches(lengths, max_rows: int, max_tokens: int | None = None) -> lis
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     order = np.argsort(-lengths, kind="stable")
-    if max_rows < 1 or (max_tokens is not None and max_tokens < 1):
+    if (max_rows is not None and max_rows < 1) or (max_tokens is not None and max_tokens < 1):
         raise ValueError(f"max_rows and max_tokens must be >= 1, got {max_rows}, {max_tokens}.")
+    if max_rows is None and max_tokens is None:
+        raise ValueError("length_batches needs max_rows or max_tokens (or both).")
+    max_rows = order.size if max_rows is None else max_rows
     batches, start = [], 0
     while start < order.size:
         longest = max(int(lengths[order[start]]), 1)  # sorted: the first row is the longest

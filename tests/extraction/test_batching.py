@@ -6,7 +6,7 @@ import torch
 
 from msma_sklearn import HiddenStateExtractor
 from msma_sklearn.extraction import _extractor
-from msma_sklearn.extraction._core import length_batches
+from msma_sklearn.extraction._core import AUTO_BATCH, batch_limits, length_batches
 
 
 @pytest.mark.parametrize("max_tokens", [None, 1, 7, 40, 1000])
@@ -28,6 +28,46 @@ def test_budget_puts_more_short_texts_in_a_batch():
     batches = length_batches(lengths, max_rows=64, max_tokens=400)
     assert [len(b) for b in batches] == [4, 40]
     assert length_batches(lengths, max_rows=16)[0].size == 16
+
+
+def test_length_batches_without_a_row_cap_follow_the_budget_alone():
+    lengths = [5] * 100 + [50] * 3
+    batches = length_batches(lengths, max_rows=None, max_tokens=500)
+    assert [len(b) for b in batches] == [10, 93]  # 10 x 50 tokens, then 93 x 5
+    with pytest.raises(ValueError, match="max_rows or max_tokens"):
+        length_batches(lengths, None, None)
+
+
+@pytest.mark.parametrize(
+    "batch_size,max_batch_tokens,device,expected",
+    [
+        ("auto", "auto", "cpu", AUTO_BATCH["cpu"]),
+        ("auto", "auto", "cuda", AUTO_BATCH["accelerator"]),
+        ("auto", "auto", "meta", AUTO_BATCH["accelerator"]),
+        (8, "auto", "cuda", (8, AUTO_BATCH["accelerator"][1])),
+        ("auto", 4096, "cpu", (32, 4096)),
+        ("auto", None, "cuda", (32, None)),  # never unbounded
+        (5, None, "cuda", (5, None)),
+    ],
+)
+def test_auto_batching_resolves_per_device(batch_size, max_batch_tokens, device, expected):
+    assert batch_limits(batch_size, max_batch_tokens, torch.device(device)) == expected
+
+
+def test_auto_batching_on_cpu_is_batches_of_32(monkeypatch, texts):
+    many = texts * 10  # 70 texts: batches of 32, 32, 6
+    seen = []
+    real = _extractor.capture_layers
+
+    def capture(layout, input_ids, *args, **kwargs):
+        seen.append(input_ids.shape[0])
+        return real(layout, input_ids, *args, **kwargs)
+
+    monkeypatch.setattr(_extractor, "capture_layers", capture)
+    auto = HiddenStateExtractor("tiny-gpt2", device="cpu").fit(many).transform(many)
+    assert seen == [32, 32, 6]
+    fixed = HiddenStateExtractor("tiny-gpt2", batch_size=32, max_batch_tokens=None, device="cpu")
+    np.testing.assert_array_equal(auto, fixed.fit(many).transform(many))
 
 
 @pytest.mark.parametrize(
