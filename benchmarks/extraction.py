@@ -15,6 +15,7 @@ Scenarios:
           still runs the full forward, as a plain loop must)
 
 Run:  python benchmarks/extraction.py [--models minilm,smollm2-135m] [--repeats 5]
+GPU mode:  python benchmarks/extraction.py --gpu [--device cuda] (runs extraction_gpu.py)
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ import copy
 import functools
 import os
 import statistics
+import sys
 import threading
 import time
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -182,6 +185,12 @@ def bench_model(name, n_texts, repeats, batch_size=32, max_length=256):
 
 
 def main():
+    if "--gpu" in sys.argv[1:]:  # the GPU mode: random-weight real architectures vs the ceiling
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import extraction_gpu
+
+        extraction_gpu.main([a for a in sys.argv[1:] if a != "--gpu"])
+        return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="minilm,smollm2-135m")
     parser.add_argument("--repeats", type=int, default=5)

@@ -59,9 +59,17 @@ def test_gpu_extraction_benchmark_runs_end_to_end_on_cpu(capsys):
     bench.main(["--smoke", "--repeats", "1"])
     out = capsys.readouterr().out
     errors = [float(line.split()[-1]) for line in out.splitlines() if "max rel. error" in line]
-    assert len(errors) == 2 * 3  # two models x (defaults + two budgets)
-    assert max(errors) < 1e-5
+    # two models x (defaults, batch 32, two budgets), plus two packed rows for the decoder
+    assert len(errors) == 2 * 4 + 2
+    assert max(errors) < 1e-5  # packing and every batching give the plain loop's states
     assert out.count("ceiling (padding-free)") == 2
+
+
+def test_extraction_profile_runs_on_cpu(capsys):
+    bench = _load("extraction_profile")
+    bench.main(["--smoke"])
+    out = capsys.readouterr().out
+    assert out.count("transform ") == 2 and "aten::" in out and "function calls" in out
 
 
 def test_extraction_options_benchmark_compares_like_with_like():

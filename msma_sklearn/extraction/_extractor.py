@@ -33,6 +33,7 @@ from ._core import (
     reshape_by_layer,
     resolve_layout,
     stack_call,
+    to_device,
     tokenise,
 )
 from ._lazy import ModelBackedMixin
@@ -362,7 +363,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         ):
             mask, short = drop_leading_tokens(mask, self._sinks())  # on the host: no sync
             n_short += short
-            mask = mask.to(device, non_blocking=overlap)
+            mask = to_device(mask, device)
             pooled = torch.stack([_pool_on(states[j], mask, self.pooling) for j in layers], dim=1)
             pooled = pooled.reshape(len(rows), -1).float()
             if overlap:
@@ -529,8 +530,8 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
                     dec = [_shift_right(s, dec_start) for s in seqs]
                     dec_ids, dec_mask = pad_batch(dec, pad_id, self.padding_side, fixed)
                     kwargs = {
-                        "decoder_ids": dec_ids.to(device),
-                        "decoder_mask": dec_mask.to(device),
+                        "decoder_ids": to_device(dec_ids, device),
+                        "decoder_mask": to_device(dec_mask, device),
                     }
                     pool_mask = dec_mask
                 else:
@@ -538,8 +539,8 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
                 try:
                     states = capture_layers(
                         layout,
-                        ids.to(device),
-                        mask.to(device),
+                        to_device(ids, device),
+                        to_device(mask, device),
                         self.layers_.tolist(),
                         left_padded=self.padding_side == "left",
                         **kwargs,

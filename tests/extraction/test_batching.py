@@ -115,7 +115,7 @@ def test_out_of_memory_splits_the_batch_and_warns(monkeypatch, texts):
 def test_a_text_that_does_not_fit_alone_is_a_clear_error(monkeypatch, texts):
     ext = HiddenStateExtractor("tiny-gpt2", batch_size=2).fit(texts)
     _oom_above(monkeypatch, 0)
-    with pytest.raises(MemoryError, match="does not fit in memory on cpu even alone"):
+    with pytest.raises(MemoryError, match=r"does not fit in memory on (cpu|cuda\S*) even alone"):
         ext.transform(texts)
 
 
@@ -163,3 +163,13 @@ def test_msma_device_steers_auto(monkeypatch):
 def test_cuda_without_cuda_is_a_clear_error():
     with pytest.raises(ValueError, match="asks for CUDA, but this torch .* sees no CUDA device"):
         HiddenStateExtractor("tiny-gpt2", device="cuda").fit(["a text"])
+
+
+def test_to_device_copies_exactly():
+    from msma_sklearn.extraction._core import to_device
+
+    t = torch.arange(12).reshape(3, 4)
+    assert torch.equal(to_device(t, torch.device("cpu")), t)
+    if torch.cuda.is_available():  # under MSMA_TEST_DEVICE=cuda: the pinned, non-blocking path
+        got = to_device(t, torch.device("cuda"))
+        assert got.device.type == "cuda" and torch.equal(got.cpu(), t)
