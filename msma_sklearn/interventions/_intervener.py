@@ -13,12 +13,14 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from transformers import LogitsProcessorList
 
 from ..extraction import HiddenStateExtractor
 from ..extraction._core import pad_batch, pad_token_id, resolve_layout
 from ..extraction._lazy import ModelBackedMixin
 from ..utils._hooks import attached_hooks
 from ..utils._validation import check_texts
+from ._sampling import NucleusSampling
 
 __all__ = ["REPRESENTATION_METRICS", "Intervener"]
 
@@ -120,6 +122,9 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     positions : {"all", "prompt", "generated"}, default="all"
     max_new_tokens : int, default=20
     do_sample : bool, default=False
+        Sample instead of greedy decoding: temperature, then nucleus (top-p)
+        filtering over the whole vocabulary, nothing else (transformers'
+        implicit ``top_k=50`` is switched off).
     top_p : float, default=1.0
     sampling_temperature : float, default=1.0
     num_return_sequences : int, default=1
@@ -463,8 +468,12 @@ class Intervener(ModelBackedMixin, BaseEstimator):
                 num_return_sequences=self.num_return_sequences,
                 pad_token_id=pad_id,
             )
-            if self.do_sample:
-                kwargs.update(top_p=self.top_p, temperature=self.sampling_temperature)
+            if self.do_sample:  # transformers' own top-p sorts the whole vocabulary each step
+                nucleus = NucleusSampling(self.top_p, self.sampling_temperature)
+                # top_k=0: transformers would otherwise fill in its global default top_k=50
+                kwargs.update(
+                    logits_processor=LogitsProcessorList([nucleus]), temperature=1.0, top_k=0
+                )
             with (
                 attached_hooks(hooks),
                 torch.inference_mode(),

@@ -9,6 +9,8 @@ with ``pip install 'msma_sklearn[text]'``.
 
 from __future__ import annotations
 
+import inspect
+
 import re
 from collections.abc import Sequence
 
@@ -286,19 +288,29 @@ def perplexity(texts, model: str, *, prompts=None, batch_size: int = 16) -> np.n
         skip = [max(len(p) - 1, 0) for p in tokenizer(prompts)["input_ids"]]
     pad = pad_token_id(tokenizer, lm)
     out = np.full(len(texts), np.nan)
+    # the LM head only where a target is scored: with a 262k vocabulary (Gemma 3) the head
+    # costs more than the transformer, and a prompt's positions are never scored
+    keep_arg = "logits_to_keep" in inspect.signature(lm.forward).parameters
     with torch.inference_mode():
         for start in range(0, len(texts), batch_size):
             seqs = ids[start : start + batch_size]
             input_ids, mask = pad_batch(seqs, pad, "right")
-            logits = lm(input_ids=input_ids, attention_mask=mask).logits[:, :-1].float()
             target = input_ids[:, 1:]
             scored = mask[:, 1:].clone()
             for b in range(len(seqs)):  # targets 0..skip-1 are prompt tokens
                 scored[b, : skip[start + b]] = 0
-            nll = (
-                torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
-                * scored
+            first = min(skip[start : start + len(seqs)]) if keep_arg else 0
+            first = min(first, input_ids.shape[1] - 1)
+            extra = {"logits_to_keep": input_ids.shape[1] - first} if keep_arg else {}
+            logits = lm(input_ids=input_ids, attention_mask=mask, **extra).logits[:, :-1]
+            target, scored = target[:, first:], scored[:, first:]
+            nll = torch.stack(  # row by row: no (batch, positions, vocab) float copy
+                [
+                    torch.nn.functional.cross_entropy(row.float(), t, reduction="none")
+                    for row, t in zip(logits, target, strict=True)
+                ]
             )
+            nll = nll * scored
             counts = scored.sum(1)
             for b, c in enumerate(counts.tolist()):
                 if c > 0:

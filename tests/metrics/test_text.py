@@ -60,3 +60,19 @@ def test_texts_without_words_give_nan_not_errors():
 def test_unknown_metric():
     with pytest.raises(ValueError, match="Unknown text metrics \\['rhyme'\\]"):
         TextMetrics(["rhyme"])
+
+
+def test_continuation_perplexity_in_a_batch_equals_the_models_own_loss():
+    """Prompts of different lengths share a batch, so the LM head runs from the shortest
+    prompt on; each row must still equal the model's loss on its continuation alone."""
+    prompts = ["The cat", "A much longer prompt about the markets and the", "Rain"]
+    conts = [" sat on the mat.", " weather today.", " fell all night over the hills."]
+    got = perplexity(conts, "tiny-gpt2", prompts=prompts, batch_size=3)
+    model, tok = load_model("tiny-gpt2")
+    for prompt, cont, value in zip(prompts, conts, got, strict=True):
+        ids = tok(prompt + cont, return_tensors="pt").input_ids.to(model.device)
+        labels = ids.clone()
+        labels[:, : len(tok(prompt)["input_ids"])] = -100
+        with torch.inference_mode():
+            loss = model(ids, labels=labels).loss
+        assert value == pytest.approx(float(torch.exp(loss)), rel=1e-4)
