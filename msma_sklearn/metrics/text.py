@@ -10,7 +10,6 @@ with ``pip install 'msma_sklearn[text]'``.
 from __future__ import annotations
 
 import inspect
-
 import re
 from collections.abc import Sequence
 
