@@ -271,6 +271,14 @@ FIELDS: tuple[Field, ...] = (
         quick=[],
     ),
     Field(
+        "interventions.dose_response_models",
+        "dose_response_models",
+        ["smollm2-135m"],
+        _str_list(),
+        "steered models that get the dose-response (each must be among interventions.models; "
+        "left out: the default if steered); the others are studied at primary_kl only",
+    ),
+    Field(
         "interventions.calibration_tol",
         "calibration_tol",
         0.15,
@@ -369,6 +377,7 @@ class RunConfig:
     target_kl: list
     primary_kl: float
     dose_response_kinds: list
+    dose_response_models: list
     calibration_tol: float
     window: int
     prompt_source: str
@@ -465,6 +474,18 @@ def load_config(path: str | Path | None = None, **overrides) -> RunConfig:
             values["intervention_models"] = [
                 m for m in values["intervention_models"] if m in values["models"]
             ]
+        if "interventions.dose_response_models" not in data:
+            values["dose_response_models"] = [
+                m for m in values["dose_response_models"] if m in values["intervention_models"]
+            ]
+        outside = [
+            m for m in values["dose_response_models"] if m not in values["intervention_models"]
+        ]
+        if outside:
+            errors.append(
+                f"'interventions.dose_response_models' {outside} must be among "
+                f"'interventions.models' {values['intervention_models']}"
+            )
         missing = [m for m in values["intervention_models"] if m not in values["models"]]
         if missing:
             errors.append(

@@ -917,15 +917,19 @@ KIND_NAMES = {
 }
 
 
-def intervention_design(config):
-    """The :class:`~msma_sklearn.study.InterventionDesign` a run's config asks for."""
+def intervention_design(config, model: str | None = None):
+    """The :class:`~msma_sklearn.study.InterventionDesign` a run's config asks for (for
+    ``model``: without the dose-response unless it is among ``dose_response_models``)."""
     from ..study import InterventionDesign
 
+    sweep = model is None or model in config.dose_response_models
     return InterventionDesign(
         kinds=tuple(KIND_NAMES[k] for k in config.intervention_kinds),
         target_kl=tuple(float(t) for t in config.target_kl),
         primary_kl=float(config.primary_kl),
-        dose_response_kinds=tuple(KIND_NAMES[k] for k in config.dose_response_kinds),
+        dose_response_kinds=tuple(KIND_NAMES[k] for k in config.dose_response_kinds)
+        if sweep
+        else (),
         window=config.window,
         calibration_tol=float(config.calibration_tol),
         n_prompts=config.n_prompts,
@@ -970,7 +974,9 @@ def stage_intervene(config, run_dir: Path, context: dict):
     studies, frames = {}, {"effects": [], "fluency": [], "calibration": []}
     for model in models:
         segmenter, _ = context["segmenters"][model]
-        study = run_intervention_study(model, segmenter, prompts, calibration, design)
+        study = run_intervention_study(
+            model, segmenter, prompts, calibration, intervention_design(config, model)
+        )
         studies[model] = study
         for key, frame in (
             ("effects", study.effects_frame()),
@@ -999,8 +1005,9 @@ def stage_intervene(config, run_dir: Path, context: dict):
 
 
 def _intervene_markdown(results, studies, effects) -> str:
-    design = next(iter(studies.values())).design
+    swept = {m: st for m, st in studies.items() if st.design.dose_response_kinds}
     first = next(iter(studies.values()))
+    design = next(iter(swept.values())).design if swept else first.design
     power = first.power
     names = {v: k for k, v in KIND_NAMES.items()}
     lines = [
@@ -1021,9 +1028,16 @@ def _intervene_markdown(results, studies, effects) -> str:
         f"(within {design.calibration_tol:.0%}), so scales are compared at matched "
         f"disruption. The exploratory grid and the claims are at {design.primary_kl:g} nats"
         + (
-            f"; {', '.join(names[k] for k in design.dose_response_kinds)} also at every other "
-            "dose (the dose-response)."
-            if design.dose_response_kinds and len(design.target_kl) > 1
+            f"; on {', '.join(f'`{m}`' for m in swept)}, "
+            f"{', '.join(names[k] for k in design.dose_response_kinds)} also at every other "
+            "dose (the dose-response)"
+            + (
+                f"; {', '.join(f'`{m}`' for m in studies if m not in swept)} at "
+                f"{design.primary_kl:g} nats only ('interventions.dose_response_models')."
+                if len(swept) < len(studies)
+                else "."
+            )
+            if swept and len(design.target_kl) > 1
             else "; no operator is generated at other doses in this run."
         ),
         "",

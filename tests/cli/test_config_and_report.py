@@ -23,6 +23,16 @@ def test_defaults_and_the_quick_profile():
     assert load_config(models=["tiny-gpt2"]).intervention_models == []
     with pytest.raises(ConfigError, match=r"'interventions.models' \['gemma3-270m'\] must be"):
         load_config(models=["smollm2-135m"], **{"interventions.models": ["gemma3-270m"]})
+    # the dose-response: on SmolLM2 by default, only where that model is steered
+    assert full.dose_response_models == ["smollm2-135m"]
+    gemma_only = {"interventions.models": ["gemma3-270m"]}
+    assert load_config(**gemma_only).dose_response_models == []
+    with pytest.raises(ConfigError, match=r"'interventions.dose_response_models' \['minilm'\]"):
+        load_config(**{"interventions.dose_response_models": ["minilm"]})
+    from msma_sklearn.cli._stages import intervention_design
+
+    assert intervention_design(full, "smollm2-135m").dose_response_kinds == ("scaling",)
+    assert intervention_design(full, "gemma3-270m").dose_response_kinds == ()
     with pytest.raises(ConfigError, match="'interventions.primary_kl' .0.5. must be one of"):
         load_config(**{"interventions.primary_kl": 0.5})
     assert full.fingerprint() != quick.fingerprint()
