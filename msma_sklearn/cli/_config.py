@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -80,9 +81,9 @@ def _number_list(lo: float) -> Callable:
             not isinstance(v, list)
             or not v
             or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v)
-            or any(x < lo for x in v)
+            or not all(math.isfinite(x) and x >= lo for x in v)  # NaN compares False
         ):
-            return f"a non-empty list of numbers >= {lo}"
+            return f"a non-empty list of finite numbers >= {lo}"
         return None
 
     return check

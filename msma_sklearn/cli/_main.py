@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._run import _Terminated
+
 __all__ = ["main"]
 
 
@@ -213,3 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, ImportError) as exc:
         print(f"msma {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except _Terminated as exc:
+        print(f"msma {args.command}: stopped by {exc}; the same command resumes.", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print(
+            f"msma {args.command}: interrupted; the same command resumes from the last "
+            "finished stage.",
+            file=sys.stderr,
+        )
+        return 130

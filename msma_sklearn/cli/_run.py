@@ -12,11 +12,17 @@ without its marker (an interrupted write) is never trusted.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import logging
+import os
 import platform
+import signal
+import socket
+import threading
 import time
+import warnings
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -52,6 +58,95 @@ def _prepare_dir(config: RunConfig) -> Path:
     return run_dir
 
 
+class RunLockedError(ValueError):
+    """Another live process works on this run id."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path):
+    """Hold ``<run_dir>/run.lock`` (owner's pid, host and start time) for the block.
+
+    A second process on the same run id is refused with :class:`RunLockedError`
+    naming the owner. A lock whose owner is gone (same host, pid not running) is
+    stale: it is taken over with a warning. A lock from another host cannot be
+    checked and is respected; delete the file if that host's run is known dead.
+    """
+    path = run_dir / "run.lock"
+    me = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "started": _dt.datetime.now().isoformat(),
+    }
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                owner = json.loads(path.read_text())
+            except (OSError, json.JSONDecodeError):
+                owner = {}
+            pid, host = owner.get("pid"), owner.get("host")
+            if host == me["host"] and isinstance(pid, int) and not _pid_alive(pid):
+                warnings.warn(
+                    f"Run {run_dir.name!r}: taking over a stale lock of pid {pid} (not running).",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                path.unlink(missing_ok=True)
+                continue
+            raise RunLockedError(
+                f"Run {run_dir.name!r} is in use by pid {pid} on {host} since "
+                f"{owner.get('started', '?')}; wait for it to finish or choose another "
+                f"--run-id (if that process is known dead, delete {str(path)!r})."
+            ) from None
+        with os.fdopen(fd, "w") as fh:
+            json.dump(me, fh)
+        break
+    try:
+        yield
+    finally:
+        try:
+            if json.loads(path.read_text()).get("pid") == me["pid"]:
+                path.unlink()
+        except (OSError, json.JSONDecodeError):
+            pass
+
+
+class _Terminated(BaseException):
+    """SIGTERM (or SIGHUP) received during a run."""
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """Turn SIGTERM / SIGHUP into an exception, so the run records how it ended."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Terminated(signal.Signals(signum).name)
+
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            previous[sig] = signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def _status(run_dir: Path, config: RunConfig, state: str, done: list, **extra) -> None:
     body = {"state": state, "run_id": config.run_id, "stages_done": done, **extra}
     atomic_write_text(run_dir / "status.json", json.dumps(body, indent=2))
@@ -85,33 +180,52 @@ def _save_stage(run_dir: Path, stage: str, fingerprint: str, payload) -> None:
     )
 
 
-def _preflight(config: RunConfig) -> None:
-    """Fail before any work on what can be checked up front: the texts and the models."""
+def _preflight(config: RunConfig) -> dict:
+    """Fail before any work on what can be checked up front: the texts and the models
+    (each loads; each steered one generates text). Returns each model's load time (s)."""
     from ..extraction import load_model
+    from ..interventions._intervener import _is_generative
     from ._stages import load_run_texts
 
     load_run_texts(config)
+    seconds = {}
     for name in config.models:
+        start = time.perf_counter()
         try:
-            load_model(name, device=config.device)
+            model, _ = load_model(name, device=config.device)
         except (OSError, ValueError, ImportError) as exc:
             raise ValueError(f"Model {name!r} cannot be loaded: {exc}") from exc
+        seconds[name] = time.perf_counter() - start
+        if name in config.intervention_models and not _is_generative(model):
+            raise ValueError(
+                f"'interventions.models' names {name!r}, a {model.config.model_type} model "
+                "that does not generate text; steer a causal LM (e.g. smollm2-135m) or leave "
+                "it out of 'interventions.models'."
+            )
+    return seconds
 
 
 def run_study(config: RunConfig, *, restart: bool = False) -> Path:
     """Run every stage (resuming finished ones) and write ``<out_dir>/<run_id>/``.
 
     Returns that directory. ``status.json`` says ``running`` while it works,
-    ``failed`` (with the error) if a stage raises, and ``complete`` once
-    ``summary.md`` and ``report.html`` are written; the report is only
-    written when every stage has finished.
+    ``failed`` (with the error) if a stage raises, ``interrupted`` after
+    Ctrl-C, SIGTERM or SIGHUP, and ``complete`` once ``summary.md`` and
+    ``report.html`` are written; the report is only written when every stage
+    has finished. ``run.lock`` keeps a second process off the same run id
+    (:func:`run_lock`).
     """
+    load_seconds = _preflight(config)
+    run_dir = _prepare_dir(config)
+    with run_lock(run_dir), _signals_raise():
+        return _run_stages(config, run_dir, load_seconds, restart)
+
+
+def _run_stages(config: RunConfig, run_dir: Path, load_seconds: dict, restart: bool) -> Path:
     import joblib
 
     from ._stages import STAGES
 
-    _preflight(config)
-    run_dir = _prepare_dir(config)
     fingerprint = config.fingerprint()
     if restart:
         for marker in (run_dir / "stages").glob("*.done.json"):
@@ -119,7 +233,8 @@ def run_study(config: RunConfig, *, restart: bool = False) -> Path:
     for stale in ("report.html", "summary.md", "summary.json"):
         (run_dir / stale).unlink(missing_ok=True)  # only a finished run has them
     started = time.perf_counter()
-    results, sections, context, done, resumed = {}, {}, {}, [], []
+    results, sections, done, resumed = {}, {}, [], []
+    context = {"load_seconds": load_seconds}  # the first load happens in the preflight
     _status(run_dir, config, "running", done)
     try:
         for stage, fn in tqdm(STAGES, desc="msma run", unit="stage"):
@@ -137,7 +252,14 @@ def run_study(config: RunConfig, *, restart: bool = False) -> Path:
             done.append(stage)
             _status(run_dir, config, "running", done)
     except BaseException as exc:
-        _status(run_dir, config, "failed", done, error=f"{type(exc).__name__}: {exc}")
+        interrupted = isinstance(exc, KeyboardInterrupt | _Terminated)
+        _status(
+            run_dir,
+            config,
+            "interrupted" if interrupted else "failed",
+            done,
+            error=f"{type(exc).__name__}: {exc}",
+        )
         raise
     _write_outputs(run_dir, config, results, sections, time.perf_counter() - started, resumed)
     _status(run_dir, config, "complete", done, resumed=resumed)

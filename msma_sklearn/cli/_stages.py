@@ -64,14 +64,31 @@ def _file_labels(config) -> dict:
     import pandas as pd
 
     path = Path(config.texts)
-    frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_json(path, lines=True)
+    if path.suffix == ".csv":  # "NA" or "None" is a label like any other; only empty is missing
+        frame = pd.read_csv(path, encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        first_row = 2  # the header is line 1
+    else:
+        frame = pd.read_json(path, lines=True, dtype=False)
+        first_row = 1
     missing = [c for c in config.label_columns.values() if c not in frame.columns]
     if missing:
         raise ValueError(
             f"label_columns names {missing}, not columns of {str(path)!r} "
             f"(it has {list(frame.columns)})."
         )
-    return {s: frame[c].astype(str).to_numpy() for s, c in config.label_columns.items()}
+    labels = {}
+    for scale, column in config.label_columns.items():
+        values = frame[column]
+        empty = values.isna() | (values.astype(str).str.strip() == "")
+        if empty.any():
+            rows = (np.flatnonzero(empty.to_numpy()) + first_row).tolist()
+            raise ValueError(
+                f"label column {column!r} of {path.name} has {len(rows)} missing value(s) at "
+                f"line(s) {', '.join(map(str, rows[:10]))}{', ...' if len(rows) > 10 else ''}; "
+                "fill them in or drop those rows (every text needs its label)."
+            )
+        labels[scale] = values.astype(str).to_numpy()
+    return labels
 
 
 def _probe_all(per_layer, labels, texts, config, name) -> dict:
@@ -123,7 +140,8 @@ def stage_extract(config, run_dir: Path, context: dict):
     for name in tqdm(config.models, desc="Extracting models", unit="model"):
         t0 = time.perf_counter()
         _, tokenizer = load_model(name, device=config.device)
-        load_s = time.perf_counter() - t0
+        # the preflight loaded it first (this call hits the cache): report that load's time
+        load_s = context.get("load_seconds", {}).get(name, time.perf_counter() - t0)
         ext, X, extract_s = _extract(name, texts, config)
         context["hidden"][name] = (ext, X)
         n_tokens = int(

@@ -93,6 +93,7 @@ def load_texts(path, *, text_column: str = "text") -> list[str]:
     Notes
     -----
     Blank lines of a ``.txt`` file are skipped with a warning that counts them.
+    Files are read as UTF-8; a leading byte-order mark is ignored.
     """
     path = Path(path)
     if not path.is_file():
@@ -103,7 +104,13 @@ def load_texts(path, *, text_column: str = "text") -> list[str]:
             f"Unsupported texts file {path.name!r}: use .txt (one text per line), .csv "
             f"(a {text_column!r} column) or .jsonl (a {text_column!r} key per line)."
         )
-    raw = path.read_text(encoding="utf-8")
+    try:  # utf-8-sig: a byte-order mark (Excel's CSV) is not part of the first column's name
+        raw = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"Texts file {str(path)!r} is not UTF-8 (byte {exc.start}: {exc.reason}); "
+            "re-save it as UTF-8."
+        ) from None
     if not raw.strip():
         raise ValueError(f"Texts file {str(path)!r} is empty.")
     if suffix == ".txt":

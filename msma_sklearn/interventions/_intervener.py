@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
+import os
 import warnings
 from numbers import Integral, Real
 
@@ -167,7 +169,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     _transient = ("_model", "_tokenizer", "_text_metrics")
 
     _parameter_constraints: dict = {
-        "model": [str],
+        "model": [str, os.PathLike],
         "stack": [StrOptions({"auto", "encoder", "decoder"})],
         "scale": [None, str],
         "scale_layers": "no_validation",  # a dict or a fitted ScaleSegmenter; checked in fit
@@ -270,6 +272,9 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         self : Intervener
         """
         self._validate_params()
+        _check_finite(
+            self, ("alpha", "norm", "sigma", "temperature", "top_p", "sampling_temperature")
+        )
         model, _ = self._load()
         layout = resolve_layout(model, self.stack)
         self.stack_ = layout.stack
@@ -336,6 +341,33 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         names = list(REPRESENTATION_METRICS)
         return names if self._has_lm_head_ else names[:2]
 
+    def _check_segmenter_layout(self, segmenter) -> None:
+        """A segmenter fitted on another model's hidden states would steer the wrong layers."""
+        fitted_layers = np.asarray(getattr(segmenter, "layers_", []))
+        width = getattr(segmenter, "hidden_size_", None)
+        n_states = self.n_layers_ + 1
+        theirs = (
+            f"{fitted_layers.size} hidden states (indices {int(fitted_layers.min())}.."
+            f"{int(fitted_layers.max())}) of width {width}"
+            if fitted_layers.size
+            else f"width {width}"
+        )
+        ours = f"{n_states} hidden states (0..{self.n_layers_}) of width {self.hidden_size_}"
+        all_states = fitted_layers.size > 1 and np.array_equal(
+            fitted_layers, np.arange(fitted_layers.size)
+        )
+        wrong_width = width not in (None, 1, self.hidden_size_)  # 1: one column per layer
+        if (
+            wrong_width
+            or (fitted_layers.size and int(fitted_layers.max()) > self.n_layers_)
+            or (all_states and fitted_layers.size != n_states)
+        ):
+            raise ValueError(
+                f"scale_layers is a ScaleSegmenter fitted on {theirs}, but {self.model!r} "
+                f"({self.stack_} stack) has {ours}: its scales belong to another model. Fit "
+                "the segmenter on this model's hidden states (HiddenStateExtractor(same model))."
+            )
+
     def _resolve_layers(self) -> np.ndarray:
         if self.layers is not None:
             if self.window is not None:
@@ -349,6 +381,8 @@ class Intervener(ModelBackedMixin, BaseEstimator):
                     "Pass scale= (with scale_layers=) or layers= to choose where to act."
                 )
             table = getattr(self.scale_layers, "scale_layers_", self.scale_layers)
+            if hasattr(self.scale_layers, "scale_layers_"):
+                self._check_segmenter_layout(self.scale_layers)
             if not isinstance(table, dict):
                 raise ValueError(
                     "scale_layers must be a dict of scale -> hidden-state indices or a fitted "
@@ -917,3 +951,11 @@ def centred_window(layers, window: int) -> list[int]:
         return layers
     first = (len(layers) - window) // 2
     return layers[first : first + window]
+
+
+def _check_finite(estimator, names) -> None:
+    """NaN or infinity passes scikit-learn's Interval checks; refuse it by name."""
+    bad = {n: getattr(estimator, n) for n in names if not math.isfinite(getattr(estimator, n))}
+    if bad:
+        shown = ", ".join(f"{n}={v!r}" for n, v in bad.items())
+        raise ValueError(f"{type(estimator).__name__} needs finite numbers; got {shown}.")

@@ -15,8 +15,10 @@ def check_texts(texts, *, name: str = "texts") -> list[str]:
 
     Parameters
     ----------
-    texts : list, tuple, numpy array or pandas Series of str
-        The texts. A single string is rejected (wrap it in a list).
+    texts : list, tuple, numpy array, pandas Series or one-column DataFrame of str
+        The texts, one per row. A single string is rejected (wrap it in a
+        list); so is a DataFrame of several columns (which column is meant?),
+        where iterating would give its column names.
     name : str, default="texts"
         Name used in error messages.
 
@@ -36,6 +38,9 @@ def check_texts(texts, *, name: str = "texts") -> list[str]:
     --------
     >>> check_texts(("a cat", "a dog"))
     ['a cat', 'a dog']
+    >>> import pandas as pd
+    >>> check_texts(pd.DataFrame({"text": ["a cat", "a dog"]}))
+    ['a cat', 'a dog']
     """
     if texts is None:
         raise TypeError(f"{name} must be a list of strings, got None.")
@@ -44,6 +49,15 @@ def check_texts(texts, *, name: str = "texts") -> list[str]:
             f"{name} must be a list of strings, got a single {type(texts).__name__} "
             f"({texts[:40]!r}); wrap it in a list: [{name[:-1] if name.endswith('s') else name}]."
         )
+    columns = getattr(texts, "columns", None)
+    if columns is not None and hasattr(texts, "iloc"):  # a DataFrame (pandas, or alike)
+        if len(columns) != 1:
+            raise ValueError(
+                f"{name} must be one text per row; got a DataFrame with {len(columns)} columns "
+                f"{list(columns)[:5]}. Pass the text column alone: df['text'] or "
+                "df[['text']] (in a ColumnTransformer, select one column: ['text'] or 'text')."
+            )
+        texts = texts.iloc[:, 0]
     if sp.issparse(texts):
         raise TypeError(
             f"{name} must be a list of strings; sparse input is not supported "

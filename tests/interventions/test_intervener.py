@@ -226,3 +226,44 @@ def test_clone_and_pickle_without_weights():
     assert len(blob) < 50_000
     restored = pickle.loads(blob)
     assert restored.generate(PROMPTS) == iv.generate(PROMPTS)
+
+
+@pytest.mark.parametrize(
+    "n_states,width,match",
+    [
+        (5, 32, r"fitted on 5 hidden states \(indices 0..4\) of width 32, but 'tiny-gpt2'"),
+        (7, 64, r"fitted on 7 hidden states .* has 5 hidden states \(0..4\) of width 64"),
+    ],
+)
+def test_a_segmenter_of_another_model_layout_is_refused(n_states, width, match):
+    """A MiniLM segmenter (7 x 384) given to SmolLM2 (31 x 576) used to steer state 6 only."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, n_states * width))
+    seg = ScaleSegmenter(layers=n_states, n_scales=2, random_state=0).fit(X)
+    with pytest.raises(ValueError, match=match):
+        Intervener("tiny-gpt2", scale=seg.scale_names_[0], scale_layers=seg).fit()
+
+
+def test_a_segmenter_of_the_same_layout_is_accepted():
+    X = np.random.default_rng(0).normal(size=(40, 5 * 64))
+    seg = ScaleSegmenter(layers=5, n_scales=2, random_state=0).fit(X)
+    iv = Intervener("tiny-gpt2", scale=seg.scale_names_[-1], scale_layers=seg).fit()
+    assert iv.layers_.tolist() == sorted(seg.scale_layers_[seg.scale_names_[-1]])
+
+
+@pytest.mark.parametrize("param", ["alpha", "norm", "sigma", "temperature", "top_p"])
+def test_non_finite_strengths_are_refused(param):
+    """alpha=nan used to generate '' without a word (bounded ones sklearn's check refuses)."""
+    with pytest.raises(ValueError, match=rf"{param}.*nan"):
+        Intervener("tiny-gpt2", layers=[1], **{param: float("nan")}).fit()
+
+
+def test_a_local_checkpoint_path_is_accepted(tmp_path):
+    from pathlib import Path
+
+    model, tok = load_model("tiny-gpt2")
+    model.save_pretrained(tmp_path / "ck")
+    tok.save_pretrained(tmp_path / "ck")
+    iv = Intervener(Path(tmp_path / "ck"), layers=[1], max_new_tokens=3).fit()
+    base = Intervener("tiny-gpt2", layers=[1], max_new_tokens=3).fit()
+    assert iv.generate(["The cat"]) == base.generate(["The cat"])

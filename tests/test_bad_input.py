@@ -1,0 +1,129 @@
+"""Bad input of every kind gets a clear error before any work (issue #17, item 6).
+
+One row per case; each message must say what was received and what to do. Cases
+that need a model live beside their estimator's tests (named in the comments).
+"""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from msma_sklearn.cli._config import ConfigError, load_config
+from msma_sklearn.datasets import load_texts
+
+
+def _write(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name,data,kwargs,expected",
+    [
+        ("bom.csv", "\ufefftext,label\nA cat.,x\nA dog.,y\n".encode(), {}, ["A cat.", "A dog."]),
+        ("plain.txt", b"one\n\ntwo\n", {}, ["one", "two"]),  # blank line: warned
+    ],
+)
+def test_texts_files_that_are_read(tmp_path, name, data, kwargs, expected):
+    with pytest.warns(UserWarning) if name.endswith(".txt") else _nothing():
+        assert load_texts(_write(tmp_path / name, data), **kwargs) == expected
+
+
+class _nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+@pytest.mark.parametrize(
+    "name,data,kwargs,match",
+    [
+        ("latin.txt", "caf\u00e9\n".encode("latin-1"), {}, r"latin.txt' is not UTF-8 .*re-save"),
+        ("x.csv", b"body\nhello\n", {}, r"no 'text' column; columns are \['body'\]"),
+        ("x.jsonl", b'{"text": "a"}\n{oops\n', {}, r"x.jsonl, line 2: invalid JSON"),
+        ("x.csv", b"text\nhello\n\n", {}, None),  # a trailing blank line is no row
+        ("x.csv", b"text\nhello\n  \n", {}, r"line 3: 'text' is empty"),
+        ("x.pdf", b"%PDF", {}, r"Unsupported texts file 'x.pdf'"),
+        ("empty.txt", b"  \n", {}, r"is empty"),
+    ],
+)
+def test_texts_files_that_are_refused(tmp_path, name, data, kwargs, match):
+    path = _write(tmp_path / name, data)
+    if match is None:
+        assert load_texts(path) == ["hello"]
+        return
+    with pytest.raises(ValueError, match=match):
+        load_texts(path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        ({"alignment.lambda_geo": [float("nan"), 1.0]}, r"'alignment.lambda_geo' must be .*finite"),
+        ({"alignment.lambda_info": [float("inf")]}, r"'alignment.lambda_info' must be .*finite"),
+        ({"interventions.target_kl": [float("nan")]}, r"'interventions.target_kl' must be"),
+        ({"interventions.primary_kl": float("nan")}, r"'interventions.primary_kl' must be"),
+        ({"extraction.batch_size": 0}, r"'extraction.batch_size' must be \"auto\" or an integer"),
+        (
+            {"interventions.dose_response_models": ["minilm"]},
+            r"must be among 'interventions.models'",
+        ),
+    ],
+)
+def test_settings_checked_before_any_work(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(**overrides)
+
+
+@pytest.mark.parametrize(
+    "cells,match",
+    [
+        (
+            ["x", "", "y", "x"],
+            r"'level' of texts.csv has 3 missing value\(s\) at line\(s\) 3, 7, 11; fill",
+        ),
+        (["x", "y", " ", ""], r"6 missing value\(s\) at line\(s\) 4, 5, 8, 9, 12, 13"),
+    ],
+)
+def test_label_columns_with_missing_values_are_named_with_their_lines(tmp_path, cells, match):
+    from msma_sklearn.cli._stages import load_run_texts
+
+    texts = [f"Text number {i} is here." for i in range(12)]
+    labels = (cells * 3)[:12]
+    pd.DataFrame({"text": texts, "level": labels}).to_csv(tmp_path / "texts.csv", index=False)
+    config = load_config(texts=str(tmp_path / "texts.csv"), label_columns={"local": "level"})
+    with pytest.raises(ValueError, match=match):
+        load_run_texts(config)
+
+
+def test_na_and_none_are_labels_not_missing_values(tmp_path):
+    from msma_sklearn.cli._stages import load_run_texts
+
+    texts = [f"Text number {i} is here." for i in range(12)]
+    labels = ["NA", "None", "null", "x"] * 3
+    (tmp_path / "t.jsonl").write_text(
+        "\n".join(json.dumps({"text": t, "level": y}) for t, y in zip(texts, labels, strict=True))
+    )
+    pd.DataFrame({"text": texts, "level": labels}).to_csv(tmp_path / "t.csv", index=False)
+    for name in ("t.csv", "t.jsonl"):
+        config = load_config(texts=str(tmp_path / name), label_columns={"local": "level"})
+        _, got = load_run_texts(config)
+        assert got["local"].tolist() == labels
+    assert np.unique(got["local"]).size == 4
+
+
+def test_an_encoder_as_steered_model_is_refused_before_any_work(tmp_path):
+    """It used to fail only in the last stage, after extraction, segmentation and alignment."""
+    from msma_sklearn.cli._run import run_study
+
+    config = load_config(
+        models=["tiny-bert", "tiny-gpt2"],
+        **{"interventions.models": ["tiny-bert"], "output.dir": str(tmp_path)},
+    )
+    with pytest.raises(ValueError, match=r"names 'tiny-bert', a bert model that does not generate"):
+        run_study(config)
+    assert not any(tmp_path.iterdir())  # nothing written
