@@ -185,7 +185,7 @@ def _preflight(config: RunConfig) -> dict:
     (each loads; each steered one generates text). Returns each model's load time (s)."""
     from ..extraction import load_model
     from ..interventions._intervener import _is_generative
-    from ._stages import load_run_texts
+    from ._stages import load_run_texts, model_family
 
     load_run_texts(config)
     seconds = {}
@@ -196,6 +196,13 @@ def _preflight(config: RunConfig) -> dict:
         except (OSError, ValueError, ImportError) as exc:
             raise ValueError(f"Model {name!r} cannot be loaded: {exc}") from exc
         seconds[name] = time.perf_counter() - start
+        if config.segmentation == "readme" and model_family(name, model) is None:
+            raise ValueError(
+                f"segmentation.method 'readme' uses the original README's rows (GPT-2, BERT, "
+                f"RoBERTa, T5, and decoder-only causal LMs as GPT-2); model {name!r} is a "
+                f"{model.config.model_type} model with no row. Use 'cka' (the default), 'mi', "
+                "'attention_span' or 'uniform'."
+            )
         if name in config.intervention_models and not _is_generative(model):
             raise ValueError(
                 f"'interventions.models' names {name!r}, a {model.config.model_type} model "

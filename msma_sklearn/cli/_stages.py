@@ -30,6 +30,38 @@ FAMILIES = {
     "tiny-t5": "t5",
 }
 
+#: model_type -> family of the original presets, for models not in FAMILIES
+_TYPE_FAMILIES = {"bert": "bert", "roberta": "roberta", "t5": "t5", "gpt2": "gpt2"}
+
+
+def model_family(name: str, model=None) -> str | None:
+    """The original presets' family of ``name``: from FAMILIES, else from the model's config
+    (bert / roberta / t5 / gpt2 by ``model_type``; any other decoder-only causal LM is
+    "gpt2", as for SmolLM2); None when neither tells."""
+    if name in FAMILIES:
+        return FAMILIES[name]
+    if model is None:
+        return None
+    config = model.config
+    family = _TYPE_FAMILIES.get(str(config.model_type))
+    if family is None and not config.is_encoder_decoder and model.can_generate():
+        family = "gpt2"
+    return family
+
+
+def file_stem(name: str) -> str:
+    """A file-name-safe stem for a model spec: the name itself for the package's models, else
+    the last path part made safe plus a short hash of the whole spec (so two checkpoints
+    called ``model`` in different folders do not overwrite each other's figures)."""
+    import hashlib
+    import re
+
+    if re.fullmatch(r"[A-Za-z0-9._:-]+", name) and name not in (".", ".."):
+        return name.replace(":", "-")
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "-", Path(name.rstrip("/\\")).name or name).strip("-.")
+    return f"{tail or 'model'}-{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+
+
 # The original README's "Semantic Layer Distribution" table, verbatim.
 README_TABLE = [
     "| GPT-2 (README) | 0-2 (25%) | 3-8 (50%) | 9-12 (25%) |",
@@ -149,7 +181,7 @@ def stage_extract(config, run_dir: Path, context: dict):
         )
         per_layer = ext.reshape_by_layer(X)
         probes = _probe_all(per_layer, labels, texts, config, name)
-        with atomic_path(run_dir / f"hidden_states_{name}.npz") as tmp:
+        with atomic_path(run_dir / f"hidden_states_{file_stem(name)}.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(
                     fh,
@@ -360,7 +392,7 @@ def stage_segment(config, run_dir: Path, context: dict):
     results = {}
     seed = config.random_state
     for name, (ext, X) in tqdm(hidden.items(), desc="Segmenting", unit="model"):
-        family = FAMILIES.get(name)
+        family = model_family(name, ext._loaded()[0])
         spans = ext.attention_span(texts)
         frame = pd.DataFrame(X, columns=ext.get_feature_names_out())
         n_states = len(ext.layers_)
@@ -389,14 +421,14 @@ def stage_segment(config, run_dir: Path, context: dict):
         tiny = name.startswith("tiny-")  # random-weight test models: no null of their own
         real = name in config.models
         if real:
-            projection = run_dir / f"scale_projection_{name}.png"
+            projection = run_dir / f"scale_projection_{file_stem(name)}.png"
             _projection_plot(chosen, frame, context["labels"], name, projection)
         readme = fitted.get("preset: readme")
         compare = {"README preset": readme.boundaries_} if readme is not None else {}
         ax = plot_layer_similarity(
             cka, title=f"{name}: layer similarity ({len(texts)} texts)", compare=compare
         )
-        png = run_dir / f"layer_similarity_{name}.png"
+        png = run_dir / f"layer_similarity_{file_stem(name)}.png"
         save_figure(ax.figure, png)
         curves = {"this model" if tiny else "trained": _curve(frame, config)}
         null = grid = None
@@ -418,10 +450,10 @@ def stage_segment(config, run_dir: Path, context: dict):
                 n_layers=n_states,
                 title=f"{name}: boundaries over {config.n_bootstrap} refits on 80% of the texts",
             )
-            grid_png = run_dir / f"segmentation_robustness_{name}.png"
+            grid_png = run_dir / f"segmentation_robustness_{file_stem(name)}.png"
             save_figure(ax.figure, grid_png)
         ax = plot_scale_count_curves(curves, title=f"{name}: how many scales")
-        curve_png = run_dir / f"scale_count_{name}.png"
+        curve_png = run_dir / f"scale_count_{file_stem(name)}.png"
         save_figure(ax.figure, curve_png)
         results[name] = {
             "family": family,
@@ -729,15 +761,15 @@ def stage_align(config, run_dir: Path, context: dict):
             random_state=config.random_state,
             return_fits=True,
         )
-        with atomic_path(run_dir / f"ablation_{name}.csv") as tmp:
+        with atomic_path(run_dir / f"ablation_{file_stem(name)}.csv") as tmp:
             long.to_csv(tmp, index=False)
-        with atomic_path(run_dir / f"ablation_fits_{name}.csv") as tmp:
+        with atomic_path(run_dir / f"ablation_fits_{file_stem(name)}.csv") as tmp:
             fits.to_csv(tmp, index=False)
         pulls = fits.groupby("config", sort=False)[
             ["share_geo", "share_info", "share_curv", "n_steps"]
         ].mean()
         table = summarise_ablation(long)
-        _ablation_bars(table, name, run_dir / f"ablation_{name}.png")
+        _ablation_bars(table, name, run_dir / f"ablation_{file_stem(name)}.png")
         grid = GridSearchCV(
             ManifoldAligner(map="mlp", random_state=config.random_state),
             grid_params,
@@ -786,7 +818,7 @@ def stage_align(config, run_dir: Path, context: dict):
                 for cfg, row in pulls.iterrows()
             },
         }
-        _lambda_heatmap(search, name, run_dir / f"lambda_search_{name}.png")
+        _lambda_heatmap(search, name, run_dir / f"lambda_search_{file_stem(name)}.png")
     return results, _align_markdown(results)
 
 
@@ -918,9 +950,9 @@ def _align_markdown(results) -> str:
             )
         lines += [
             "",
-            f"![{name} ablation](ablation_{name}.png)",
+            f"![{name} ablation](ablation_{file_stem(name)}.png)",
             "",
-            f"![{name} lambda search](lambda_search_{name}.png)",
+            f"![{name} lambda search](lambda_search_{file_stem(name)}.png)",
         ]
     return "\n".join(lines) + "\n"
 
@@ -1002,8 +1034,8 @@ def stage_intervene(config, run_dir: Path, context: dict):
             ("calibration", study.calibration_frame()),
         ):
             frames[key].append(frame.assign(model=model))
-        save_figure(plot_dose_response(study), run_dir / f"dose_response_{model}.png")
-        save_figure(plot_intervention_effects(study), run_dir / f"intervention_forest_{model}.png")
+        save_figure(plot_dose_response(study), run_dir / f"dose_response_{file_stem(model)}.png")
+        save_figure(plot_intervention_effects(study), run_dir / f"intervention_forest_{file_stem(model)}.png")
     for key, name in (
         ("effects", "interventions.csv"),
         ("fluency", "intervention_fluency.csv"),
@@ -1142,9 +1174,9 @@ def _intervene_markdown(results, studies, effects) -> str:
             )
         lines += [
             "",
-            f"![{model} dose-response](dose_response_{model}.png)",
+            f"![{model} dose-response](dose_response_{file_stem(model)}.png)",
             "",
-            f"![{model} intervention effects](intervention_forest_{model}.png)",
+            f"![{model} intervention effects](intervention_forest_{file_stem(model)}.png)",
             "",
         ]
     lines += [

@@ -246,3 +246,67 @@ def test_bad_inputs_exit_nonzero_before_writing(tmp_path, capsys, flags, match):
     assert code == 2
     assert match in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_local_checkpoint_runs_with_safe_names_every_figure_embedded_and_its_family(tmp_path):
+    """A checkpoint path as model: figures used to land in nested folders, the report embedded
+    1 of 5, and segmentation.method 'readme' died with KeyError 'preset: readme'."""
+    import re
+
+    from msma_sklearn.cli._stages import file_stem
+    from msma_sklearn.extraction import load_model
+
+    model, tok = load_model("tiny-gpt2")
+    checkpoint = tmp_path / "ckpts" / "my model"
+    model.save_pretrained(checkpoint)
+    tok.save_pretrained(checkpoint)
+    spec = str(checkpoint)
+    path, run_dir = _small_config(
+        tmp_path,
+        models=[spec],
+        segmentation={"n_bootstrap": 0, "method": "readme"},
+    )
+    config = yaml.safe_load(path.read_text())
+    config["interventions"]["models"] = [spec]
+    path.write_text(yaml.safe_dump(config))
+    assert main(["run", "--config", str(path)]) == 0
+    stem = file_stem(spec)
+    assert re.fullmatch(r"my-model-[0-9a-f]{8}", stem)
+    pngs = sorted(p.name for p in run_dir.glob("*.png"))
+    assert pngs and all(stem in p for p in pngs)
+    assert not [p for p in run_dir.rglob("*.png") if p.parent != run_dir]  # no nested folders
+    report = (run_dir / "report.html").read_text()
+    assert report.count('src="data:image/png;base64,') == len(pngs)
+    assert not re.search(r'<img [^>]*src="(?!data:)', report)  # no link to a missing file
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["segment"][spec]["family"] == "gpt2"  # from the checkpoint's config
+
+
+def test_readme_preset_on_a_model_without_a_row_is_refused_up_front(monkeypatch):
+    from msma_sklearn.cli import _stages
+    from msma_sklearn.cli._run import _preflight
+
+    config = load_config(models=["tiny-gpt2"], **{"segmentation.method": "readme"})
+    assert _preflight(config)["tiny-gpt2"] >= 0  # GPT-2 has its row
+    monkeypatch.setattr(_stages, "model_family", lambda name, model=None: None)
+    with pytest.raises(ValueError, match=r"'readme' uses the original README's rows .*'cka'"):
+        _preflight(config)
+
+
+def test_model_family_from_the_config():
+    from transformers import BartConfig, BartForConditionalGeneration, BertConfig, BertModel
+
+    from msma_sklearn.cli._stages import model_family
+    from msma_sklearn.extraction import load_model
+
+    assert model_family("smollm2-135m") == "gpt2"  # the table
+    assert model_family("/ckpt/x", load_model("tiny-t5")[0]) == "t5"
+    assert model_family("/ckpt/x", load_model("tiny-roberta")[0]) == "roberta"
+    small = dict(d_model=16, encoder_layers=1, decoder_layers=1, vocab_size=50)
+    bart = BartForConditionalGeneration(
+        BartConfig(encoder_attention_heads=2, decoder_attention_heads=2, **small)
+    )
+    assert model_family("/ckpt/bart", bart) is None  # encoder-decoder without a row
+    bert = BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2))
+    assert model_family("/ckpt/bert", bert) == "bert"
+    assert model_family("/ckpt/unknown") is None
