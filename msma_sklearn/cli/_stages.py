@@ -1035,7 +1035,10 @@ def stage_intervene(config, run_dir: Path, context: dict):
         ):
             frames[key].append(frame.assign(model=model))
         save_figure(plot_dose_response(study), run_dir / f"dose_response_{file_stem(model)}.png")
-        save_figure(plot_intervention_effects(study), run_dir / f"intervention_forest_{file_stem(model)}.png")
+        save_figure(
+            plot_intervention_effects(study),
+            run_dir / f"intervention_forest_{file_stem(model)}.png",
+        )
     for key, name in (
         ("effects", "interventions.csv"),
         ("fluency", "intervention_fluency.csv"),
