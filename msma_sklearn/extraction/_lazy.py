@@ -25,6 +25,7 @@ class ModelBackedMixin:
             device=self.device,
             dtype=self.dtype,
             device_map=getattr(self, "device_map", None),
+            verbose=getattr(self, "verbose", 0),
         )
         self._model, self._tokenizer = model, tokenizer
         return model, tokenizer

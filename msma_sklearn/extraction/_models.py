@@ -32,6 +32,7 @@ empties it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -132,7 +133,9 @@ def clear_model_cache() -> None:
         _MODEL_CACHE.clear()
 
 
-def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", device_map=None):
+def load_model(
+    spec: str, *, device: str = "auto", dtype: str = "float32", device_map=None, verbose: int = 0
+):
     """Load a model and its tokenizer from a spec.
 
     Parameters
@@ -150,6 +153,9 @@ def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", devic
         devices with accelerate (``"auto"``, ``"balanced"``, or a mapping of
         module names to devices), for models larger than one GPU; ``device``
         is then ignored and inputs go to the device of the embeddings.
+    verbose : int, default=0
+        Show transformers' own progress bars ("Loading weights") while
+        loading; silent by default.
 
     Returns
     -------
@@ -179,14 +185,42 @@ def load_model(spec: str, *, device: str = "auto", dtype: str = "float32", devic
     spec = os.fspath(spec)
     torch_dtype = resolve_dtype(dtype)
     if device_map is not None:
-        return _load_dispatched(spec, torch_dtype, device_map)
+        with _progress_bars(verbose):
+            return _load_dispatched(spec, torch_dtype, device_map)
     torch_device = resolve_device(device)
 
     def load():
-        model, tokenizer = _load_uncached(spec)
+        with _progress_bars(verbose):
+            model, tokenizer = _load_uncached(spec)
         return model.to(device=torch_device, dtype=torch_dtype).eval(), tokenizer
 
     return _cached_load((spec, str(torch_device), str(torch_dtype)), load)
+
+
+@contextlib.contextmanager
+def _progress_bars(verbose):
+    """transformers' and huggingface_hub's progress bars on only when ``verbose``."""
+    from huggingface_hub.utils import (
+        are_progress_bars_disabled,
+        disable_progress_bars,
+        enable_progress_bars,
+    )
+    from transformers.utils import logging as hf_logging
+
+    if verbose:
+        yield
+        return
+    was_on = hf_logging.is_progress_bar_enabled()
+    hub_was_off = are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
+        if not hub_was_off:
+            enable_progress_bars()
 
 
 def _cached_load(key, load):

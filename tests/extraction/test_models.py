@@ -181,3 +181,20 @@ def test_random_weights_spec_bad(spec):
 
     with pytest.raises(ValueError, match="'random:' must be followed by one model spec"):
         load_model(spec)
+
+
+def test_loading_prints_no_progress_bar_unless_verbose(capfd):
+    """transformers' "Loading weights" bar printed on every load, even with verbose=0."""
+    from msma_sklearn.extraction._models import _MODEL_CACHE
+
+    for key in [k for k in _MODEL_CACHE if k[0] == "minilm" and "bfloat16" in k[2]]:
+        del _MODEL_CACHE[key]
+    load_model("minilm", dtype="bfloat16")  # a fresh load from disk
+    assert "Loading weights" not in capfd.readouterr().err
+    for key in [k for k in _MODEL_CACHE if k[0] == "minilm" and "bfloat16" in k[2]]:
+        del _MODEL_CACHE[key]
+    load_model("minilm", dtype="bfloat16", verbose=1)
+    assert "Loading weights" in capfd.readouterr().err
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()  # restored for the user's own loads
