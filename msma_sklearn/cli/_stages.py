@@ -586,7 +586,13 @@ def _segment_markdown(config, results) -> str:
             ari_s = f"{c['ari']:.2f} ({c['null_ari_mean']:.2f}, p={c['p_ari']:.2f})" if c else "–"
             lines.append(f"{row['table_row']} {conf_s} | {st_s} | {dist_s} | {ari_s} |")
         lines += ["", f"![{name} layer similarity]({r['heatmap']})"]
-        if vs and "cka" in vs:
+        if vs and r["random_weights_model"]:
+            lines += [
+                "",
+                f"No verdict against the README preset on {name}: a random-weight test model "
+                "has no learned structure for the preset to describe.",
+            ]
+        elif vs and "cka" in vs:
             c = vs["cka"]
             if c["distance"] == 0:
                 verdict = "The CKA segmentation puts the boundaries where the README preset does"
@@ -850,14 +856,27 @@ def _ablation_bars(table, name: str, path: Path) -> None:
 
 
 def _lambda_heatmap(search: list[dict], name: str, path: Path) -> None:
+    from ..plotting._similarity import save_figure
+
+    save_figure(lambda_heatmap_figure(search, name), path)
+
+
+def lambda_heatmap_figure(search: list[dict], name: str):
     """Mean held-out r² over the λ_geo x λ_info grid, one panel per λ_curv."""
-    from ..plotting._similarity import _pyplot, save_figure
+    from ..plotting._similarity import _pyplot
 
     plt = _pyplot()
     geo = sorted({r["lambda_geo"] for r in search})
     info = sorted({r["lambda_info"] for r in search})
     curv = sorted({r["lambda_curv"] for r in search})
-    fig, axes = plt.subplots(1, len(curv), figsize=(3.6 * len(curv) + 0.8, 3.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(curv),
+        figsize=(3.2 * len(curv) + 1.6, 3.6),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",  # labels, panels and colour bar never overlap
+    )
     lookup = {(r["lambda_geo"], r["lambda_info"], r["lambda_curv"]): r["mean_r2"] for r in search}
     values = np.array([[[lookup[(g, i, c)] for g in geo] for i in info] for c in curv])
     lo, hi = float(values.min()), float(values.max())
@@ -870,11 +889,11 @@ def _lambda_heatmap(search: list[dict], name: str, path: Path) -> None:
         ax.set_xticks(range(len(geo)), [str(g) for g in geo])
         ax.set_yticks(range(len(info)), [str(i) for i in info])
         ax.set_xlabel("λ_geo")
-        ax.set_ylabel("λ_info")
         ax.set_title(f"λ_curv = {c}", fontsize=9)
+    axes[0][0].set_ylabel("λ_info")
     fig.colorbar(im, ax=list(axes[0]), label="mean held-out r²")
     fig.suptitle(f"{name}: λ grid search", fontsize=10)
-    save_figure(fig, path)
+    return fig
 
 
 def _align_markdown(results) -> str:

@@ -203,6 +203,10 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     }
     for name, heading in tables.items():
         assert heading in (run_dir / name).read_text()
+    # a random-weight test model gets no verdict against the README preset
+    layers_md = (run_dir / "layer_distribution.md").read_text()
+    assert "No verdict against the README preset on tiny-gpt2" in layers_md
+    assert "The CKA segmentation" not in layers_md
     pngs = [
         "layer_similarity_tiny-gpt2.png",
         "scale_count_tiny-gpt2.png",
