@@ -127,3 +127,16 @@ def test_an_encoder_as_steered_model_is_refused_before_any_work(tmp_path):
     with pytest.raises(ValueError, match=r"names 'tiny-bert', a bert model that does not generate"):
         run_study(config)
     assert not any(tmp_path.iterdir())  # nothing written
+
+
+@pytest.mark.parametrize("X", [np.zeros((20, 5 * 8)), np.ones((20, 5 * 8))])
+def test_constant_states_are_refused_by_the_segmenter(X):
+    """An all-zero X used to give a segmentation without a word."""
+    from msma_sklearn import ScaleSegmenter
+
+    with pytest.raises(ValueError, match=r"Hidden state\(s\) \[0, 1, 2, 3, 4\] are the same"):
+        ScaleSegmenter(layers=5, n_scales=2).fit(X)
+    X = np.random.default_rng(0).normal(size=(20, 40))
+    X[:, 8:16] = 0.0  # one constant layer among varied ones
+    with pytest.raises(ValueError, match=r"Hidden state\(s\) \[1\] are the same"):
+        ScaleSegmenter(layers=5, n_scales=2).fit(X)

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..utils._io import atomic_path
 from ..utils._validation import check_texts
+from ..utils._warnings import warn_user
 from ._core import (
     POOLINGS,
     attention_distance,
@@ -485,21 +486,17 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
 
     def _warn_sink_only(self, n_short: int, n_texts: int) -> None:
         if n_short:
-            warnings.warn(
+            warn_user(
                 f"{n_short} of {n_texts} text(s) have no more than sink_tokens="
                 f"{self._sinks()} real token(s); their sink tokens were pooled (nothing else "
-                "was left). Pass longer texts or sink_tokens=0.",
-                UserWarning,
-                stacklevel=4,
+                "was left). Pass longer texts or sink_tokens=0."
             )
 
     def _warn_truncated(self, n_truncated: int, n_texts: int) -> None:
         if n_truncated:
-            warnings.warn(
+            warn_user(
                 f"{n_truncated} of {n_texts} text(s) exceed max_length={self.max_length} "
-                "tokens and were truncated; raise max_length to keep them whole.",
-                UserWarning,
-                stacklevel=4,
+                "tokens and were truncated; raise max_length to keep them whole."
             )
 
     def _batches(self, model, layout, tok, pad_id, desc):

@@ -296,10 +296,11 @@ def _load_from_hub(spec: str, **kwargs):
         )
     offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
     offline = offline or os.environ.get("TRANSFORMERS_OFFLINE", "0") not in ("0", "", "false")
-    if offline:
+    if offline and not _in_hub_cache(spec):
         raise ValueError(
-            f"Cannot load model {spec!r}: it is not an offline name or a local directory, and "
-            f"the Hugging Face Hub is disabled (HF_HUB_OFFLINE is set). {_HINT}"
+            f"Cannot load model {spec!r}: it is not an offline name, a local directory or a "
+            "model in the local Hugging Face cache, and the Hub is disabled (HF_HUB_OFFLINE is "
+            f"set). {_HINT}"
         )
     try:
         return _load_pretrained(spec, **kwargs)
@@ -308,6 +309,17 @@ def _load_from_hub(spec: str, **kwargs):
             f"Cannot load model {spec!r} from the Hugging Face Hub ({exc.__class__.__name__}: "
             f"{str(exc).splitlines()[0][:200]}). {_HINT}"
         ) from exc
+
+
+def _in_hub_cache(spec: str) -> bool:
+    """Whether the Hub id's config is in the local Hugging Face cache (loadable offline)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(spec, "config.json")
+    except Exception:  # noqa: BLE001 - an id the cache cannot even parse is not there
+        return False
+    return isinstance(found, str)
 
 
 def _load_dispatched(spec: str, torch_dtype, device_map):

@@ -337,6 +337,16 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
                 "scales; extract more layers or lower n_scales."
             )
         layer_arrays = [cube[:, i] for i in np.flatnonzero(use)]
+        constant = [
+            int(j) for j, a in zip(used, layer_arrays, strict=True) if np.ptp(a, axis=0).max() == 0
+        ]
+        if self.method in ("cka", "mi") and constant:
+            raise ValueError(
+                f"Hidden state(s) {constant} are the same for every text (e.g. all zeros), so "
+                f"their similarity to other layers is undefined and method={self.method!r} "
+                "cannot place them. Check the extraction (or leave those layers out with "
+                "layers=)."
+            )
         if auto:
             k_max = min(self.max_scales, used.size)
             seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)

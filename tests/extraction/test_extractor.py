@@ -373,3 +373,15 @@ def test_sink_tokens_in_cache_key(tmp_path, texts):
     b = HiddenStateExtractor("tiny-gpt2", sink_tokens=0, cache_dir=tmp_path).fit(texts)
     assert not np.allclose(a, b.transform(texts))
     assert len(list(tmp_path.glob("hidden-*.npz"))) == 2
+
+
+def test_truncation_warning_points_at_the_callers_line():
+    """It was attributed to scikit-learn's _set_output.py (the wrapper around transform)."""
+    import warnings
+
+    ext = HiddenStateExtractor("tiny-gpt2", max_length=4).fit(["a b c d e f g h"])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ext.transform(["a b c d e f g h i j"])
+    (w,) = [w for w in caught if "truncated" in str(w.message)]
+    assert w.filename == __file__

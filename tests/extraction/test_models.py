@@ -198,3 +198,36 @@ def test_loading_prints_no_progress_bar_unless_verbose(capfd):
     from transformers.utils import logging as hf_logging
 
     assert hf_logging.is_progress_bar_enabled()  # restored for the user's own loads
+
+
+def test_a_hub_model_in_the_local_cache_loads_offline(tmp_path):
+    """Under HF_HUB_OFFLINE=1 a Hub id already in the cache was refused, although
+    transformers loads it; one that is not cached is still a clear error."""
+    import subprocess
+    import sys
+
+    model, tok = load_model("tiny-gpt2")
+    snapshot = tmp_path / "hub" / "models--someone--tiny" / "snapshots" / ("0" * 40)
+    model.save_pretrained(snapshot)
+    tok.save_pretrained(snapshot)
+    (tmp_path / "hub" / "models--someone--tiny" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--tiny" / "refs" / "main").write_text("0" * 40)
+    code = (
+        "from msma_sklearn.extraction import load_model\n"
+        "m, _ = load_model('someone/tiny')\n"
+        "print(m.config.model_type)\n"
+        "try:\n"
+        "    load_model('someone/absent')\n"
+        "except ValueError as e:\n"
+        "    print('refused:', 'local Hugging Face cache' in str(e))\n"
+    )
+    env = {
+        **__import__("os").environ,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["gpt2", "refused:", "True"]
