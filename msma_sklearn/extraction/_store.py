@@ -195,14 +195,25 @@ def extract_to_store(texts, path, extractor, *, n_jobs=-1, scheduler=None, progr
     -------
     HiddenStateStore
     """
+
+    texts = check_texts(texts, name="texts")
+    # connect first: an unreachable scheduler must leave nothing behind (a manifest
+    # written before the failure would refuse the next run of other texts here)
+    client = _client(scheduler) if scheduler is not None else None
+    try:
+        return _extract_to_store(texts, Path(path), extractor, n_jobs, scheduler, progress)
+    finally:
+        if client is not None and isinstance(scheduler, str):
+            client.close()
+
+
+def _extract_to_store(texts, folder, extractor, n_jobs, scheduler, progress):
     from joblib import Parallel, delayed, parallel_config
     from sklearn.base import clone
     from tqdm.auto import tqdm
 
     from ._models import model_fingerprint
 
-    texts = check_texts(texts, name="texts")
-    folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
     fitted = clone(extractor).set_params(n_jobs=None, cache_dir=None, verbose=0).fit(texts[:1])
     size = fitted.shard_size
@@ -244,17 +255,12 @@ def extract_to_store(texts, path, extractor, *, n_jobs=-1, scheduler=None, progr
             delayed(_write_shard)(worker, texts[s : s + size], str(folder), i, s) for i, s in todo
         )
         config = {"backend": "dask"} if scheduler is not None else {}
-        client = _client(scheduler) if scheduler is not None else None
-        try:
-            with parallel_config(**config, n_jobs=n_jobs):
-                results = Parallel(return_as="generator_unordered")(tasks)
-                for receipt in tqdm(
-                    results, total=len(todo), desc="Shards", unit="shard", disable=not progress
-                ):
-                    receipts[receipt["index"]] = receipt
-        finally:
-            if client is not None and isinstance(scheduler, str):
-                client.close()
+        with parallel_config(**config, n_jobs=n_jobs):
+            results = Parallel(return_as="generator_unordered")(tasks)
+            for receipt in tqdm(
+                results, total=len(todo), desc="Shards", unit="shard", disable=not progress
+            ):
+                receipts[receipt["index"]] = receipt
     _write_manifest(manifest_path, spec, receipts)
     truncated = sum(r.get("n_truncated", 0) for r in receipts.values())
     fitted._warn_truncated(truncated, len(texts))
@@ -262,10 +268,18 @@ def extract_to_store(texts, path, extractor, *, n_jobs=-1, scheduler=None, progr
     return HiddenStateStore(folder)
 
 
-def _client(scheduler):
+def _client(scheduler, timeout: str = "20s"):
     from dask.distributed import Client
 
-    return scheduler if isinstance(scheduler, Client) else Client(scheduler)
+    if isinstance(scheduler, Client):
+        return scheduler
+    try:
+        return Client(scheduler, timeout=timeout)
+    except OSError as exc:  # includes TimeoutError
+        raise OSError(
+            f"Cannot reach the Dask scheduler at {scheduler!r} within {timeout} ({exc}); start "
+            "it (dask scheduler) or check the address. Nothing was written."
+        ) from exc
 
 
 def _write_manifest(path: Path, spec: dict, receipts: dict) -> None:

@@ -143,3 +143,17 @@ def test_cli_extract_to_a_store_on_a_scheduler(cluster, tmp_path, capsys):
     bad = ["extract", "--texts", str(path), "--out", str(tmp_path / "x.npz")]
     assert main([*bad, "--scheduler", local.scheduler_address]) == 2
     assert "give --out a directory" in capsys.readouterr().err
+
+
+def test_an_unreachable_scheduler_writes_nothing(tmp_path, texts):
+    """It used to leave an incomplete manifest that refused the next run of other texts."""
+    from msma_sklearn.extraction import extract_to_store
+
+    folder = tmp_path / "store"
+    with pytest.raises(OSError, match=r"Cannot reach the Dask scheduler at 'tcp://127.0.0.1:9'"):
+        extract_to_store(
+            texts, folder, HiddenStateExtractor("tiny-gpt2"), scheduler="tcp://127.0.0.1:9"
+        )
+    assert not folder.exists()
+    store = extract_to_store(texts[:3], folder, HiddenStateExtractor("tiny-gpt2"), progress=False)
+    assert store.shape[0] == 3
