@@ -1,6 +1,7 @@
 """Bundled data and readers for users' texts."""
 
 from ._corpus import load_corpus, load_texts
+from ._docstrings import load_docstrings
 from ._prose import load_reference_prose
 
-__all__ = ["load_corpus", "load_reference_prose", "load_texts"]
+__all__ = ["load_corpus", "load_docstrings", "load_reference_prose", "load_texts"]
