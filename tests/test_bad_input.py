@@ -140,3 +140,16 @@ def test_constant_states_are_refused_by_the_segmenter(X):
     X[:, 8:16] = 0.0  # one constant layer among varied ones
     with pytest.raises(ValueError, match=r"Hidden state\(s\) \[1\] are the same"):
         ScaleSegmenter(layers=5, n_scales=2).fit(X)
+
+
+def test_long_calls_show_progress_only_when_verbose(capfd):
+    from msma_sklearn import Intervener, ScaleSegmenter
+
+    X = np.random.default_rng(0).normal(size=(30, 5 * 8))
+    ScaleSegmenter(layers=5, n_scales=2, n_bootstrap=3, random_state=0).fit(X)
+    assert "Bootstrap refits" not in capfd.readouterr().err
+    ScaleSegmenter(layers=5, n_scales=2, n_bootstrap=3, random_state=0, verbose=1).fit(X)
+    assert "Bootstrap refits" in capfd.readouterr().err
+    iv = Intervener("tiny-gpt2", layers=[1], max_new_tokens=2, verbose=1).fit()
+    iv.generate(["The cat"])
+    assert "Generating" in capfd.readouterr().err

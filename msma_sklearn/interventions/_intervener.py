@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
+from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
 from ..extraction import HiddenStateExtractor
@@ -145,6 +146,8 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         metrics need a masked-LM head).
     target_metric : str, default="sentiment"
         What :meth:`score` measures the shift of.
+    verbose : int, default=0
+        Progress bar over the batches of a generation call.
 
     Attributes
     ----------
@@ -195,6 +198,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         "random_state": [None, Integral],
         "metrics": [None, list, tuple],
         "target_metric": [str],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -226,6 +230,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         random_state=None,
         metrics=None,
         target_metric="sentiment",
+        verbose=0,
     ):
         self.model = model
         self.stack = stack
@@ -253,6 +258,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         self.random_state = random_state
         self.metrics = metrics
         self.target_metric = target_metric
+        self.verbose = verbose
 
     # --------------------------------------------------------------------- fit
     def fit(self, X=None, y=None):
@@ -489,7 +495,14 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         seq2seq = _is_seq2seq(model)
         ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
         out: list[str] = []
-        for start in range(0, len(prompts), self.batch_size):
+        starts = tqdm(
+            range(0, len(prompts), self.batch_size),
+            desc="Generating" if intervene else "Generating (baseline)",
+            unit="batch",
+            disable=not self.verbose,
+            leave=False,
+        )
+        for start in starts:
             batch = ids[start : start + self.batch_size]
             # causal LMs continue from the right edge: pad on the left
             input_ids, mask = pad_batch(batch, pad_id, "right" if seq2seq else "left")

@@ -14,6 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
+from tqdm.auto import tqdm
 
 from ..metrics import cka_matrix, ksg_mutual_information
 from ._dp import cut_costs, optimal_segments, similarity_costs, sse_costs
@@ -117,6 +118,8 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         docs/segmentation.md.
     random_state : int, RandomState or None, default=None
         Seeds subsampling, PCA and the KSG jitter.
+    verbose : int, default=0
+        Progress bar over the bootstrap refits.
 
     Attributes
     ----------
@@ -196,6 +199,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         "debiased": ["boolean"],
         "standardize": ["boolean"],
         "random_state": ["random_state"],
+        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -222,6 +226,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         debiased=True,
         standardize=True,
         random_state=None,
+        verbose=0,
     ):
         self.method = method
         self.n_scales = n_scales
@@ -244,6 +249,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         self.debiased = debiased
         self.standardize = standardize
         self.random_state = random_state
+        self.verbose = verbose
 
     # ------------------------------------------------------------------ layout
     def _layout(self, n_features: int, names) -> tuple[np.ndarray, int]:
@@ -555,7 +561,10 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         n = layer_arrays[0].shape[0]
         m = max(4, int(round(self.bootstrap_fraction * n)))
         draws = []
-        for _ in range(self.n_bootstrap):
+        refits = tqdm(
+            range(self.n_bootstrap), desc="Bootstrap refits", disable=not self.verbose, leave=False
+        )
+        for _ in refits:
             rows = np.sort(rng.choice(n, size=m, replace=False))
             sub = [a[rows] for a in layer_arrays]
             sim = cka_matrix(sub, debiased=self.debiased) if self.method == "cka" else None
