@@ -284,6 +284,8 @@ def test_a_local_checkpoint_runs_with_safe_names_every_figure_embedded_and_its_f
     assert not re.search(r'<img [^>]*src="(?!data:)', report)  # no link to a missing file
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["segment"][spec]["family"] == "gpt2"  # from the checkpoint's config
+    # the load happens in the preflight: its time is reported, not the cache hit's 0.0
+    assert summary["extract"][spec]["load_seconds"] > 0
 
 
 def test_readme_preset_on_a_model_without_a_row_is_refused_up_front(monkeypatch):
