@@ -40,7 +40,9 @@ def test_reproduction_page_was_written_by_a_run():
     for heading in (
         "## Layer distribution",
         "## Alignment ablation",
-        "| Model | Scale | Intervention | Key impact | Effect Size (δ) |",
+        "## Interventions",
+        "| scale | operator | hidden states | target KL | strength | KL reached |",
+        "Design power:",
     ):
         assert heading in page
     assert "![" not in page  # figures stay in the run's report
