@@ -65,7 +65,7 @@ def test_init_config_round_trips_to_the_defaults(tmp_path, capsys):
     [
         ("modles: [minilm]\n", r"unknown key 'modles' \(valid keys: models, tiny_models"),
         ("extraction:\n  pooling: median\n", r"'extraction.pooling' must be one of \['mean'"),
-        ("alignment:\n  lambda_geo: [-1]\n", r"non-empty list of numbers >= 0"),
+        ("alignment:\n  lambda_geo: [-1]\n", r"non-empty list of finite numbers >= 0"),
         ("interventions:\n  kinds: [teleport]\n", r"drawn from \['translation', 'amplify'"),
         ("segmentation: cka\n", "must be a section"),
         ("seed: yes\n", r"'seed' must be an integer >= 0, got True"),
