@@ -87,7 +87,7 @@ def run_lock(run_dir: Path):
         "host": socket.gethostname(),
         "started": _dt.datetime.now().isoformat(),
     }
-    for _ in range(2):
+    for attempt in range(2):  # a stale lock is taken over once; never run without the lock
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -96,7 +96,8 @@ def run_lock(run_dir: Path):
             except (OSError, json.JSONDecodeError):
                 owner = {}
             pid, host = owner.get("pid"), owner.get("host")
-            if host == me["host"] and isinstance(pid, int) and not _pid_alive(pid):
+            stale = host == me["host"] and isinstance(pid, int) and not _pid_alive(pid)
+            if stale and attempt == 0:
                 warnings.warn(
                     f"Run {run_dir.name!r}: taking over a stale lock of pid {pid} (not running).",
                     UserWarning,
