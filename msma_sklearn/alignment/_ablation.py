@@ -19,6 +19,7 @@ from ..metrics import (
     procrustes_disparity,
 )
 from ._aligner import ManifoldAligner
+from ._evaluation import fit_records
 
 __all__ = ["ABLATION_CONFIGS", "METRICS", "alignment_ablation", "summarise_ablation"]
 
@@ -148,17 +149,9 @@ def alignment_ablation(
                     UserWarning,
                     stacklevel=2,
                 )
-            for i, (a, b) in enumerate(aligner.pairs_ if lambdas is not None else []):
-                shares = aligner.term_gradient_share_[f"{a}->{b}"]
-                fits.append(
-                    {
-                        "config": name,
-                        "seed": seed,
-                        "pair": f"{a}->{b}",
-                        "n_steps": int(aligner.n_steps_[i]),
-                        "n_components": aligner.n_components_,
-                        **{f"share_{t}": shares.get(t, 0.0) for t in ("geo", "info", "curv")},
-                    }
+            if lambdas is not None:
+                fits += fit_records(
+                    aligner, config=name, seed=seed, n_components=aligner.n_components_
                 )
             raw = aligner._blocks(np.asarray(X_test, dtype=np.float64))
             aligned = aligner.transform(X_test)

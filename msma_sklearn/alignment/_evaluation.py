@@ -14,6 +14,7 @@ __all__ = [
     "BASELINES",
     "PAIRED_METRICS",
     "compare_methods",
+    "default_pairs",
     "paired_ablation",
     "corrected_resampled_ttest",
     "fit_baseline",
@@ -160,17 +161,19 @@ PAIRED_METRICS = {
     "retrieval": ("top-1 retrieval of the paired text (chance 1/n)", "primary", True),
     "cka": ("debiased linear CKA", "primary", True),
     "kl_sum": ("KL, diagonal, summed over dims (the original's form)", "original", False),
+    "mi_hist": ("MI, 64-bin pooled-coordinate histogram (the original's form)", "original", True),
 }
 
 
 def _paired_metrics(mapped, target) -> dict:
-    from ..metrics import gaussian_kl, linear_cka
+    from ..metrics import gaussian_kl, histogram_mi_original, linear_cka
 
     return {
         "r2": paired_r2(mapped, target),
         "retrieval": retrieval_top1(mapped, target),
         "cka": linear_cka(mapped, target),
         "kl_sum": gaussian_kl(mapped, target, kind="diag_sum"),
+        "mi_hist": histogram_mi_original(mapped, target),
     }
 
 
@@ -186,6 +189,7 @@ def paired_ablation(
     map: str = "mlp",
     max_iter: int = 300,
     random_state: int = 0,
+    pairs=None,
 ):
     """MSMA's configurations and the baselines, fitted and scored alike on repeated splits.
 
@@ -194,8 +198,8 @@ def paired_ablation(
     rows_per_dim`` dimensions (at most the width), so every map has at least
     ``rows_per_dim`` training rows per dimension and "no map" still compares
     like with like; every method is fitted on the training rows of each
-    consecutive pair of scales in the order of ``blocks`` (source -> target;
-    the aligner gets the same ``pairs``) and scored on the held-out
+    pair of ``pairs`` (source -> target; the aligner gets the same ``pairs``)
+    and scored on the held-out
     rows with :data:`PAIRED_METRICS`. The MSMA rows are ``ManifoldAligner``
     fits with the same ``max_iter`` and its validation-based early stopping,
     so each gets the same training budget.
@@ -213,13 +217,19 @@ def paired_ablation(
     configs : dict, default=None
         Name -> ``(lambda_geo, lambda_info, lambda_curv)``; default: the
         original ablation's rows (:data:`ABLATION_CONFIGS` without its baseline).
+    pairs : list of (source, target), default=None
+        The maps; default :func:`default_pairs`: the original's f_GI and f_IL
+        (global -> intermediate, intermediate -> local) when the scales have
+        those names, otherwise each scale to the next in their order.
 
     Returns
     -------
     pandas.DataFrame
         Long format: ``method, kind ("baseline" | "msma"), split, pair, metric,
         value``; ``attrs["n_train"]``, ``attrs["n_test"]`` and
-        ``attrs["n_components"]`` record the design.
+        ``attrs["n_components"]`` record the design; ``attrs["fits"]`` has one
+        dict per fitted MSMA map (optimiser steps and each term's share of
+        the gradient norm, ``ManifoldAligner.term_gradient_share_``).
     """
     import pandas as pd
     from sklearn.base import clone
@@ -244,7 +254,7 @@ def paired_ablation(
         if getattr(segmenter, "aggregate", "mean") == "concat":
             raise ValueError("segmenter must give one vector per scale (aggregate 'mean').")
         n_rows = len(blocks)
-    rows, n_train, n_test, k, layouts = [], 0, 0, 0, []
+    rows, n_train, n_test, k, layouts, fits = [], 0, 0, 0, [], []
     for split in range(n_splits):
         seed = random_state + split
         train, test = next(
@@ -260,7 +270,10 @@ def paired_ablation(
             Z = seg.transform(blocks)
             width = Z.shape[1] // len(names)
             arrays = {s: Z[:, i * width : (i + 1) * width] for i, s in enumerate(names)}
-        pairs = list(zip(names[:-1], names[1:], strict=True))
+        split_pairs = default_pairs(names) if pairs is None else [tuple(p) for p in pairs]
+        unknown = sorted({s for p in split_pairs for s in p} - set(names))
+        if unknown:
+            raise ValueError(f"pairs {split_pairs} name scales {unknown} not among {names}.")
         width = arrays[names[0]].shape[1]
         k = max(1, min(width, n_train // rows_per_dim))
         pca = PCA(k, svd_solver="full", random_state=seed)
@@ -268,7 +281,7 @@ def paired_ablation(
         Z_train = {s: pca.transform(arrays[s][train]) for s in names}
         Z_test = {s: pca.transform(arrays[s][test]) for s in names}
         for name in baselines:
-            for a, b in pairs:
+            for a, b in split_pairs:
                 mapped = fit_baseline(name, Z_train[a], Z_train[b])(Z_test[a])
                 for metric, value in _paired_metrics(mapped, Z_test[b]).items():
                     rows.append((name, "baseline", split, f"{a}->{b}", metric, float(value)))
@@ -279,7 +292,7 @@ def paired_ablation(
                 curv,
                 map=map,
                 scales=names,
-                pairs=pairs,
+                pairs=split_pairs,
                 n_components=None,
                 max_iter=max_iter,
                 random_state=seed,
@@ -288,15 +301,54 @@ def paired_ablation(
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 aligner.fit(np.hstack([Z_train[s] for s in names]))
             out = aligner.transform(np.hstack([Z_test[s] for s in names]))
+            fits += fit_records(aligner, method=name, split=split)
             for i, (a, b) in enumerate(aligner.pairs_):
                 mapped = out[:, i * k : (i + 1) * k]
                 for metric, value in _paired_metrics(mapped, Z_test[b]).items():
                     rows.append((name, "msma", split, f"{a}->{b}", metric, float(value)))
     long = pd.DataFrame(rows, columns=["method", "kind", "split", "pair", "metric", "value"])
-    long.attrs.update(n_train=n_train, n_test=n_test, n_components=k)
+    long.attrs.update(n_train=n_train, n_test=n_test, n_components=k, fits=fits)
     if segmenter is not None:
         long.attrs["scale_layers"] = layouts
     return long
+
+
+def fit_records(aligner, **keys) -> list[dict]:
+    """One dict per map of a fitted ``ManifoldAligner``: ``keys``, the pair, its
+    optimiser steps and each term's share of the gradient norm
+    (``term_gradient_share_``)."""
+    rows = []
+    for i, (a, b) in enumerate(aligner.pairs_):
+        shares = aligner.term_gradient_share_[f"{a}->{b}"]
+        rows.append(
+            {
+                **keys,
+                "pair": f"{a}->{b}",
+                "n_steps": int(aligner.n_steps_[i]),
+                **{f"share_{t}": shares.get(t, 0.0) for t in ("geo", "info", "curv")},
+            }
+        )
+    return rows
+
+
+def default_pairs(names) -> list[tuple[str, str]]:
+    """The maps an ablation fits between scales named ``names`` (in layer order).
+
+    The original's two maps, f_GI (global -> intermediate) and f_IL
+    (intermediate -> local), when ``names`` holds those three scales (the
+    default of :class:`ManifoldAligner` too); otherwise each scale to the next.
+
+    Examples
+    --------
+    >>> default_pairs(["local", "intermediate", "global"])
+    [('global', 'intermediate'), ('intermediate', 'local')]
+    >>> default_pairs(["low", "high"])
+    [('low', 'high')]
+    """
+    names = [str(n) for n in names]
+    if {"global", "intermediate", "local"} <= set(names):
+        return [("global", "intermediate"), ("intermediate", "local")]
+    return list(zip(names[:-1], names[1:], strict=True))
 
 
 def compare_methods(results, reference: str, others, *, metric: str = "r2", alpha: float = 0.05):

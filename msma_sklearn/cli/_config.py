@@ -209,14 +209,20 @@ FIELDS: tuple[Field, ...] = (
         quick=5,
     ),
     Field(
-        "alignment.n_seeds", "align_seeds", 3, _int(1), "seeds (= splits) per ablation row", quick=2
+        "alignment.n_splits",
+        "align_splits",
+        10,
+        _int(2),
+        "random train/held-out splits of the ablation (the corrected resampled t-test's "
+        "repeats); the scales are refitted on each split's training texts",
+        quick=3,
     ),
     Field(
         "alignment.full_ablation",
         "full_ablation",
         True,
         _bool,
-        "all ablation rows (false: the README's five)",
+        "all of the original's MSMA rows (false: the README's four); the five baselines always",
         quick=False,
     ),
     Field("alignment.lambda_geo", "lambda_geo", [0.1, 1.0], _number_list(0), "λ_geo grid"),
@@ -334,6 +340,14 @@ FIELDS: tuple[Field, ...] = (
         quick=1,
     ),
     Field(
+        "interventions.samples_without_dose_response",
+        "n_samples_secondary",
+        1,
+        _int(1),
+        "sampled continuations per prompt on the steered models without the dose-response "
+        "(studied at primary_kl only; one sample keeps the full study near an hour)",
+    ),
+    Field(
         "interventions.max_new_tokens",
         "max_new_tokens",
         64,
@@ -367,7 +381,7 @@ class RunConfig:
     cv_folds: int
     segmentation: str
     n_bootstrap: int
-    align_seeds: int
+    align_splits: int
     full_ablation: bool
     lambda_geo: list
     lambda_info: list
@@ -386,6 +400,7 @@ class RunConfig:
     n_prompts: int
     n_calibration: int
     n_samples: int
+    n_samples_secondary: int
     max_new_tokens: int
     n_texts: int = 0  # filled in from the texts
 

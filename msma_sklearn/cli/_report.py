@@ -65,15 +65,18 @@ def write_csvs(run_dir: Path, results: dict) -> None:
                     }
                 )
     for model, r in results.get("align", {}).items():
-        for config, metrics in r["table"].items():
-            for metric, (mean, sd) in metrics.items():
+        for method, metrics in r["table"].items():
+            for metric, value in metrics.items():
+                if metric == "kind":
+                    continue
                 ablation.append(
                     {
                         "model": model,
-                        "configuration": config,
+                        "method": method,
+                        "kind": metrics["kind"],
                         "metric": metric,
-                        "mean": mean,
-                        "sd": sd,
+                        "mean": value[0],
+                        "sd": value[1],
                     }
                 )
         search += [{"model": model, **row} for row in r["grid_search"]]

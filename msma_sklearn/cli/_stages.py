@@ -497,6 +497,15 @@ SEGMENTATION_LABELS = {
     "uniform": "preset: uniform",
 }
 
+#: how the report names each `segmentation.method`'s scales
+SEGMENTATION_NAMES = {
+    "cka": "CKA",
+    "mi": "adjacent-MI",
+    "attention_span": "attention-span",
+    "readme": "README-preset",
+    "uniform": "uniform",
+}
+
 
 def _projection_plot(segmenter, frame, labels: dict, name: str, path: Path) -> None:
     """PCA of each scale's representations (mean over its layers), coloured by its label."""
@@ -704,260 +713,157 @@ def _segment_markdown(config, results) -> str:
 
 
 # ------------------------------------------------------------------- alignment
-CLAIMS = [
-    # (description, config, baseline config, metric, low, high) as relative changes
-    (
-        "Full MSMA reduces KL by 99.5% vs baseline",
-        "Full MSMA",
-        "Baseline (no map)",
-        "kl_sum",
-        -0.995,
-        -0.995,
-    ),
-    ("No curvature raises KL by 18-32% vs full", "No Curvature", "Full MSMA", "kl_sum", 0.18, 0.32),
-    (
-        "No geometry lowers MI by 43-68% vs full",
-        "No Geometry",
-        "Full MSMA",
-        "mi_hist",
-        -0.68,
-        -0.43,
-    ),
-]
+def alignment_configs(config) -> dict:
+    """The MSMA rows the ablation fits: all of the original's, or the README's four."""
+    from ..alignment import ABLATION_CONFIGS
+
+    rows = {k: v for k, v in ABLATION_CONFIGS.items() if v is not None}
+    if config.full_ablation:
+        return rows
+    return {k: rows[k] for k in ("Full MSMA", "No Geometry", "No Information", "No Curvature")}
 
 
 def stage_align(config, run_dir: Path, context: dict):
-    """Ablation of the MSMA objective and a lambda grid search, per real model."""
-    import pandas as pd
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.model_selection import GridSearchCV, KFold
+    """The alignment ablation beside the baselines, the claims and a λ search, per model."""
+    from ..plotting import plot_alignment_ablation, plot_lambda_search, save_figure
+    from ..study import run_alignment_study
 
-    from ..alignment import (
-        ABLATION_CONFIGS,
-        METRICS,
-        ManifoldAligner,
-        alignment_ablation,
-        summarise_ablation,
-    )
-
-    n_seeds = config.align_seeds
-    readme_rows = (
-        "Baseline (no map)",
-        "Full MSMA",
-        "No Geometry",
-        "No Information",
-        "No Curvature",
-    )
-    configs = (
-        ABLATION_CONFIGS if config.full_ablation else {k: ABLATION_CONFIGS[k] for k in readme_rows}
-    )
-    grid_params = {
+    grid = {
         "lambda_geo": list(config.lambda_geo),
         "lambda_info": list(config.lambda_info),
         "lambda_curv": list(config.lambda_curv),
     }
-    results = {}
+    studies = {}
     for name in tqdm(config.models, desc="Aligning", unit="model"):
         segmenter, frame = context["segmenters"][name]
-        scales = segmenter.set_output(transform="pandas").transform(frame)
-        long, fits = alignment_ablation(
-            scales,
-            configs=configs,
-            n_seeds=n_seeds,
+        study = run_alignment_study(
+            frame,
+            segmenter,
+            model=name,
+            configs=alignment_configs(config),
+            n_splits=config.align_splits,
+            lambda_grid=grid,
+            search_folds=config.search_folds,
             random_state=config.random_state,
-            return_fits=True,
-        )
-        with atomic_path(run_dir / f"ablation_{file_stem(name)}.csv") as tmp:
-            long.to_csv(tmp, index=False)
-        with atomic_path(run_dir / f"ablation_fits_{file_stem(name)}.csv") as tmp:
-            fits.to_csv(tmp, index=False)
-        pulls = fits.groupby("config", sort=False)[
-            ["share_geo", "share_info", "share_curv", "n_steps"]
-        ].mean()
-        table = summarise_ablation(long)
-        _ablation_bars(table, name, run_dir / f"ablation_{file_stem(name)}.png")
-        grid = GridSearchCV(
-            ManifoldAligner(map="mlp", random_state=config.random_state),
-            grid_params,
-            cv=KFold(config.search_folds, shuffle=True, random_state=config.random_state),
             n_jobs=2,
         )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            # alignment_ablation above already said once that each fit chooses a PCA dimension
-            warnings.filterwarnings("ignore", message=r".*\(n < 5 d\)", category=UserWarning)
-            grid.fit(scales)
-        search = [
-            {**params, "mean_r2": round(float(m), 4), "sd_r2": round(float(s), 4)}
-            for params, m, s in zip(
-                grid.cv_results_["params"],
-                grid.cv_results_["mean_test_score"],
-                grid.cv_results_["std_test_score"],
-                strict=True,
-            )
-        ]
-        means = table.xs("mean", axis=1, level=1)
-        claims = []
-        for text, cfg, base, metric, lo, hi in CLAIMS:
-            change = float(means.loc[cfg, metric] / means.loc[base, metric] - 1.0)
-            holds = (lo - 0.05 <= change <= hi + 0.05) if lo == hi else (lo <= change <= hi)
-            claims.append({"claim": text, "measured_change": round(change, 4), "holds": holds})
-        results[name] = {
-            "segments": segmenter.scale_layers_,
-            "table": {
-                cfg: {
-                    m: [
-                        round(float(table.loc[cfg, (m, "mean")]), 4),
-                        round(float(table.loc[cfg, (m, "sd")]), 4),
-                    ]
-                    for m in METRICS
-                }
-                for cfg in table.index
-            },
-            "grid_search": search,
-            "best_params": grid.best_params_,
-            "claims": claims,
-            "n_seeds": n_seeds,
-            "n_components": sorted({int(k) for k in fits["n_components"] if pd.notna(k)}),
-            "term_shares": {
-                cfg: {k: round(float(v), 4) for k, v in row.items()}
-                for cfg, row in pulls.iterrows()
-            },
-        }
-        _lambda_heatmap(search, name, run_dir / f"lambda_search_{file_stem(name)}.png")
-    return results, _align_markdown(results)
-
-
-def _ablation_bars(table, name: str, path: Path) -> None:
-    """Mean ± sd of the sound metrics for every ablation row."""
-    from ..alignment import METRICS
-    from ..plotting._similarity import _pyplot, save_figure
-
-    plt = _pyplot()
-    shown = ["kl_mean", "mi_ksg", "cka", "procrustes"]
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.4 * len(shown), 4.2), sharey=True)
-    y = np.arange(len(table.index))
-    for ax, metric in zip(axes, shown, strict=True):
-        ax.barh(
-            y,
-            table[(metric, "mean")].to_numpy(dtype=float),
-            xerr=table[(metric, "sd")].to_numpy(dtype=float),
-            color="tab:blue",
-            alpha=0.8,
-            capsize=2,
+        studies[name] = study
+        stem = file_stem(name)
+        with atomic_path(run_dir / f"ablation_{stem}.csv") as tmp:
+            study.scores.to_csv(tmp, index=False)
+        with atomic_path(run_dir / f"ablation_comparisons_{stem}.csv") as tmp:
+            study.comparisons.to_csv(tmp, index=False)
+        save_figure(plot_alignment_ablation(study), run_dir / f"ablation_{stem}.png")
+        save_figure(
+            plot_lambda_search(study.grid_search, name), run_dir / f"lambda_search_{stem}.png"
         )
-        ax.set_title(f"{METRICS[metric][0]} {'↑' if METRICS[metric][2] else '↓'}", fontsize=9)
-        if metric == "kl_mean" and (table[(metric, "mean")] > 0).all():
-            ax.set_xscale("log")  # the unmapped baseline is orders of magnitude above the rest
-    axes[0].set_yticks(y, list(table.index), fontsize=8)
-    axes[0].invert_yaxis()
-    fig.suptitle(f"{name}: alignment ablation (held-out, mean ± sd over seeds)", fontsize=10)
-    save_figure(fig, path)
+    results = {name: s.to_dict() for name, s in studies.items()}
+    return results, _align_markdown(config, results)
 
 
-def _lambda_heatmap(search: list[dict], name: str, path: Path) -> None:
-    from ..plotting._similarity import save_figure
+def _align_markdown(config, results) -> str:
+    """The alignment section, from the results and the config only."""
+    from ..alignment import PAIRED_METRICS
 
-    save_figure(lambda_heatmap_figure(search, name), path)
-
-
-def lambda_heatmap_figure(search: list[dict], name: str):
-    """Mean held-out r² over the λ_geo x λ_info grid, one panel per λ_curv."""
-    from ..plotting._similarity import _pyplot
-
-    plt = _pyplot()
-    geo = sorted({r["lambda_geo"] for r in search})
-    info = sorted({r["lambda_info"] for r in search})
-    curv = sorted({r["lambda_curv"] for r in search})
-    fig, axes = plt.subplots(
-        1,
-        len(curv),
-        figsize=(3.2 * len(curv) + 1.6, 3.6),
-        squeeze=False,
-        sharey=True,
-        layout="constrained",  # labels, panels and colour bar never overlap
-    )
-    lookup = {(r["lambda_geo"], r["lambda_info"], r["lambda_curv"]): r["mean_r2"] for r in search}
-    values = np.array([[[lookup[(g, i, c)] for g in geo] for i in info] for c in curv])
-    lo, hi = float(values.min()), float(values.max())
-    for ax, c, grid in zip(axes[0], curv, values, strict=True):
-        im = ax.imshow(grid, cmap="viridis", vmin=lo, vmax=hi if hi > lo else lo + 1e-9)
-        for (a, b), v in np.ndenumerate(grid):
-            light = hi > lo and (v - lo) / (hi - lo) > 0.6  # viridis is light at the top
-            colour = "black" if light else "white"
-            ax.text(b, a, f"{v:.3f}", ha="center", va="center", fontsize=7, color=colour)
-        ax.set_xticks(range(len(geo)), [str(g) for g in geo])
-        ax.set_yticks(range(len(info)), [str(i) for i in info])
-        ax.set_xlabel("λ_geo")
-        ax.set_title(f"λ_curv = {c}", fontsize=9)
-    axes[0][0].set_ylabel("λ_info")
-    fig.colorbar(im, ax=list(axes[0]), label="mean held-out r²")
-    fig.suptitle(f"{name}: λ grid search", fontsize=10)
-    return fig
-
-
-def _align_markdown(results) -> str:
-    from ..alignment import METRICS
-
-    lines = [
-        "## Alignment ablation (the original README's tables, re-measured)",
-        "",
-        "Maps f_GI (global -> intermediate) and f_IL (intermediate -> local) on the CKA "
-        "scales above; MLP maps (linear part started at the Procrustes solution, so the "
-        "curvature term acts); fitted on 80% of the texts, measured on the held-out 20%; "
-        "mean ± sd over seeds (each seed its own split), values averaged over the two maps. "
-        "'Baseline' compares the scales with no map (all scales live in the model's own "
-        "hidden space). Original-form metrics are the original code's; sound forms beside "
-        "them. ↓ lower is better, ↑ higher is better. Rotation-invariant metrics (CKA, dCor, "
-        "CCA, KSG on per-side PCA, Procrustes) cannot see a rotation, so an orthogonal "
-        "alignment leaves them unchanged by construction.",
-    ]
-    order = ["kl_sum", "mi_hist", "dcor", "cca", "kl_mean", "mi_ksg", "cka", "procrustes"]
+    method = SEGMENTATION_NAMES[config.segmentation]
+    lines = ["## Alignment ablation (the original README's rows, beside baselines)", ""]
+    order = list(PAIRED_METRICS)
     for name, r in results.items():
         lines += [
+            f"### {name}",
             "",
-            f"### {name} ({r['n_seeds']} seeds)",
+            f"{r['n_splits']} random splits of the {r['n_train'] + r['n_test']} texts "
+            f"({r['n_train']} training, {r['n_test']} held out; `ShuffleSplit`, seed "
+            f"{config.random_state} + split). On each split the {method} scales are fitted "
+            "on the training texts only, one PCA basis with "
+            f"{r['n_components']} dimensions (≥ 5 training texts per dimension) is fitted on "
+            "the training rows of every scale, and every method maps "
+            + ", ".join(p.replace("->", "→") for p in r["pairs"])
+            + " from the training texts and is scored on the held-out ones, values averaged "
+            "over the maps. MSMA rows are `ManifoldAligner` "
+            "MLP maps with the same iteration budget and validation stopping; the baselines "
+            "are no map, mean and scale matching, closed-form Procrustes, ridge (penalty by "
+            "leave-one-out) and CCA. Primary metrics respect pairing (r², top-1 retrieval of "
+            "the paired text, chance 1/n, CKA); the original-form metrics are labelled. Mean "
+            "± sd over splits; ↑ higher is better, ↓ lower.",
             "",
-            "| configuration | "
+            "| method | kind | "
             + " | ".join(
-                f"{METRICS[m][0]} ({METRICS[m][1]}) {'↑' if METRICS[m][2] else '↓'}" for m in order
+                f"{m} ({PAIRED_METRICS[m][1]}) {'↑' if PAIRED_METRICS[m][2] else '↓'}"
+                for m in order
             )
             + " |",
-            "|---|" + "---:|" * len(order),
+            "|---|---|" + "---:|" * len(order),
         ]
-        for cfg, vals in r["table"].items():
-            cells = [f"{vals[m][0]:.3g} ± {vals[m][1]:.2g}" for m in order]
-            lines.append(f"| {cfg} | " + " | ".join(cells) + " |")
-        lines += ["", "Original claims against this run:", ""]
+        for row_name, vals in r["table"].items():
+            cells = [
+                "–" if vals[m][0] is None else f"{vals[m][0]:.3g} ± {vals[m][1] or 0:.2g}"
+                for m in order
+            ]
+            lines.append(f"| {row_name} | {vals['kind']} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            "Full MSMA against every other row (corrected resampled t-test over the "
+            f"{r['n_splits']} splits, Nadeau & Bengio; Holm within each metric; "
+            "'supported' = Full MSMA better, 'contradicted' = the other better):",
+            "",
+            "| other | metric | Full MSMA | other | advantage | Holm p | verdict |",
+            "|---|---|---:|---:|---:|---:|---|",
+        ]
+        for c in r["comparisons"]:
+            lines.append(
+                f"| {c['other']} | {c['metric']} | {_fmt_optional(c['mean_reference'], '.4f')} "
+                f"| {_fmt_optional(c['mean_other'], '.4f')} "
+                f"| {_fmt_optional(c['mean_advantage'], '+.4f')} "
+                f"| {_fmt_optional(c['p_holm'], '.2g')} | {c['verdict']} |"
+            )
+        lines += [
+            "",
+            "The original README's claims on this model: each re-measured in its original "
+            "form (the relative change on the original metric, mean ± sd over splits; "
+            "reported, not tested: the original metrics ignore which text maps to which) "
+            "and tested in a paired form (held-out r², Holm over the claims; 'detectable': "
+            "the advantage the test finds with 80% power at Holm's first step, from the "
+            "spread over splits):",
+            "",
+            "| claim | original form: claimed, measured | paired form tested | advantage "
+            "(r²) | detectable | Holm p | verdict |",
+            "|---|---|---|---:|---:|---:|---|",
+        ]
         for c in r["claims"]:
-            verdict = "holds" if c["holds"] else "does not hold"
-            lines.append(f"- {c['claim']}: measured {c['measured_change']:+.1%} — {verdict}.")
-        ks = r.get("n_components") or []
+            lo, hi = c["claimed_range"]
+            claimed = f"{lo:+.1%}" if lo == hi else f"{lo:+.0%} to {hi:+.0%}"
+            measured = (
+                "–"
+                if c["original_change"] is None
+                else f"{c['original_change']:+.1%} ± {(c['original_change_sd'] or 0):.1%}"
+            )
+            lines.append(
+                f"| {c['claim']} | {c['original_metric']}: {claimed}; {measured} "
+                f"| {c['tested_form']} | {_fmt_optional(c['advantage'], '+.4f')} "
+                f"| {_fmt_optional(c['detectable'], '.4f')} "
+                f"| {_fmt_optional(c['p_holm'], '.2g')} | **{c['verdict']}** on {name} |"
+            )
         lines += [
             "",
             "How much each term pulled: its share of the gradient norm on the mapped points, "
-            "mean over steps, maps and seeds (`term_gradient_share_`); a λ > 0 with a share "
-            "under 0.001 barely acts. "
-            + (
-                "With fewer than 5 training texts per dimension, each fit reduced every scale to "
-                f"{ks[0] if len(ks) == 1 else f'{ks[0]}-{ks[-1]}'} principal components, chosen "
-                "on its held-out validation texts (n_components='auto'; docs/alignment.md)."
-                if ks
-                else ""
-            ),
+            "mean over steps, maps and splits (`term_gradient_share_`); a λ > 0 with a share "
+            "under 0.001 barely acts.",
             "",
-            "| configuration | geometry | information | curvature | optimiser steps |",
+            "| MSMA row | geometry | information | curvature | optimiser steps |",
             "|---|---:|---:|---:|---:|",
         ]
-        for cfg, sh in r.get("term_shares", {}).items():
+        for cfg, sh in r["term_shares"].items():
             lines.append(
                 f"| {cfg} | {sh['share_geo']:.3f} | {sh['share_info']:.3f} "
                 f"| {sh['share_curv']:.3f} | {sh['n_steps']:.0f} |"
             )
         lines += [
             "",
-            "λ grid search (GridSearchCV, 3-fold, score = held-out r² of the maps, "
-            "independent of the λ):",
+            f"λ grid search (`GridSearchCV` over `Pipeline([ScaleSegmenter, "
+            f"ManifoldAligner])`, {r['search_folds']}-fold, the scales refitted on each "
+            "fold's training texts; score = the aligner's held-out r² in its own PCA basis, "
+            "so not on the ablation's scale):",
             "",
             "| λ_geo | λ_info | λ_curv | mean r² | sd |",
             "|---:|---:|---:|---:|---:|",
@@ -972,6 +878,7 @@ def _align_markdown(results) -> str:
             f"![{name} ablation](ablation_{file_stem(name)}.png)",
             "",
             f"![{name} lambda search](lambda_search_{file_stem(name)}.png)",
+            "",
         ]
     return "\n".join(lines) + "\n"
 
@@ -1004,7 +911,7 @@ def intervention_design(config, model: str | None = None):
         n_prompts=config.n_prompts,
         n_calibration=config.n_calibration,
         prompt_words=config.prompt_words,
-        n_samples=config.n_samples,
+        n_samples=config.n_samples if sweep else config.n_samples_secondary,
         max_new_tokens=config.max_new_tokens,
         random_state=config.random_state,
     )
@@ -1076,6 +983,15 @@ def stage_intervene(config, run_dir: Path, context: dict):
     return results, _intervene_markdown(results, studies, frames["effects"])
 
 
+def _samples_phrase(studies) -> str:
+    """'2 time(s)' or, when the models differ, '2 time(s) on `a` and 1 on `b`'."""
+    counts = {m: st.design.n_samples for m, st in studies.items()}
+    if len(set(counts.values())) == 1:
+        return f"{next(iter(counts.values()))} time(s)"
+    parts = [f"{n} time(s) on `{m}`" for m, n in counts.items()]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
 def _intervene_markdown(results, studies, effects) -> str:
     swept = {m: st for m, st in studies.items() if st.design.dose_response_kinds}
     first = next(iter(studies.values()))
@@ -1088,7 +1004,7 @@ def _intervene_markdown(results, studies, effects) -> str:
         f"Causal LMs: {', '.join(f'`{m}`' for m in studies)}. Prompts: {design.n_prompts} "
         f"evaluation and {design.n_calibration} other calibration prompts, the first "
         f"{design.prompt_words} words of {results['prompt_source']}. Each prompt is continued "
-        f"{design.n_samples} time(s) by nucleus sampling (top-p {design.top_p}, "
+        f"{_samples_phrase(studies)} by nucleus sampling (top-p {design.top_p}, "
         f"{design.max_new_tokens} new tokens), the baseline and every condition sharing the "
         "seeds; the samples of a prompt are averaged before any test, so the prompt is the "
         "unit.",

@@ -99,7 +99,12 @@ def test_paired_ablation_scores_every_method_alike_and_the_comparison_can_fail()
         n_splits=10,
         max_iter=20,
     )
-    assert res.attrs == {"n_train": 96, "n_test": 24, "n_components": 12}
+    assert {k: res.attrs[k] for k in ("n_train", "n_test", "n_components")} == {
+        "n_train": 96,
+        "n_test": 24,
+        "n_components": 12,
+    }
+    assert [f["method"] for f in res.attrs["fits"]] == ["Geometry only"] * 10
     assert set(res["method"]) == {
         "no map",
         "mean and scale",

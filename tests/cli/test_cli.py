@@ -125,21 +125,30 @@ def test_run_quick_on_tiny_models(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| GPT-2 (README) | 0-2 (25%) | 3-8 (50%) | 9-12 (25%) |" in md
     assert "| tiny-gpt2 · preset: readme | 0 (20%) | 1-2 (40%) | 3-4 (40%) |" in md
-    # the alignment stage: the README's five rows, the three claims, the search
+    # the alignment stage: the README's four MSMA rows beside the five baselines, the three
+    # claims in both forms, the search
     align = json.loads((run_dir / "summary.json").read_text())["align"]
     assert set(align) == {"tiny-gpt2", "tiny-bert"}
     for r in align.values():
         assert list(r["table"]) == [
-            "Baseline (no map)",
+            "no map",
+            "mean and scale",
+            "procrustes",
+            "ridge",
+            "cca",
             "Full MSMA",
             "No Geometry",
             "No Information",
             "No Curvature",
         ]
         assert [c["claim"][:9] for c in r["claims"]] == ["Full MSMA", "No curvat", "No geomet"]
-        assert len(r["grid_search"]) == 4 and r["n_seeds"] == 2
+        assert {c["verdict"] for c in r["claims"]} <= {"supported", "contradicted", "inconclusive"}
+        assert len(r["grid_search"]) == 4 and r["n_splits"] == 3
+        assert len(r["scale_layers"]) == 3  # the scales refitted on every split
+        assert r["pairs"] == ["global->intermediate", "intermediate->local"]  # f_GI, f_IL
     assert (run_dir / "ablation_tiny-gpt2.csv").stat().st_size > 0
-    assert "## Alignment ablation" in md and "Original claims against this run" in md
+    assert "## Alignment ablation" in md and "The original README's claims on this model" in md
+    assert "3 random splits of the 64 texts" in md
     # the intervention experiment needs SmolLM2, which this run left out: said, not hidden
     intervene = json.loads((run_dir / "summary.json").read_text())["intervene"]
     assert "none of the defaults (smollm2-135m, gemma3-270m)" in intervene["skipped"]

@@ -33,6 +33,11 @@ def test_defaults_and_the_quick_profile():
 
     assert intervention_design(full, "smollm2-135m").dose_response_kinds == ("scaling",)
     assert intervention_design(full, "gemma3-270m").dose_response_kinds == ()
+    # the models without the dose-response get their own sample count (one by default)
+    assert intervention_design(full, "smollm2-135m").n_samples == 2
+    assert intervention_design(full, "gemma3-270m").n_samples == 1
+    more = load_config(**{"interventions.samples_without_dose_response": 3})
+    assert intervention_design(more, "gemma3-270m").n_samples == 3
     with pytest.raises(ConfigError, match="'interventions.primary_kl' .0.5. must be one of"):
         load_config(**{"interventions.primary_kl": 0.5})
     assert full.fingerprint() != quick.fingerprint()
@@ -112,7 +117,7 @@ def _small_config(tmp_path, **extra):
         "probes": {"cv_folds": 2},
         "segmentation": {"n_bootstrap": 0},
         "alignment": {
-            "n_seeds": 1,
+            "n_splits": 2,
             "full_ablation": False,
             "lambda_geo": [0.1, 1.0],
             "lambda_info": [0.1],
@@ -179,6 +184,7 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     assert status["state"] == "complete" and status["resumed"] == ["extract", "segment"]
     page = (run_dir / "reproduction.md").read_text()
     assert "with stages extract, segment loaded from an earlier run" in page
+    assert "## Linear-probe accuracy per hidden state" in page  # the probes, with intervals
 
     # every output the issue lists
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -316,3 +322,17 @@ def test_model_family_from_the_config():
     bert = BertModel(BertConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2))
     assert model_family("/ckpt/bert", bert) == "bert"
     assert model_family("/ckpt/unknown") is None
+
+
+def test_the_report_says_how_many_samples_each_steered_model_had():
+    from types import SimpleNamespace
+
+    from msma_sklearn.cli._stages import _samples_phrase
+
+    def study(n):
+        return SimpleNamespace(design=SimpleNamespace(n_samples=n))
+
+    assert _samples_phrase({"a": study(2), "b": study(2)}) == "2 time(s)"
+    assert (
+        _samples_phrase({"a": study(2), "b": study(1)}) == "2 time(s) on `a` and 1 time(s) on `b`"
+    )

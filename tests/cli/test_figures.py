@@ -6,7 +6,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from msma_sklearn.cli._stages import lambda_heatmap_figure  # noqa: E402
+from msma_sklearn.plotting import plot_lambda_search  # noqa: E402
 
 
 def _overlaps(fig):
@@ -30,8 +30,30 @@ def test_lambda_heatmap_panels_and_labels_do_not_overlap():
         for i in (0.0, 0.01, 0.1)
         for c in (0.0, 0.01, 0.1)
     ]
-    fig = lambda_heatmap_figure(search, "smollm2-135m")
+    fig = plot_lambda_search(search, "smollm2-135m")
     assert len([ax for ax in fig.axes if ax.images]) == 3
     assert _overlaps(fig) == []
     ylabels = [ax.get_ylabel() for ax in fig.axes if ax.images]
     assert ylabels == ["λ_info", "", ""]  # shared: labelled once
+
+
+def test_alignment_ablation_figure_labels_every_row_without_overlap():
+    import numpy as np
+    import pandas as pd
+
+    from msma_sklearn.plotting import plot_alignment_ablation
+    from msma_sklearn.study import AlignmentStudy
+
+    rng = np.random.default_rng(0)
+    rows = [
+        (m, k, s, "global->intermediate", metric, rng.uniform(0.1, 1.0))
+        for m, k in [("no map", "baseline"), ("ridge", "baseline"), ("Full MSMA", "msma")]
+        for s in range(4)
+        for metric in ("r2", "retrieval", "cka", "kl_sum")
+    ]
+    scores = pd.DataFrame(rows, columns=["method", "kind", "split", "pair", "metric", "value"])
+    study = AlignmentStudy("m", scores, pd.DataFrame(), [], 4, 80, 20, 8, [])
+    fig = plot_alignment_ablation(study)
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["no map", "ridge", "Full MSMA"]
+    assert _overlaps(fig) == []
