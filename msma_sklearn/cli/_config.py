@@ -145,10 +145,13 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "texts",
         "texts",
-        "bundled",
+        "word_order",
         _str,
-        "'bundled' (the labelled 256-text corpus) or a .txt (one text per line), .csv or "
-        ".jsonl file",
+        "'word_order' (256 documents: the opening sentences of docstrings of installed "
+        "packages, with sentence order and bigram-shift labels planted; load_word_order), "
+        "'bundled' (the labelled 256-text corpus written for this project) or a .txt (one "
+        "text per line), .csv or .jsonl file",
+        quick="bundled",
     ),
     Field("text_column", "text_column", "text", _str, "column / key of the texts in .csv / .jsonl"),
     Field(
@@ -164,7 +167,8 @@ FIELDS: tuple[Field, ...] = (
         "quick",
         False,
         _bool,
-        "small fast run: every 4th bundled text and the lighter settings marked 'quick'",
+        "small fast run: every 4th text (the bundled corpus unless texts is set) and the "
+        "lighter settings marked 'quick'",
     ),
     Field("device", "device", "auto", _str, "auto, cpu, cuda, cuda:1, mps ..."),
     Field("seed", "random_state", 0, _int(0), "seeds splits, bootstraps, maps and interventions"),
@@ -215,7 +219,7 @@ FIELDS: tuple[Field, ...] = (
         _int(2),
         "random train/held-out splits of the ablation (the corrected resampled t-test's "
         "repeats); the scales are refitted on each split's training texts",
-        quick=3,
+        quick=2,
     ),
     Field(
         "alignment.full_ablation",
@@ -235,7 +239,7 @@ FIELDS: tuple[Field, ...] = (
         "λ_curv grid",
         quick=[0.01],
     ),
-    Field("alignment.cv_folds", "search_folds", 3, _int(2), "folds of the λ grid search"),
+    Field("alignment.cv_folds", "search_folds", 3, _int(2), "folds of the λ grid search", quick=2),
     Field(
         "interventions.models",
         "intervention_models",

@@ -88,7 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out-dir", help="default: results")
     run.add_argument("--run-id", help="default: a timestamp")
     run.add_argument("--models", help="comma-separated model specs (default: minilm,smollm2-135m)")
-    run.add_argument("--texts", help="'bundled' or a .txt / .csv / .jsonl file")
+    run.add_argument("--texts", help="'word_order', 'bundled' or a .txt / .csv / .jsonl file")
     run.add_argument("--device")
     run.add_argument(
         "--restart", action="store_true", help="discard finished stages of this run id"

@@ -294,7 +294,9 @@ def _write_outputs(run_dir, config, results, sections, seconds, resumed) -> None
     write_csvs(run_dir, results)
     for stage, name in TABLE_FILES.items():
         atomic_write_text(run_dir / name, sections[stage])
-    source = "the bundled corpus" if config.texts == "bundled" else f"`{config.texts}`"
+    from ._stages import corpus_description
+
+    source = corpus_description(config)
     resumed_s = f" (stages {', '.join(resumed)} loaded from an earlier run)" if resumed else ""
     header = (
         f"# msma run `{config.run_id}`\n\n{config.n_texts} texts from {source}"
@@ -314,6 +316,7 @@ def _reproduction(config, meta, sections) -> str:
     import re
 
     from .. import __version__
+    from ._stages import corpus_description
 
     body = "\n".join(sections[stage] for stage in ("extract", *TABLE_FILES))
     body = re.sub(r"^!\[[^\]]*\]\([^)]*\)\n?", "", body, flags=re.MULTILINE)  # figures: report
@@ -335,7 +338,7 @@ def _reproduction(config, meta, sections) -> str:
             for m in config.models
         )
         + f"; texts: {config.n_texts} from "
-        + ("the bundled corpus" if config.texts == "bundled" else f"`{config.texts}`")
+        + corpus_description(config)
         + ".\n\n"
         + body
     )

@@ -71,12 +71,34 @@ README_TABLE = [
 ]
 
 
+#: the corpora a run's `texts` can name, as the report describes them
+CORPORA = {
+    "bundled": "the bundled corpus",
+    "word_order": "the docstring word-order corpus ({n} documents, `load_word_order`)",
+}
+#: documents the word-order corpus contributes to a run
+WORD_ORDER_DOCUMENTS = 256
+
+
+def _word_order(config):
+    from ..datasets import load_word_order
+
+    return load_word_order(WORD_ORDER_DOCUMENTS, random_state=config.random_state)
+
+
+def corpus_description(config) -> str:
+    """How the report names the run's texts."""
+    if config.texts in CORPORA:
+        return CORPORA[config.texts].format(n=WORD_ORDER_DOCUMENTS)
+    return f"`{config.texts}`"
+
+
 def load_run_texts(config):
     """The run's texts and their labels per scale (bundled corpus or the user's file)."""
     from ..datasets import load_corpus, load_texts
 
-    if config.texts == "bundled":
-        corpus = load_corpus()
+    if config.texts in CORPORA:
+        corpus = load_corpus() if config.texts == "bundled" else _word_order(config)
         texts, labels = list(corpus.texts), {s: np.asarray(y) for s, y in corpus.targets.items()}
     else:
         texts = load_texts(config.texts, text_column=config.text_column)
@@ -220,12 +242,17 @@ def _extract_markdown(config, results) -> str:
             f" | {r['n_tokens']} | {r['load_seconds']} | {r['extract_seconds']}"
             f" | {r['tokens_per_second']} |"
         )
-    described = (
-        "Labels: global = topic, intermediate = discourse type, local = negation."
-        if config.texts == "bundled"
-        else "Labels: "
+    described = {
+        "bundled": "Labels: global = topic, intermediate = discourse type, local = negation.",
+        "word_order": "Labels (planted, each on half the documents, independently): global = "
+        "sentence order (original / shuffled), local = one bigram per sentence swapped "
+        "(original / shifted); neither changes the words, so the embedding layer can read "
+        "them only through position; topic = the package (lexical, for comparison).",
+    }.get(
+        config.texts,
+        "Labels: "
         + ", ".join(f"{k} = column `{v}`" for k, v in config.label_columns.items())
-        + "."
+        + ".",
     )
     lines += [
         "",

@@ -10,7 +10,7 @@ import warnings
 
 from sklearn.utils import Bunch
 
-__all__ = ["load_docstrings"]
+__all__ = ["load_docstrings", "load_word_order"]
 
 #: numpydoc section headers; the paragraphs under them are parameter lists, code, ...
 _SECTION = re.compile(r"^\s*([A-Z][A-Za-z ]+)\n\s*-{3,}\s*$", re.M)
@@ -168,4 +168,129 @@ def _load(packages, min_paragraphs, min_words):
     )
     return Bunch(
         texts=texts, package=package_of, kind=kind, names=names, versions=versions, DESCR=descr
+    )
+
+
+#: a sentence ends at . ! or ? after a lower-case letter, digit or bracket, before a capital
+_SENTENCE_END = re.compile(r"(?<=[a-z0-9)\]][.!?])\s+(?=[A-Z])")
+
+
+def load_word_order(
+    n_documents: int | None = None,
+    *,
+    min_sentences: int = 4,
+    max_words: int = 64,
+    random_state: int = 0,
+) -> Bunch:
+    """Docstring documents with word-order labels at two scales, unreadable from the words.
+
+    Each document is the opening sentences of one :func:`load_docstrings` text
+    (at least ``min_sentences`` sentences of at least 4 words, at most
+    ``max_words`` words in all). Two labels are then planted, each on half the
+    documents, independently and balanced within every package:
+
+    * ``global`` (document): ``"shuffled"`` -- the sentences put in a random
+      other order -- or ``"original"``;
+    * ``local`` (word): ``"shifted"`` -- in every sentence two adjacent words,
+      neither the first nor the last, swapped (the bigram-shift task of
+      Conneau et al. 2018) -- or ``"original"``.
+
+    Both leave the multiset of words unchanged, so a representation that
+    ignores order cannot decode them: the mean of the embedding layer does so
+    only through a word's position (its leading space at the start of a text,
+    a position embedding), which the probes' control task and the layer-0
+    accuracy measure. ``topic`` (the package) is a lexical label kept beside
+    them for comparison.
+
+    Parameters
+    ----------
+    n_documents : int, default=None
+        How many documents to draw (seeded); None for every one that qualifies
+        (900 with this project's environment on 2026-11-26).
+    min_sentences, max_words : int
+        The length of each document.
+    random_state : int, default=0
+        Seeds the draw, the labels, the orders and the swapped pairs.
+
+    Returns
+    -------
+    sklearn.utils.Bunch
+        ``texts``, ``targets`` (``{"global": ..., "local": ..., "topic": ...}``,
+        arrays of str), ``original_texts`` (before either change), ``sentences``
+        (each document's original sentences), ``sentence_order`` (the order they
+        appear in, the identity unless shuffled), ``names``,
+        ``versions``, ``DESCR``.
+
+    Examples
+    --------
+    >>> data = load_word_order(40, random_state=0)
+    >>> sorted(set(data.targets["global"].tolist()))
+    ['original', 'shuffled']
+    """
+    import numpy as np
+
+    source = load_docstrings()
+    rng = np.random.default_rng(random_state)
+    docs = []
+    for text, package, name in zip(source.texts, source.package, source.names, strict=True):
+        kept, words = [], 0
+        for sentence in _SENTENCE_END.split(" ".join(text.split())):
+            n = len(sentence.split())
+            if words + n > max_words:
+                break
+            kept.append(sentence)
+            words += n
+        if len(kept) >= min_sentences and all(len(s.split()) >= 4 for s in kept):
+            docs.append((kept, package, name))
+    if n_documents is not None:
+        if not 4 <= n_documents <= len(docs):
+            raise ValueError(
+                f"n_documents must be between 4 and {len(docs)} (the documents with at least "
+                f"{min_sentences} sentences in {max_words} words), got {n_documents}."
+            )
+        docs = [docs[i] for i in sorted(rng.choice(len(docs), n_documents, replace=False))]
+    cells = np.empty(len(docs), dtype=np.int64)
+    packages = np.array([d[1] for d in docs])
+    for package in dict.fromkeys(packages):  # balanced 2 x 2 within every package
+        rows = np.flatnonzero(packages == package)
+        cells[rng.permutation(rows)] = (np.arange(rows.size) + rng.integers(4)) % 4
+    texts, order, shift, orders = [], [], [], []
+    for (sentences, _, _), cell in zip(docs, cells, strict=True):
+        shuffled, shifted = bool(cell & 1), bool(cell & 2)
+        out = [s.split() for s in sentences]
+        if shifted:
+            for words in out:
+                i = int(rng.integers(1, len(words) - 2))  # words i, i+1: not first, not last
+                words[i], words[i + 1] = words[i + 1], words[i]
+        if shuffled:
+            perm = np.arange(len(out))
+            while (perm == np.arange(len(out))).all():
+                perm = rng.permutation(len(out))
+            out = [out[j] for j in perm]
+        else:
+            perm = np.arange(len(out))
+        orders.append([int(j) for j in perm])
+        texts.append(" ".join(" ".join(w) for w in out))
+        order.append("shuffled" if shuffled else "original")
+        shift.append("shifted" if shifted else "original")
+    descr = (
+        f"{len(texts)} documents: the opening {min_sentences}+ sentences (<= {max_words} "
+        "words) of docstrings of "
+        + ", ".join(f"{p} {v}" for p, v in source.versions.items())
+        + "; global = sentence order shuffled or not, local = one bigram per sentence "
+        "swapped or not (balanced, independent, within every package); topic = package."
+    )
+    return Bunch(
+        texts=texts,
+        targets={
+            "global": np.array(order),
+            "local": np.array(shift),
+            "topic": packages.astype(str),
+        },
+        original_texts=[" ".join(d[0]) for d in docs],
+        sentences=[list(d[0]) for d in docs],
+        sentence_order=orders,
+        names=[d[2] for d in docs],
+        versions=source.versions,
+        DESCR=descr,
     )
