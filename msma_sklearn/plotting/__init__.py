@@ -2,7 +2,11 @@
 
 from ._alignment import plot_alignment_ablation, plot_lambda_search
 from ._interventions import plot_dose_response, plot_intervention_effects
-from ._segmentation import plot_boundary_distributions, plot_scale_count_curves
+from ._segmentation import (
+    plot_boundary_distributions,
+    plot_scale_count_curves,
+    plot_scale_projection,
+)
 from ._similarity import plot_layer_similarity, save_figure
 
 __all__ = [
@@ -13,5 +17,6 @@ __all__ = [
     "plot_lambda_search",
     "plot_layer_similarity",
     "plot_scale_count_curves",
+    "plot_scale_projection",
     "save_figure",
 ]

@@ -6,7 +6,7 @@ import numpy as np
 
 from ._similarity import _pyplot
 
-__all__ = ["plot_boundary_distributions", "plot_scale_count_curves"]
+__all__ = ["plot_boundary_distributions", "plot_scale_count_curves", "plot_scale_projection"]
 
 
 def plot_scale_count_curves(curves: dict, *, ax=None, title=None):
@@ -102,3 +102,54 @@ def plot_boundary_distributions(rows: list[dict], *, n_layers: int, ax=None, tit
         ax.set_title(title, fontsize=10)
     ax.figure.tight_layout()
     return ax
+
+
+def plot_scale_projection(segmenter, states, labels=None, *, title=None):
+    """Each scale's texts in 2-D: PCA of its standardised representation (the mean of its
+    layers), coloured by that scale's label where ``labels`` has one.
+
+    Parameters
+    ----------
+    segmenter : ScaleSegmenter
+        Fitted, with a per-scale ``aggregate`` (one vector per scale).
+    states : array or DataFrame
+        What it segments (``HiddenStateExtractor`` output).
+    labels : dict of str -> array, default=None
+        Scale name -> one label per text.
+    title : str, default=None
+        Prefixed to the figure's title (e.g. the model).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from sklearn.decomposition import PCA
+
+    plt = _pyplot()
+    labels = labels or {}
+    per_scale = np.asarray(segmenter.set_output(transform="default").transform(states))
+    owner = np.array([n.split("__")[0] for n in segmenter.get_feature_names_out()])
+    scales = list(segmenter.scale_names_)
+    fig, axes = plt.subplots(1, len(scales), figsize=(4.2 * len(scales), 4.0))
+    for ax, scale in zip(np.atleast_1d(axes), scales, strict=True):
+        block = per_scale[:, owner == scale]
+        xy = PCA(2, random_state=0).fit_transform((block - block.mean(0)) / (block.std(0) + 1e-12))
+        y = labels.get(scale)
+        if y is None:
+            ax.scatter(xy[:, 0], xy[:, 1], s=8, color="tab:blue")
+        else:
+            y = np.asarray(y)
+            for k, value in enumerate(sorted(set(y.tolist()))):
+                sel = y == value
+                ax.scatter(
+                    xy[sel, 0], xy[sel, 1], s=8, label=str(value), color=plt.cm.tab10(k % 10)
+                )
+            ax.legend(fontsize=6, markerscale=1.5, loc="best")
+        layers = segmenter.scale_layers_[scale]
+        span = f"{layers[0]}-{layers[-1]}" if len(layers) > 1 else str(layers[0])
+        ax.set_title(f"{scale} ({span})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    head = f"{title}: " if title else ""
+    fig.suptitle(f"{head}each scale's texts, PCA of standardised states", fontsize=10)
+    return fig

@@ -1,5 +1,11 @@
 """The study as library code: each stage a function returning a typed result.
 
+The extraction stage: :func:`run_extraction` gives one model's hidden states and
+its per-layer probes (an :class:`ExtractionResult`).
+
+The segmentation stage: :func:`run_segmentation` segments one model's layers with
+every method of the registry, beside nulls (a :class:`SegmentationResult`).
+
 The alignment study (issue #15): :func:`run_alignment_study` fits MSMA's ablation
 rows and the baselines on repeated splits (scales refitted on training texts) and
 judges the original's alignment claims on held-out paired r².
@@ -20,6 +26,7 @@ from ._alignment import (
     lambda_search,
     run_alignment_study,
 )
+from ._extraction import ExtractionResult, layers_above_embedding, run_extraction
 from ._interventions import (
     INTERVENTION_CLAIMS,
     TEXT_METRICS,
@@ -33,8 +40,14 @@ from ._interventions import (
     prompt_sets,
     run_intervention_study,
 )
+from ._segmentation import SegmentationResult, run_segmentation
 
 __all__ = [
+    "ExtractionResult",
+    "layers_above_embedding",
+    "run_extraction",
+    "SegmentationResult",
+    "run_segmentation",
     "ALIGNMENT_CLAIMS",
     "AlignmentClaim",
     "AlignmentClaimSpec",

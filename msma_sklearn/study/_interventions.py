@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._registry import OPERATORS
 from ..interventions._calibration import STRENGTH, calibrate_doses
 from ..interventions._effects import holm
 from ..interventions._fluency import FluencyCheck, fluency_summary
@@ -52,7 +53,7 @@ INTERVENTION_CLAIMS = (
 )
 
 #: the strongest setting the calibration considers, per operator (its own parameter)
-UPPER = {"scaling": 4.0, "translation": 8.0, "noise": 4.0, "attention": 64.0}
+UPPER = {o.kind: o.upper for o in OPERATORS.values()}
 
 #: every text metric except the distinct-n counts (TTR and MTLD already cover diversity;
 #: distinct-2 is part of the fluency check)

@@ -1,0 +1,268 @@
+"""The segmentation stage as a library function: one model's layers segmented by every
+method, beside the nulls a reviewer asks for (issue #15).
+
+:func:`run_segmentation` fits every method of the registry that applies to the
+model, compares each with the original README's preset and with random
+contiguous splits, counts the scales the data support, and optionally segments a
+random-weight twin of the model and a robustness grid (pooling x
+standardisation x method).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .._registry import SEGMENTATION_METHODS, build_segmenter
+
+__all__ = ["SegmentationResult", "run_segmentation", "segmenters_for"]
+
+
+@dataclass(frozen=True)
+class SegmentationResult:
+    """Everything :func:`run_segmentation` measured for one model.
+
+    ``fitted`` maps each method's table label to its fitted
+    :class:`ScaleSegmenter` (left out of :meth:`to_dict`); ``used`` is the
+    label of the one the later stages use; ``curves`` the scale-count curves
+    (``"trained"`` or ``"this model"``, and ``"random weights"``).
+    """
+
+    model: str
+    family: str | None
+    n_states: int
+    random_weights_model: bool
+    attention_spans: np.ndarray
+    used: str
+    fitted: dict = field(repr=False, compare=False)
+    curves: dict = field(default_factory=dict)
+    random_weights: dict | None = None
+    robustness: list | None = None
+    vs_readme: dict | None = None
+    random_state: int = 0
+
+    @property
+    def chosen(self):
+        """The fitted segmenter whose scales the later stages use."""
+        return self.fitted[self.used]
+
+    def to_dict(self) -> dict:
+        """The JSON-able summary ``msma run`` writes (``summary.json``'s ``segment``)."""
+        cka = self.fitted["cka"]
+        return {
+            "family": self.family,
+            "n_states": self.n_states,
+            "random_weights_model": self.random_weights_model,
+            "attention_spans": np.round(self.attention_spans, 3).tolist(),
+            "adjacent_mi": np.round(self.fitted["mi"].adjacent_mi_, 4).tolist(),
+            "layer_similarity": np.round(cka.layer_similarity_, 4).tolist(),
+            "share_denominator": cka.share_denominator_,
+            "min_scale_size": cka.min_scale_size_,
+            "methods": {
+                label: {
+                    "scale_layers": seg.scale_layers_,
+                    "boundaries": seg.boundaries_,
+                    "shares": {k: round(v, 4) for k, v in seg.layer_shares_.items()},
+                    "table_row": seg.distribution_table(f"{self.model} · {label}"),
+                    "boundary_confidence": (
+                        seg.boundary_confidence_.round(3).tolist()
+                        if hasattr(seg, "boundary_confidence_")
+                        else None
+                    ),
+                    "stability": getattr(seg, "bootstrap_stability_", None),
+                }
+                for label, seg in self.fitted.items()
+            },
+            "vs_readme": self.vs_readme,
+            "scale_count": {
+                k: {"rows": c.as_rows(), "best_k": c.best_k} for k, c in self.curves.items()
+            },
+            "random_weights": self.random_weights,
+            "robustness": self.robustness,
+            "used": self.used,
+        }
+
+
+def segmenters_for(family, *, n_bootstrap=0, random_state=0, spans=None) -> dict:
+    """Every registered segmentation method that applies to a model of ``family``,
+    unfitted, by table label, in the registry's order."""
+    return {
+        m.label: build_segmenter(
+            m, n_bootstrap=n_bootstrap, random_state=random_state, family=family, spans=spans
+        )
+        for m in SEGMENTATION_METHODS.values()
+        if m.applies(family)
+    }
+
+
+def compare_boundaries(starts, reference, n_states: int, random_state=0) -> dict:
+    """ARI and boundary distance of ``starts`` to ``reference``, beside random contiguous
+    splits of ``n_states`` hidden states (:func:`compare_to_random_splits`), rounded."""
+    from ..segmentation import compare_to_random_splits
+
+    c = compare_to_random_splits(starts, reference, n_states, random_state=random_state)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(c).items()}
+
+
+def scale_count_curve(states, random_state=0):
+    """The number of scales the data support (ScaleSegmenter's k selection, CKA)."""
+    from ..segmentation import ScaleSegmenter
+
+    seg = ScaleSegmenter("cka", n_scales="auto", random_state=random_state).fit(states)
+    return seg.scale_count_curve_
+
+
+def pooling_variants(extractor) -> dict:
+    """Extractor settings of the robustness grid's pooling axis (distinct ones only)."""
+    variants = {f"mean (sink_tokens={extractor.sink_tokens_})": {}}
+    if extractor.sink_tokens_ != 0:
+        variants["mean (sink_tokens=0)"] = {"pooling": "mean", "sink_tokens": 0}
+    variants["last"] = {"pooling": "last"}
+    return variants
+
+
+def _states(extractor, texts, columns, **overrides):
+    """``extractor``'s settings with ``overrides``, refitted on ``texts``: their states."""
+    import pandas as pd
+    from sklearn.base import clone
+
+    X = clone(extractor).set_params(**overrides).fit(texts).transform(texts)
+    return pd.DataFrame(X, columns=columns)
+
+
+def robustness_grid(extractor, states, texts, *, n_bootstrap=20, random_state=0) -> list:
+    """Pooling x standardisation x method: each configuration's boundary distribution."""
+    from ..segmentation import ScaleSegmenter
+
+    rows = []
+    for pooling, settings in pooling_variants(extractor).items():
+        frame = (
+            _states(extractor, texts, states.columns, **settings) if settings else states
+        )  # the first variant is the run's own states
+        for standardize in (True, False):
+            for method in ("cka", "mi"):
+                seg = ScaleSegmenter(
+                    method,
+                    standardize=standardize,
+                    n_bootstrap=n_bootstrap,
+                    random_state=random_state,
+                ).fit(frame)
+                rows.append(
+                    {
+                        "label": f"{pooling} · {'standardised' if standardize else 'raw'} · "
+                        f"{method}",
+                        "pooling": pooling,
+                        "standardize": standardize,
+                        "method": method,
+                        "boundaries": seg.boundaries_,
+                        "bootstrap_boundaries": (
+                            seg.bootstrap_boundaries_.tolist()
+                            if hasattr(seg, "bootstrap_boundaries_")
+                            else []
+                        ),
+                        "stability": getattr(seg, "bootstrap_stability_", None),
+                    }
+                )
+    return rows
+
+
+def run_segmentation(
+    model: str,
+    extractor,
+    states,
+    texts,
+    *,
+    family: str | None = None,
+    used: str = "cka",
+    n_bootstrap: int = 20,
+    random_state: int = 0,
+    random_weights: bool = False,
+    robustness: bool = False,
+    random_weights_model: bool = False,
+) -> SegmentationResult:
+    """Segment ``model``'s hidden states with every applicable method, beside nulls.
+
+    Parameters
+    ----------
+    model : str
+        Its name (for the tables).
+    extractor : HiddenStateExtractor
+        Fitted; it gives the attention spans, and the settings with which the
+        random-weight twin and the pooling variants are extracted.
+    states : DataFrame
+        ``extractor``'s output on ``texts`` (its feature names as columns).
+    family : str, default=None
+        The architecture family of the original README's presets (None: the
+        presets that need one are left out).
+    used : str, default="cka"
+        The ``segmentation.method`` whose scales the later stages use.
+    random_weights : bool
+        Also segment ``random:<model>`` (same architecture, random weights)
+        with CKA and compare its boundaries with the trained model's.
+    robustness : bool
+        Also refit CKA and MI under every pooling x standardisation.
+    random_weights_model : bool
+        ``model`` itself has random weights (a tiny test model): said in the
+        tables.
+
+    Returns
+    -------
+    SegmentationResult
+    """
+    spans = extractor.attention_span(texts)
+    n_states = len(extractor.layers_)
+    fitted = {
+        label: seg.fit(states)
+        for label, seg in segmenters_for(
+            family, n_bootstrap=n_bootstrap, random_state=random_state, spans=spans
+        ).items()
+    }
+    readme = fitted.get(SEGMENTATION_METHODS["readme"].label)
+    vs_readme = (
+        {
+            label: compare_boundaries(seg.boundaries_, readme.boundaries_, n_states, random_state)
+            for label, seg in fitted.items()
+            if seg is not readme
+        }
+        if readme is not None
+        else None
+    )
+    trained = scale_count_curve(states, random_state)
+    curves = {"this model" if random_weights_model else "trained": trained}
+    null = None
+    if random_weights:
+        r_states = _states(extractor, texts, states.columns, model=f"random:{model}")
+        r_seg = build_segmenter(
+            SEGMENTATION_METHODS["cka"], n_bootstrap=n_bootstrap, random_state=random_state
+        ).fit(r_states)
+        curves["random weights"] = scale_count_curve(r_states, random_state)
+        null = {
+            "scale_layers": r_seg.scale_layers_,
+            "boundaries": r_seg.boundaries_,
+            "stability": getattr(r_seg, "bootstrap_stability_", None),
+            "vs_trained": compare_boundaries(
+                r_seg.boundaries_, fitted["cka"].boundaries_, n_states, random_state
+            ),
+        }
+    grid = (
+        robustness_grid(
+            extractor, states, texts, n_bootstrap=n_bootstrap, random_state=random_state
+        )
+        if robustness
+        else None
+    )
+    return SegmentationResult(
+        model=model,
+        family=family,
+        n_states=n_states,
+        random_weights_model=random_weights_model,
+        attention_spans=np.asarray(spans, dtype=float),
+        used=SEGMENTATION_METHODS[used].label,
+        fitted=fitted,
+        curves=curves,
+        random_weights=null,
+        robustness=grid,
+        vs_readme=vs_readme,
+        random_state=random_state,
+    )

@@ -1,0 +1,104 @@
+"""The extraction and segmentation stages as library functions with typed results
+(issue #15): the report's numbers are the results' fields."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from msma_sklearn.datasets import load_corpus
+from msma_sklearn.study import (
+    ExtractionResult,
+    SegmentationResult,
+    layers_above_embedding,
+    run_extraction,
+    run_segmentation,
+)
+
+
+@pytest.fixture(scope="module")
+def extraction():
+    corpus = load_corpus()
+    texts = list(corpus.texts[::4])
+    labels = {"global": corpus.targets["global"][::4], "one": np.array(["a"] * len(texts))}
+    with pytest.warns(UserWarning, match="Label 'one' has one class"):
+        result = run_extraction("tiny-gpt2", texts, labels, cv_folds=2, random_state=0, verbose=0)
+    return texts, labels, result
+
+
+def test_run_extraction_returns_the_states_and_the_probes(extraction):
+    from msma_sklearn import HiddenStateExtractor
+    from msma_sklearn.metrics import probe_layers
+
+    texts, labels, result = extraction
+    assert isinstance(result, ExtractionResult)
+    assert (result.n_texts, result.n_layers, result.hidden_size) == (64, 4, 64)
+    # the states are the extractor's; the probes are probe_layers' on them
+    X = HiddenStateExtractor("tiny-gpt2").fit(texts).transform(texts)
+    np.testing.assert_allclose(result.states, X, rtol=1e-6, atol=1e-6)
+    probes = probe_layers(
+        result.extractor.reshape_by_layer(X), labels["global"], texts, folds=2, random_state=0
+    )
+    np.testing.assert_allclose(result.probes["global"].accuracy, probes.accuracy)
+    assert set(result.probes) == {"global"}  # the one-class label is not probed (warned)
+    d = result.to_dict()
+    assert d["probe_accuracy"]["global"] == np.round(probes.accuracy, 3).tolist()
+    assert d["tokens_per_second"] == round(result.n_tokens / result.extract_seconds, 1)
+
+
+def test_the_probe_section_is_the_results_fields(extraction):
+    from msma_sklearn.cli._config import load_config
+    from msma_sklearn.cli._stages import _extract_markdown
+
+    _, _, result = extraction
+    d = result.to_dict()
+    md = _extract_markdown(load_config(**{"probes.cv_folds": 2}), {"tiny-gpt2": d})
+    acc = d["probes"]["global"]["accuracy"]
+    ci = d["probes"]["global"]["accuracy_ci"]
+    assert f"| 0 | {acc[0]:.3f} [{ci[0][0]:.2f}, {ci[0][1]:.2f}] |" in md
+    where = layers_above_embedding(d["probes"]["global"])
+    assert f"best layer {where['best']} at {acc[where['best']]:.3f}" in md
+    assert "out of 2-fold CV" in md  # the config's folds, not a fixed number
+    assert "out of 5-fold CV" in _extract_markdown(load_config(), {"tiny-gpt2": d})
+
+
+def test_layers_above_embedding_reads_the_intervals():
+    probes = {
+        "accuracy": [0.5, 0.6, 0.9, 0.55],
+        "accuracy_ci": [[0.4, 0.6], [0.5, 0.7], [0.8, 1.0], [0.61, 0.7]],
+    }
+    assert layers_above_embedding(probes) == {"best": 2, "beyond": [2, 3]}
+
+
+def test_run_segmentation_fits_every_applicable_method_beside_the_preset(extraction):
+    texts, _, result = extraction
+    frame = pd.DataFrame(result.states, columns=result.extractor.get_feature_names_out())
+    seg = run_segmentation(
+        "tiny-gpt2",
+        result.extractor,
+        frame,
+        texts,
+        family="gpt2",
+        used="mi",
+        n_bootstrap=2,
+        random_weights_model=True,
+    )
+    assert isinstance(seg, SegmentationResult)
+    assert list(seg.fitted) == [
+        "cka",
+        "mi",
+        "attention_span",
+        "preset: readme",
+        "preset: uniform",
+        "preset: msma_code",
+    ]
+    assert seg.chosen is seg.fitted["mi"] and seg.used == "mi"
+    d = seg.to_dict()
+    assert d["methods"]["preset: readme"]["scale_layers"] == {
+        "local": [0],
+        "intermediate": [1, 2],
+        "global": [3, 4],
+    }
+    assert set(d["vs_readme"]) == set(seg.fitted) - {"preset: readme"}
+    assert list(d["scale_count"]) == ["this model"] and d["random_weights"] is None
+    assert d["adjacent_mi"] == np.round(seg.fitted["mi"].adjacent_mi_, 4).tolist()
+    assert len(d["attention_spans"]) == 4
