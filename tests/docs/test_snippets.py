@@ -49,7 +49,13 @@ PYTHON_PAGES = [p for p in PAGES if any(b[0] == "python" for b in blocks(p))]
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PYTHON_PAGES, ids=lambda p: p.name)
 def test_python_blocks_run_as_written(page, tmp_path, monkeypatch):
+    from joblib.externals.loky import get_reusable_executor
+
     monkeypatch.chdir(tmp_path)
+    # joblib's reused worker processes keep the directory they started in: restart them
+    # here, or a relative path in a snippet (README's Memory("msma-cache")) lands in the
+    # repository instead of tmp_path
+    get_reusable_executor().shutdown(wait=True)
     namespace: dict = {"__name__": "__snippets__"}
     skipped = []
     for lang, line, code, skip in blocks(page):
