@@ -351,6 +351,13 @@ def default_pairs(names) -> list[tuple[str, str]]:
     return list(zip(names[:-1], names[1:], strict=True))
 
 
+def per_split_scores(results, metric: str):
+    """Method x split table of ``metric`` from :func:`paired_ablation`'s output, each
+    split averaged over the pairs (the unit of the corrected resampled t-test)."""
+    rows = results[results["metric"] == metric]
+    return rows.groupby(["method", "split"], sort=False)["value"].mean().unstack("split")
+
+
 def compare_methods(results, reference: str, others, *, metric: str = "r2", alpha: float = 0.05):
     """Is ``reference`` better than each of ``others`` on ``metric``? One row per comparison.
 
@@ -365,12 +372,7 @@ def compare_methods(results, reference: str, others, *, metric: str = "r2", alph
     from ..interventions._effects import holm
 
     higher = PAIRED_METRICS[metric][2]
-    per_split = (
-        results[results["metric"] == metric]
-        .groupby(["method", "split"], sort=False)["value"]
-        .mean()
-        .unstack("split")
-    )
+    per_split = per_split_scores(results, metric)
     if reference not in per_split.index:
         raise ValueError(f"{reference!r} is not among the methods {list(per_split.index)}.")
     n_train, n_test = results.attrs.get("n_train", 0), results.attrs.get("n_test", 0)

@@ -132,10 +132,8 @@ class Field:
     quick: Any = None  # value under `quick: true` unless the file sets it
 
 
-INTERVENTION_KINDS = tuple(OPERATORS)
 #: the causal LMs the default study steers
 STEERED_MODELS = ("smollm2-135m", "gemma3-270m")
-SEGMENTATION_METHODS = tuple(n for n, m in _SEGMENTATION.items() if m.selectable)
 
 FIELDS: tuple[Field, ...] = (
     Field(
@@ -264,7 +262,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "interventions.kinds",
         "intervention_kinds",
-        list(INTERVENTION_KINDS),
+        list(OPERATORS),
         _str_list(OPERATORS, empty=False),
         "operators, each calibrated to the target KLs: "
         + ", ".join(f"{o.name} ({o.described})" for o in OPERATORS.values()),

@@ -15,7 +15,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..alignment._evaluation import PAIRED_METRICS, compare_methods, paired_ablation
+from ..alignment._evaluation import (
+    PAIRED_METRICS,
+    compare_methods,
+    paired_ablation,
+    per_split_scores,
+)
 
 __all__ = [
     "ALIGNMENT_CLAIMS",
@@ -212,8 +217,7 @@ class AlignmentStudy:
 
 def _original_change(scores, method: str, reference: str, metric: str) -> tuple[float, float]:
     """Per split: ``metric(method) / metric(reference) - 1`` (averaged over pairs first)."""
-    rows = scores[scores["metric"] == metric]
-    per_split = rows.groupby(["method", "split"], sort=False)["value"].mean().unstack("split")
+    per_split = per_split_scores(scores, metric)
     if method not in per_split.index or reference not in per_split.index:
         return float("nan"), float("nan")
     change = (per_split.loc[method] / per_split.loc[reference] - 1.0).to_numpy(dtype=float)
@@ -252,8 +256,7 @@ def detectable_advantage(
 
 
 def _differences(scores, reference: str, other: str, metric: str):
-    rows = scores[scores["metric"] == metric]
-    per_split = rows.groupby(["method", "split"], sort=False)["value"].mean().unstack("split")
+    per_split = per_split_scores(scores, metric)
     diff = (per_split.loc[reference] - per_split.loc[other]).to_numpy(dtype=float)
     return diff if PAIRED_METRICS[metric][2] else -diff
 
@@ -352,6 +355,7 @@ def run_alignment_study(
     -------
     AlignmentStudy
     """
+    import pandas as pd
     from sklearn.base import clone
 
     seg = clone(segmenter)
@@ -369,8 +373,6 @@ def run_alignment_study(
             random_state=random_state,
         )
     others = [m for m in dict.fromkeys(scores["method"]) if m != "Full MSMA"]
-    import pandas as pd
-
     comparisons = (
         pd.concat(
             [compare_methods(scores, "Full MSMA", others, metric=m) for m in ("r2", "retrieval")],

@@ -40,7 +40,6 @@ class SegmentationResult:
     random_weights: dict | None = None
     robustness: list | None = None
     vs_readme: dict | None = None
-    random_state: int = 0
 
     @property
     def chosen(self):
@@ -264,5 +263,4 @@ def run_segmentation(
         random_weights=null,
         robustness=grid,
         vs_readme=vs_readme,
-        random_state=random_state,
     )
