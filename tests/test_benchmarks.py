@@ -90,3 +90,19 @@ def test_extraction_options_benchmark_compares_like_with_like():
     prec = bench.precision_rows("tiny-gpt2", texts[:6])
     assert [r[1] for r in prec] == ["bfloat16", "float16"]
     assert all(0 < r[2] < 0.1 and r[5] for r in prec)
+
+
+def test_alignment_basis_finds_a_planted_rogue_unit():
+    import numpy as np
+    import pandas as pd
+
+    bench = _load("alignment_basis")
+    rng = np.random.default_rng(0)
+    layers = [rng.normal(size=(60, 8)) for _ in range(6)]
+    for layer in layers:
+        layer[:, 0] *= 30.0  # one unit carries almost all the variance
+    states = pd.DataFrame(
+        np.hstack(layers), columns=[f"layer{j}__{u}" for j in range(6) for u in range(8)]
+    )
+    r = bench.basis_shares(states, n_components=8)
+    assert min(r["top_unit"].values()) > 0.9 and r["pooled_first"][0] > 0.9
