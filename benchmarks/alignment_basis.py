@@ -2,7 +2,8 @@
 
 For each model: the run's CKA scales on the default study's 256 word-order documents,
 each scale's largest single-unit share of variance, and the variance shares of the first
-principal components of the scales pooled (what ``paired_ablation`` fits its basis on).
+principal components of the scales pooled, raw (``paired_ablation(standardize=False)``)
+and with each scale's units z-scored (its default).
 
 Run:  python benchmarks/alignment_basis.py [--models gemma3-270m,smollm2-135m,minilm]
 """
@@ -18,6 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from msma_sklearn import HiddenStateExtractor, ScaleSegmenter  # noqa: E402
 from msma_sklearn.datasets import load_word_order  # noqa: E402
@@ -33,7 +35,13 @@ def basis_shares(states: pd.DataFrame, n_components: int = 40) -> dict:
     top = {s: float(b.var(0).max() / b.var(0).sum()) for s, b in zip(names, blocks, strict=True)}
     k = min(n_components, width, len(Z) - 1)
     pooled = PCA(k).fit(np.vstack(blocks)).explained_variance_ratio_[:3]
-    return {"top_unit": top, "pooled_first": [float(v) for v in pooled]}
+    zscored = [StandardScaler().fit_transform(b) for b in blocks]  # paired_ablation's default
+    pooled_z = PCA(k).fit(np.vstack(zscored)).explained_variance_ratio_[:3]
+    return {
+        "top_unit": top,
+        "pooled_first": [float(v) for v in pooled],
+        "pooled_first_zscored": [float(v) for v in pooled_z],
+    }
 
 
 def main():
@@ -49,7 +57,11 @@ def main():
             r = basis_shares(states)
         tops = ", ".join(f"{s} {v:.3f}" for s, v in r["top_unit"].items())
         firsts = ", ".join(f"{v:.3f}" for v in r["pooled_first"])
-        print(f"{name}: top unit's share of variance per scale: {tops}; pooled PCA: {firsts}")
+        firsts_z = ", ".join(f"{v:.3f}" for v in r["pooled_first_zscored"])
+        print(
+            f"{name}: top unit's share of variance per scale: {tops}; pooled PCA, raw: "
+            f"{firsts}; each scale's units z-scored: {firsts_z}"
+        )
 
 
 if __name__ == "__main__":

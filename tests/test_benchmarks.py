@@ -106,3 +106,4 @@ def test_alignment_basis_finds_a_planted_rogue_unit():
     )
     r = bench.basis_shares(states, n_components=8)
     assert min(r["top_unit"].values()) > 0.9 and r["pooled_first"][0] > 0.9
+    assert r["pooled_first_zscored"][0] < 0.5  # z-scoring each unit removes its dominance

@@ -190,11 +190,15 @@ def paired_ablation(
     max_iter: int = 300,
     random_state: int = 0,
     pairs=None,
+    standardize: bool = True,
 ):
     """MSMA's configurations and the baselines, fitted and scored alike on repeated splits.
 
-    For every split (``ShuffleSplit``, seed ``random_state + i``): one PCA basis is
-    fitted on the training rows of all scales pooled, with ``n_train //
+    For every split (``ShuffleSplit``, seed ``random_state + i``): with
+    ``standardize``, every unit of every scale is z-scored with its training
+    rows' mean and standard deviation (so no single unit, e.g. a decoder's
+    rogue dimension, decides the basis or the variance-weighted r²); then one
+    PCA basis is fitted on the training rows of all scales pooled, with ``n_train //
     rows_per_dim`` dimensions (at most the width), so every map has at least
     ``rows_per_dim`` training rows per dimension and "no map" still compares
     like with like; every method is fitted on the training rows of each
@@ -221,6 +225,11 @@ def paired_ablation(
         The maps; default :func:`default_pairs`: the original's f_GI and f_IL
         (global -> intermediate, intermediate -> local) when the scales have
         those names, otherwise each scale to the next in their order.
+    standardize : bool, default=True
+        Z-score each scale's units on the split's training rows before the
+        PCA. ``False`` keeps the raw coordinates, where on SmolLM2-135M and
+        Gemma-3-270M one direction holds 82% / 94% of the pooled variance
+        (``benchmarks/alignment_basis.py``) and decides every r².
 
     Returns
     -------
@@ -274,6 +283,8 @@ def paired_ablation(
         unknown = sorted({s for p in split_pairs for s in p} - set(names))
         if unknown:
             raise ValueError(f"pairs {split_pairs} name scales {unknown} not among {names}.")
+        if standardize:
+            arrays = {s: _zscore(a, train) for s, a in arrays.items()}
         width = arrays[names[0]].shape[1]
         k = max(1, min(width, n_train // rows_per_dim))
         pca = PCA(k, svd_solver="full", random_state=seed)
@@ -406,6 +417,14 @@ def compare_methods(results, reference: str, others, *, metric: str = "r2", alph
         np.where(shown & (frame["mean_advantage"] < 0), "contradicted", "inconclusive"),
     )
     return frame
+
+
+def _zscore(a, train):
+    """``a`` with every column centred and scaled by its ``train`` rows (constant
+    columns are only centred)."""
+    from sklearn.preprocessing import StandardScaler
+
+    return StandardScaler().fit(a[train]).transform(a)
 
 
 def _take(X, rows):

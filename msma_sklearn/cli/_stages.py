@@ -592,7 +592,15 @@ def _align_markdown(config, results) -> str:
             f"{r['n_splits']} random splits of the {r['n_train'] + r['n_test']} texts "
             f"({r['n_train']} training, {r['n_test']} held out; `ShuffleSplit`, seed "
             f"{config.random_state} + split). On each split the {method} scales are fitted "
-            "on the training texts only, one PCA basis with "
+            "on the training texts only, "
+            + (
+                "every unit of every scale is z-scored with the training texts' mean and sd "
+                "(so no single unit, such as a decoder's rogue dimension, decides the "
+                "variance-weighted r²), "
+                if r.get("standardized", False)
+                else "the raw coordinates are kept (not z-scored), "
+            )
+            + "one PCA basis with "
             f"{r['n_components']} dimensions (≥ 5 training texts per dimension) is fitted on "
             "the training rows of every scale, and every method maps "
             + ", ".join(p.replace("->", "→") for p in r["pairs"])
@@ -678,6 +686,7 @@ def _align_markdown(config, results) -> str:
         lines += [
             "",
             f"λ grid search (`GridSearchCV` over `Pipeline([ScaleSegmenter, "
+            f"{'StandardScaler, ' if r.get('standardized', False) else ''}"
             f"ManifoldAligner])`, {r['search_folds']}-fold, the scales refitted on each "
             "fold's training texts; score = the aligner's held-out r² in its own PCA basis, "
             "so not on the ablation's scale):",
@@ -900,9 +909,10 @@ def _intervene_markdown(results, studies, effects) -> str:
             "",
             f"The original README's GPT-2 claims, tested on {model} at the calibrated dose "
             "(amplify = scaling with alpha > 1): one pre-registered metric per claim, "
-            "one-sided paired t-test in the claimed direction, Holm over the claims, "
-            "'contradicted' when the effect is shown opposite to the claim or smaller than "
-            "half of it (equivalence test), 'inconclusive' otherwise or below 20 defined "
+            "one-sided paired t-tests (in the claimed direction; opposite to it; smaller "
+            "than half of it), each Holm-adjusted over the claims; 'supported' when the "
+            "first rejects, 'contradicted' when the effect is shown opposite to the claim or "
+            "smaller than half of it, 'inconclusive' otherwise or below 20 defined "
             "prompt pairs; the power to detect the claimed size is given beside each.",
             "",
         ]

@@ -21,6 +21,7 @@ __all__ = [
     "PromptEffect",
     "benjamini_hochberg",
     "collapse_to_prompts",
+    "holm_over_claims",
     "minimum_detectable_effect",
     "paired_power",
     "prompt_effect",
@@ -39,6 +40,7 @@ _MEASURES = (
     "d_z",
     "p_claimed",
     "p_opposite",
+    "p_smaller",
     "p_equivalence",
     "power",
 )
@@ -161,8 +163,9 @@ class PromptEffect:
     baseline|`` over the prompts where both are defined: the effect size the
     original README reports; ``ci_low``/``ci_high`` its bootstrap interval over
     prompts. ``d_z`` is the paired standardised mean difference (not the
-    original's δ). ``p_claimed``/``p_opposite`` are one-sided paired t-test
-    p-values (before any correction), ``p_equivalence`` the TOST p-value
+    original's δ). ``p_claimed``/``p_opposite``/``p_smaller`` are one-sided
+    paired t-test p-values before any correction (effect in the claimed
+    direction; opposite to it; smaller than half the claim), ``p_equivalence`` the TOST p-value
     against half the claimed size, ``power`` the power to detect the claimed
     size at this n, and ``verdict`` one of "supported", "contradicted",
     "inconclusive" (with ``reason``).
@@ -181,6 +184,7 @@ class PromptEffect:
     claimed_percent: float | None
     p_claimed: float
     p_opposite: float
+    p_smaller: float
     p_equivalence: float
     power: float
     verdict: str
@@ -198,6 +202,8 @@ def prompt_effect(
     claimed_percent: float | None = None,
     alpha: float = 0.05,
     p_adjusted: float | None = None,
+    p_adjusted_opposite: float | None = None,
+    p_adjusted_smaller: float | None = None,
     n_resamples: int = 2000,
     random_state=None,
 ) -> PromptEffect:
@@ -218,10 +224,11 @@ def prompt_effect(
         exploratory, a two-sided test (``p_claimed`` is two-sided) and no
         verdict beyond "exploratory".
     alpha : float, default=0.05
-    p_adjusted : float, default=None
-        ``p_claimed`` after a multiple-comparison correction over the family
-        (Holm over the confirmatory claims), used for the verdict; None uses
-        ``p_claimed``.
+    p_adjusted, p_adjusted_opposite, p_adjusted_smaller : float, default=None
+        ``p_claimed``, ``p_opposite`` and ``p_smaller`` after a
+        multiple-comparison correction over the family (Holm over the
+        confirmatory claims, each question its own family), used for the
+        verdict in every direction; None uses the raw p-value.
     n_resamples : int, default=2000
         Bootstrap resamples of prompts for the percent-change interval.
     random_state : int, RandomState or None
@@ -310,19 +317,66 @@ def prompt_effect(
         )
     else:
         p_small = float(stats.ttest_1samp(d, claimed_diff / 2.0, alternative=opposite).pvalue)
+    corrected = p_adjusted is not None
+    word = "Holm p" if corrected else "p"
     p_judge = p_claimed if p_adjusted is None else p_adjusted
+    p_judge_opp = p_opp if p_adjusted_opposite is None else p_adjusted_opposite
+    p_judge_small = p_small if p_adjusted_smaller is None else p_adjusted_smaller
     half = abs(claimed_percent) / 2
-    if p_opp < alpha:
-        verdict, reason = "contradicted", f"effect opposite to the claim (p = {p_opp:.3g})"
-    elif p_small < alpha:
+    if p_judge_opp < alpha:
+        verdict, reason = (
+            "contradicted",
+            f"effect opposite to the claim ({word} = {p_judge_opp:.3g})",
+        )
+    elif p_judge_small < alpha:
         verdict = "contradicted"
-        reason = f"effect smaller than half the claimed size, {half:g}% (p = {p_small:.3g})"
+        reason = (
+            f"effect smaller than half the claimed size, {half:g}% ({word} = {p_judge_small:.3g})"
+        )
         if p_eq < alpha:
             reason += f"; within ±{half:g}% of zero (TOST p = {p_eq:.3g})"
     elif p_judge < alpha:
-        verdict, reason = "supported", f"effect in the claimed direction (p = {p_judge:.3g})"
+        verdict, reason = "supported", f"effect in the claimed direction ({word} = {p_judge:.3g})"
     else:
         verdict = "inconclusive"
         reason = f"no test rejects; power {power:.0%} at the claimed size"
-    out.update(p_claimed=p_claimed, p_opposite=p_opp, p_equivalence=p_eq, power=power)
+    out.update(
+        p_claimed=p_claimed, p_opposite=p_opp, p_smaller=p_small, p_equivalence=p_eq, power=power
+    )
     return PromptEffect(**out, verdict=verdict, reason=reason)
+
+
+def holm_over_claims(effects) -> list[dict]:
+    """Holm-adjusted p-values of confirmatory claims, one family per question.
+
+    The verdict of :func:`prompt_effect` asks three one-sided questions: is
+    the effect in the claimed direction (``p_claimed``), opposite to it
+    (``p_opposite``), smaller than half of it (``p_smaller``)? Each is
+    Holm-adjusted over the claims with a finite ``p_claimed`` (those with
+    enough defined pairs), so "contradicted" is corrected like "supported".
+
+    Parameters
+    ----------
+    effects : list of PromptEffect
+        Each claim's effect judged on raw p-values.
+
+    Returns
+    -------
+    list of dict
+        Per effect, ``{"p_adjusted", "p_adjusted_opposite",
+        "p_adjusted_smaller"}`` to pass back to :func:`prompt_effect`; an
+        empty dict for a claim without a test.
+    """
+    from ._effects import holm
+
+    finite = [i for i, e in enumerate(effects) if np.isfinite(e.p_claimed)]
+    out = [{} for _ in effects]
+    for key, field in (
+        ("p_adjusted", "p_claimed"),
+        ("p_adjusted_opposite", "p_opposite"),
+        ("p_adjusted_smaller", "p_smaller"),
+    ):
+        adjusted = holm([getattr(effects[i], field) for i in finite]) if finite else []
+        for i, value in zip(finite, adjusted, strict=True):
+            out[i][key] = float(value)
+    return out

@@ -127,6 +127,7 @@ class AlignmentStudy:
     grid_search: list = field(default_factory=list)  # one dict per λ candidate
     best_params: dict = field(default_factory=dict)
     search_folds: int = 0
+    standardized: bool = True  # each scale's units z-scored on the training rows
 
     def summary_frame(self):
         """Method x metric: mean and sd over splits (each split averaged over the pairs)."""
@@ -166,6 +167,7 @@ class AlignmentStudy:
             "n_train": self.n_train,
             "n_test": self.n_test,
             "n_components": self.n_components,
+            "standardized": self.standardized,
             "scale_layers": self.scale_layers,
             "pairs": list(dict.fromkeys(self.scores["pair"])),
             "table": {
@@ -331,6 +333,7 @@ def run_alignment_study(
     max_iter: int = 300,
     random_state: int = 0,
     n_jobs: int | None = None,
+    standardize: bool = True,
 ) -> AlignmentStudy:
     """MSMA's ablation, the baselines, the claims and a λ search for one model.
 
@@ -350,6 +353,11 @@ def run_alignment_study(
         ``{"lambda_geo": [...], "lambda_info": [...], "lambda_curv": [...]}``:
         a ``GridSearchCV`` over ``Pipeline([segmenter, ManifoldAligner])``
         with ``search_folds`` folds, scored by held-out r² (``None``: no search).
+    standardize : bool, default=True
+        Z-score every unit of every scale on the training rows (of each split,
+        of each search fold) before anything is fitted, so a decoder's rogue
+        unit does not decide the variance-weighted r²
+        (``benchmarks/alignment_basis.py``).
 
     Returns
     -------
@@ -371,6 +379,7 @@ def run_alignment_study(
             test_size=test_size,
             max_iter=max_iter,
             random_state=random_state,
+            standardize=standardize,
         )
     others = [m for m in dict.fromkeys(scores["method"]) if m != "Full MSMA"]
     comparisons = (
@@ -393,6 +402,7 @@ def run_alignment_study(
             random_state=random_state,
             n_jobs=n_jobs,
             pairs=pairs,
+            standardize=standardize,
         )
     return AlignmentStudy(
         model=model,
@@ -407,11 +417,20 @@ def run_alignment_study(
         grid_search=search,
         best_params=best,
         search_folds=search_folds if lambda_grid else 0,
+        standardized=standardize,
     )
 
 
 def lambda_search(
-    states, segmenter, grid: dict, *, folds: int = 3, random_state=0, n_jobs=None, pairs=None
+    states,
+    segmenter,
+    grid: dict,
+    *,
+    folds: int = 3,
+    random_state=0,
+    n_jobs=None,
+    pairs=None,
+    standardize: bool = True,
 ):
     """``GridSearchCV`` over the λ of ``Pipeline([segmenter, ManifoldAligner(map="mlp")])``.
 
@@ -419,19 +438,23 @@ def lambda_search(
     fold never shapes the scales its score is measured on. Returns
     ``(rows, best_params)``: one ``{lambda_geo, lambda_info, lambda_curv,
     mean_r2, sd_r2}`` per candidate. ``pairs``: the aligner's maps (default
-    its own, global -> intermediate -> local).
+    its own, global -> intermediate -> local). ``standardize``: a
+    ``StandardScaler`` between the two steps (every unit of every scale
+    z-scored on the fold's training texts).
     """
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GridSearchCV, KFold
     from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
 
     from ..alignment import ManifoldAligner
 
     aligner = ManifoldAligner(map="mlp", pairs=pairs, random_state=random_state)
-    pipe = Pipeline([("scales", clone(segmenter)), ("align", aligner)]).set_output(
-        transform="pandas"
-    )
+    steps = [("scales", clone(segmenter))]
+    if standardize:
+        steps.append(("standardize", StandardScaler()))
+    pipe = Pipeline([*steps, ("align", aligner)]).set_output(transform="pandas")
     search = GridSearchCV(
         pipe,
         {f"align__{k}": list(v) for k, v in grid.items()},

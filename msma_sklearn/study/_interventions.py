@@ -19,12 +19,12 @@ from tqdm.auto import tqdm
 
 from .._registry import OPERATORS
 from ..interventions._calibration import STRENGTH, calibrate_doses
-from ..interventions._effects import holm
 from ..interventions._fluency import FluencyCheck, fluency_summary
 from ..interventions._intervener import Intervener, centred_window
 from ..interventions._statistics import (
     PromptEffect,
     benjamini_hochberg,
+    holm_over_claims,
     minimum_detectable_effect,
     prompt_effect,
 )
@@ -169,7 +169,9 @@ class ClaimResult:
     claimed_percent: float
     condition: Condition
     effect: PromptEffect
-    p_holm: float
+    p_holm: float  # the claimed direction, Holm over the claims
+    p_holm_opposite: float = math.nan  # effect opposite to the claim
+    p_holm_smaller: float = math.nan  # effect smaller than half the claim
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,8 @@ class InterventionStudy:
                     "ci": [num(c.effect.ci_low, 2), num(c.effect.ci_high, 2)],
                     "d_z": num(c.effect.d_z, 3),
                     "p_holm": num(c.p_holm),
+                    "p_holm_opposite": num(c.p_holm_opposite),
+                    "p_holm_smaller": num(c.p_holm_smaller),
                     "power": num(c.effect.power, 3),
                     "fluency_flagged": next(
                         r.fluency.flagged for r in self.conditions if r.condition == c.condition
@@ -476,22 +480,24 @@ def run_intervention_study(
         )
         for c, j, claimed in args
     ]
-    finite = [i for i, e in enumerate(raw) if np.isfinite(e.p_claimed)]
-    adjusted = dict(zip(finite, holm([raw[i].p_claimed for i in finite]), strict=True))
+    # Holm over the claims for each question the verdict asks (in the claimed
+    # direction? opposite? smaller than half the claim?), so "contradicted" is
+    # corrected like "supported"
+    adjusted = holm_over_claims(raw)
     claim_results = []
     for i, ((scale, kind, metric, claimed, text), (c, j, _)) in enumerate(
         zip(tested, args, strict=True)
     ):
         effect = raw[i]
-        if i in adjusted:
+        if adjusted[i]:
             effect = prompt_effect(
                 prompt_ids,
                 baseline_values[:, j],
                 treated_by_condition[c][:, j],
                 claimed_percent=claimed,
                 alpha=design.alpha,
-                p_adjusted=float(adjusted[i]),
                 random_state=design.random_state,
+                **adjusted[i],
             )
         claim_results.append(
             ClaimResult(
@@ -502,7 +508,9 @@ def run_intervention_study(
                 claimed,
                 c,
                 effect,
-                float(adjusted.get(i, math.nan)),
+                adjusted[i].get("p_adjusted", math.nan),
+                adjusted[i].get("p_adjusted_opposite", math.nan),
+                adjusted[i].get("p_adjusted_smaller", math.nan),
             )
         )
     finite_ppl = baseline_ppl[np.isfinite(baseline_ppl)]

@@ -122,6 +122,26 @@ def test_paired_ablation_scores_every_method_alike_and_the_comparison_can_fail()
     assert r2["Geometry only"] == pytest.approx(r2["procrustes"], abs=1e-6)
 
 
+def test_paired_ablation_z_scores_units_so_a_rogue_unit_does_not_decide_r2():
+    """Planted: two scales share one huge unit (a decoder's rogue dimension) and nothing
+    else. Raw coordinates: 'no map' scores r² near 1 from that unit alone. By default each
+    unit is z-scored on the training rows, and the unrelated units decide (r² <= ~0)."""
+    from msma_sklearn.alignment import paired_ablation
+
+    rng = np.random.default_rng(11)
+    n, width = 200, 10
+    rogue = 1000.0 * rng.normal(size=n)
+    S, T = rng.normal(size=(n, width)), rng.normal(size=(n, width))
+    S[:, 0] = T[:, 0] = rogue
+    kwargs = dict(configs={}, baselines=("no map",), n_splits=3)
+    raw = paired_ablation({"local": S, "global": T}, standardize=False, **kwargs)
+    std = paired_ablation({"local": S, "global": T}, **kwargs)
+    r2_raw = raw[raw.metric == "r2"]["value"].mean()
+    r2_std = std[std.metric == "r2"]["value"].mean()
+    assert r2_raw > 0.99
+    assert r2_std < 0.0  # one shared unit of ten, nine unrelated ones with variance 1 + 1
+
+
 def test_paired_ablation_fits_the_scales_on_training_texts_only(monkeypatch):
     from msma_sklearn import ScaleSegmenter
     from msma_sklearn.alignment import paired_ablation

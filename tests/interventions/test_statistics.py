@@ -110,6 +110,39 @@ def test_verdicts_supported_contradicted_inconclusive():
     assert adjusted.verdict != "supported"
 
 
+def test_contradicted_is_holm_corrected_like_supported():
+    """Five claims, each effect opposite to its claim at raw p ~ 0.04: contradicted one
+    by one, inconclusive once the opposite and smaller-than-half tests are Holm-adjusted
+    over the five (the study's path)."""
+    from msma_sklearn.interventions import holm_over_claims
+
+    ids = np.arange(40)
+    rng = np.random.default_rng(3)
+    pairs = []
+    for _ in range(5):
+        b = 10.0 + rng.normal(size=40)
+        d = rng.normal(size=40)
+        d = (d - d.mean()) / d.std(ddof=1)  # differences of sd 1 and mean -0.28:
+        pairs.append((b, b + d - 0.28))  # one-sided t = -0.28 * sqrt(40) = -1.77
+    claim = 0.2  # percent: half of it is 0.01 in the outcome's units
+    raw = [prompt_effect(ids, b, t, claimed_percent=claim) for b, t in pairs]
+    assert all(e.verdict == "contradicted" for e in raw)
+    assert all(0.02 < e.p_smaller <= e.p_opposite < 0.05 for e in raw)
+    adjusted = holm_over_claims(raw)
+    assert [sorted(a) for a in adjusted] == [
+        ["p_adjusted", "p_adjusted_opposite", "p_adjusted_smaller"]
+    ] * 5
+    assert all(a["p_adjusted_smaller"] > 0.05 for a in adjusted)
+    rejudged = [
+        prompt_effect(ids, b, t, claimed_percent=claim, **a)
+        for (b, t), a in zip(pairs, adjusted, strict=True)
+    ]
+    assert all(e.verdict == "inconclusive" for e in rejudged)
+    # a claim below MIN_PAIRS has no test and no adjusted p-value
+    few = prompt_effect(ids[:5], *(x[:5] for x in pairs[0]), claimed_percent=claim)
+    assert holm_over_claims([few, *raw])[0] == {}
+
+
 def test_undefined_metrics_are_an_outcome_not_dropped_silently():
     ids = np.arange(30)
     b, t = _paired(30, 1.0, sd=0.5)
