@@ -240,7 +240,14 @@ FIELDS: tuple[Field, ...] = (
         "all of the original's MSMA rows (false: the README's four); the five baselines always",
         quick=False,
     ),
-    Field("alignment.lambda_geo", "lambda_geo", [0.1, 1.0], _number_list(0), "λ_geo grid"),
+    Field(
+        "alignment.lambda_geo",
+        "lambda_geo",
+        [0.1, 1.0],
+        _number_list(0),
+        "λ_geo grid",
+        quick=[1.0],
+    ),
     Field("alignment.lambda_info", "lambda_info", [0.0, 0.1], _number_list(0), "λ_info grid"),
     Field(
         "alignment.lambda_curv",
@@ -266,7 +273,7 @@ FIELDS: tuple[Field, ...] = (
         _str_list(OPERATORS, empty=False),
         "operators, each calibrated to the target KLs: "
         + ", ".join(f"{o.name} ({o.described})" for o in OPERATORS.values()),
-        quick=["amplify", "attention"],
+        quick=["amplify"],
     ),
     Field(
         "interventions.target_kl",

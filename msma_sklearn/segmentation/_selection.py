@@ -126,6 +126,34 @@ class SplitComparison:
     n_random: int
 
 
+def _adjusted_rand_many(reference, labelings) -> np.ndarray:
+    """Adjusted Rand index of each row of ``labelings`` against ``reference``.
+
+    The same quantity as ``sklearn.metrics.adjusted_rand_score`` (Hubert &
+    Arabie's pair-counting form, 1.0 where both partitions are trivial alike),
+    computed for thousands of small labelings at once from their contingency
+    tables: calling scikit-learn once per random split took about 2 s per
+    null distribution of 5,000 splits, most of the quick run's segmentation.
+    Tested equal to scikit-learn's.
+    """
+    ref = np.asarray(reference, dtype=np.int64)
+    lab = np.atleast_2d(np.asarray(labelings, dtype=np.int64))
+    n = ref.size
+    ref_onehot = np.eye(ref.max() + 1)[ref]  # (n, k_ref)
+    lab_onehot = np.eye(lab.max() + 1)[lab]  # (m, n, k_lab)
+    table = np.einsum("mnj,ni->mij", lab_onehot, ref_onehot)  # (m, k_ref, k_lab)
+    pairs = lambda x: x * (x - 1) / 2.0  # noqa: E731
+    index = pairs(table).sum(axis=(1, 2))
+    rows = pairs(table.sum(axis=2)).sum(axis=1)
+    cols = pairs(table.sum(axis=1)).sum(axis=1)
+    expected = rows * cols / pairs(float(n)) if n > 1 else np.zeros_like(rows)
+    top = 0.5 * (rows + cols)
+    denominator = top - expected
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ari = (index - expected) / denominator
+    return np.where(denominator == 0, 1.0, ari)
+
+
 def compare_to_random_splits(
     starts, reference, n: int, *, max_splits: int = 5000, random_state=None
 ) -> SplitComparison:
@@ -149,7 +177,8 @@ def compare_to_random_splits(
     ari = float(adjusted_rand_score(ref_labels, segment_labels(starts, n)))
     dist = boundary_distance(starts, reference)
     rand = random_contiguous_splits(n, k, max_splits=max_splits, random_state=random_state)
-    null_ari = np.array([adjusted_rand_score(ref_labels, segment_labels(s, n)) for s in rand])
+    rand_labels = (np.arange(n)[None, :, None] >= rand[:, None, :]).sum(axis=2)  # segment_labels
+    null_ari = _adjusted_rand_many(ref_labels, rand_labels)
     null_dist = np.abs(rand - np.asarray(reference)[None, :]).mean(axis=1) if k > 1 else np.zeros(1)
     return SplitComparison(
         ari=ari,

@@ -128,3 +128,18 @@ def test_mi_on_planted_edges_does_not_split_off_single_states():
         cube.reshape(400, -1)
     )
     assert min(len(v) for v in old.scale_layers_.values()) == 1  # the artefact removed
+
+
+def test_vectorised_adjusted_rand_equals_scikit_learn():
+    """The null's ARIs are computed for all splits at once; scikit-learn is the oracle,
+    including the degenerate partitions (one cluster, all singletons)."""
+    from msma_sklearn.segmentation._selection import _adjusted_rand_many
+
+    rng = np.random.default_rng(0)
+    n = 13
+    cases = [rng.integers(0, k, size=n) for k in (1, 2, 3, 5, 13) for _ in range(4)]
+    cases += [np.zeros(n, dtype=int), np.arange(n)]
+    for ref in cases:
+        got = _adjusted_rand_many(ref, np.vstack(cases))
+        want = [adjusted_rand_score(ref, lab) for lab in cases]
+        np.testing.assert_allclose(got, want, atol=1e-12)
