@@ -21,6 +21,7 @@ from ._statistics import (
     minimum_detectable_effect,
     paired_power,
     prompt_effect,
+    rejudge,
     tost_paired,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "fluency_summary",
     "paired_power",
     "prompt_effect",
+    "rejudge",
     "tost_paired",
     "bootstrap_ci",
     "holm",

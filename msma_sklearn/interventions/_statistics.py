@@ -25,6 +25,7 @@ __all__ = [
     "minimum_detectable_effect",
     "paired_power",
     "prompt_effect",
+    "rejudge",
     "tost_paired",
 ]
 
@@ -317,33 +318,59 @@ def prompt_effect(
         )
     else:
         p_small = float(stats.ttest_1samp(d, claimed_diff / 2.0, alternative=opposite).pvalue)
-    corrected = p_adjusted is not None
-    word = "Holm p" if corrected else "p"
-    p_judge = p_claimed if p_adjusted is None else p_adjusted
-    p_judge_opp = p_opp if p_adjusted_opposite is None else p_adjusted_opposite
-    p_judge_small = p_small if p_adjusted_smaller is None else p_adjusted_smaller
-    half = abs(claimed_percent) / 2
+    out.update(
+        p_claimed=p_claimed, p_opposite=p_opp, p_smaller=p_small, p_equivalence=p_eq, power=power
+    )
+    effect = PromptEffect(**out, verdict="", reason="")
+    return rejudge(
+        effect,
+        alpha=alpha,
+        p_adjusted=p_adjusted,
+        p_adjusted_opposite=p_adjusted_opposite,
+        p_adjusted_smaller=p_adjusted_smaller,
+    )
+
+
+def rejudge(
+    effect: PromptEffect,
+    *,
+    alpha: float = 0.05,
+    p_adjusted: float | None = None,
+    p_adjusted_opposite: float | None = None,
+    p_adjusted_smaller: float | None = None,
+) -> PromptEffect:
+    """``effect`` (of a claim) with its verdict decided by the given p-values.
+
+    Each ``p_adjusted*`` replaces the effect's raw ``p_claimed``,
+    ``p_opposite`` or ``p_smaller`` (None keeps the raw one); the measurement
+    itself (effect sizes, interval, power) is reused, not recomputed.
+    """
+    from dataclasses import replace
+
+    def pick(adjusted, raw):
+        return raw if adjusted is None else adjusted
+
+    p_judge = pick(p_adjusted, effect.p_claimed)
+    p_judge_opp = pick(p_adjusted_opposite, effect.p_opposite)
+    p_judge_small = pick(p_adjusted_smaller, effect.p_smaller)
+    word = "Holm p" if p_adjusted is not None else "p"
+    half = abs(effect.claimed_percent) / 2
     if p_judge_opp < alpha:
-        verdict, reason = (
-            "contradicted",
-            f"effect opposite to the claim ({word} = {p_judge_opp:.3g})",
-        )
+        verdict = "contradicted"
+        reason = f"effect opposite to the claim ({word} = {p_judge_opp:.3g})"
     elif p_judge_small < alpha:
         verdict = "contradicted"
         reason = (
             f"effect smaller than half the claimed size, {half:g}% ({word} = {p_judge_small:.3g})"
         )
-        if p_eq < alpha:
-            reason += f"; within ±{half:g}% of zero (TOST p = {p_eq:.3g})"
+        if effect.p_equivalence < alpha:
+            reason += f"; within ±{half:g}% of zero (TOST p = {effect.p_equivalence:.3g})"
     elif p_judge < alpha:
         verdict, reason = "supported", f"effect in the claimed direction ({word} = {p_judge:.3g})"
     else:
         verdict = "inconclusive"
-        reason = f"no test rejects; power {power:.0%} at the claimed size"
-    out.update(
-        p_claimed=p_claimed, p_opposite=p_opp, p_smaller=p_small, p_equivalence=p_eq, power=power
-    )
-    return PromptEffect(**out, verdict=verdict, reason=reason)
+        reason = f"no test rejects; power {effect.power:.0%} at the claimed size"
+    return replace(effect, verdict=verdict, reason=reason)
 
 
 def holm_over_claims(effects) -> list[dict]:

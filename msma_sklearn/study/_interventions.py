@@ -27,6 +27,7 @@ from ..interventions._statistics import (
     holm_over_claims,
     minimum_detectable_effect,
     prompt_effect,
+    rejudge,
 )
 from ..metrics.text import TextMetrics, perplexity
 
@@ -485,20 +486,10 @@ def run_intervention_study(
     # corrected like "supported"
     adjusted = holm_over_claims(raw)
     claim_results = []
-    for i, ((scale, kind, metric, claimed, text), (c, j, _)) in enumerate(
-        zip(tested, args, strict=True)
+    for (scale, kind, metric, claimed, text), (c, _, _), measured, adj in zip(
+        tested, args, raw, adjusted, strict=True
     ):
-        effect = raw[i]
-        if adjusted[i]:
-            effect = prompt_effect(
-                prompt_ids,
-                baseline_values[:, j],
-                treated_by_condition[c][:, j],
-                claimed_percent=claimed,
-                alpha=design.alpha,
-                random_state=design.random_state,
-                **adjusted[i],
-            )
+        effect = rejudge(measured, alpha=design.alpha, **adj) if adj else measured
         claim_results.append(
             ClaimResult(
                 f"{scale} amplify: {text}" if kind == "scaling" else f"{scale} {kind}: {text}",
@@ -508,9 +499,9 @@ def run_intervention_study(
                 claimed,
                 c,
                 effect,
-                adjusted[i].get("p_adjusted", math.nan),
-                adjusted[i].get("p_adjusted_opposite", math.nan),
-                adjusted[i].get("p_adjusted_smaller", math.nan),
+                adj.get("p_adjusted", math.nan),
+                adj.get("p_adjusted_opposite", math.nan),
+                adj.get("p_adjusted_smaller", math.nan),
             )
         )
     finite_ppl = baseline_ppl[np.isfinite(baseline_ppl)]

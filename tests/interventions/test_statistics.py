@@ -138,6 +138,11 @@ def test_contradicted_is_holm_corrected_like_supported():
         for (b, t), a in zip(pairs, adjusted, strict=True)
     ]
     assert all(e.verdict == "inconclusive" for e in rejudged)
+    # the study's path re-judges the measured effect without measuring it again: same verdicts
+    from msma_sklearn.interventions import rejudge
+
+    again = [rejudge(e, **a) for e, a in zip(raw, adjusted, strict=True)]
+    assert [(e.verdict, e.reason) for e in again] == [(e.verdict, e.reason) for e in rejudged]
     # a claim below MIN_PAIRS has no test and no adjusted p-value
     few = prompt_effect(ids[:5], *(x[:5] for x in pairs[0]), claimed_percent=claim)
     assert holm_over_claims([few, *raw])[0] == {}
