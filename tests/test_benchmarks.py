@@ -22,7 +22,7 @@ def test_extraction_benchmark_outputs_agree():
         assert row[2] == 8 and row[3] > 0
         assert row[9] < 1e-5  # extractor and plain loop give the same numbers
         assert row[10] >= 1.0  # sorted batches never pad more than input order
-    assert rows[0][10] == 1.0  # equal lengths: nothing to gain
+    assert rows[0][10] == rows[0][11] == 1.0  # equal lengths: nothing to gain
     # the baseline worked on its own tokenizer copy
     assert load_model("tiny-gpt2")[1].pad_token is None
 
@@ -30,8 +30,10 @@ def test_extraction_benchmark_outputs_agree():
 def test_padding_ceiling_by_hand():
     bench = _load("extraction")
     # input order pads (10, 2) twice: 40 tokens; sorted batches (10, 10) and (2, 2): 24
-    assert bench.padding_ceiling([10, 2, 10, 2], 2) == 40 / 24
-    assert bench.padding_ceiling([5, 5, 5, 5], 2) == 1.0
+    assert bench.padding_ceiling([10, 2, 10, 2], 2) == (40 / 24, 40 / 24)
+    assert bench.padding_ceiling([5, 5, 5, 5], 2) == (1.0, 1.0)
+    # input order (10, 2) (10, 2) (3): 43 padded; sorted (10, 10) (3, 2) (2): 28; real 27
+    assert bench.padding_ceiling([10, 2, 10, 2, 3], 2) == (43 / 28, 43 / 27)
 
 
 def test_equal_texts_have_equal_length():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -22,6 +23,7 @@ from ..utils._validation import check_texts
 from ..utils._warnings import warn_user
 from ._core import (
     POOLINGS,
+    Tokenised,
     attention_distance,
     batch_limits,
     capture_layers,
@@ -36,6 +38,7 @@ from ._core import (
     stack_call,
     to_device,
     tokenise,
+    tokenised_windows,
 )
 from ._lazy import ModelBackedMixin
 from ._models import model_fingerprint, resolve_device
@@ -345,8 +348,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         layers = self.layers_.tolist()
         n_sel, width = len(layers), self.hidden_size_
         out = np.empty((len(texts), n_sel * width), dtype=np.float32)
-        tok = tokenise(tokenizer, texts, self.max_length)
-        n_short = 0
+        n_short = n_truncated = 0
         device = next(model.parameters()).device
         # on an accelerator the pooled rows are copied to pinned host memory without
         # blocking, and the host waits only when it reads them (two batches later)
@@ -359,25 +361,35 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
                 done.synchronize()
                 out[rows] = host.numpy()
 
-        for rows, states, mask in self._batches(
-            model, layout, tok, pad_token_id(tokenizer, model), "Extracting"
-        ):
-            mask, short = drop_leading_tokens(mask, self._sinks())  # on the host: no sync
-            n_short += short
-            mask = to_device(mask, device)
-            pooled = torch.stack([_pool_on(states[j], mask, self.pooling) for j in layers], dim=1)
-            pooled = pooled.reshape(len(rows), -1).float()
-            if overlap:
-                host = torch.empty(pooled.shape, dtype=torch.float32, pin_memory=True)
-                host.copy_(pooled, non_blocking=True)
-                done = torch.cuda.Event()
-                done.record()
-                pending.append((rows, host, done))
-                drain(keep=2)
-            else:
-                out[rows] = pooled.numpy()
+        pad_id = pad_token_id(tokenizer, model)
+        run = _BatchRun(self, model, len(texts), "Extracting")
+        # the next window of texts is tokenised while this one's batches run
+        windows = tokenised_windows(
+            functools.partial(tokenise, tokenizer, max_length=self.max_length), texts
+        )
+        for index, tok in windows:
+            n_truncated += tok.n_truncated
+            for rows, states, mask in run.batches(layout, tok, pad_id):
+                rows = index[rows]
+                mask, short = drop_leading_tokens(mask, self._sinks())  # on the host: no sync
+                n_short += short
+                mask = to_device(mask, device)
+                pooled = torch.stack(
+                    [_pool_on(states[j], mask, self.pooling) for j in layers], dim=1
+                )
+                pooled = pooled.reshape(len(rows), -1).float()
+                if overlap:
+                    host = torch.empty(pooled.shape, dtype=torch.float32, pin_memory=True)
+                    host.copy_(pooled, non_blocking=True)
+                    done = torch.cuda.Event()
+                    done.record()
+                    pending.append((rows, host, done))
+                    drain(keep=2)
+                else:
+                    out[rows] = pooled.numpy()
         drain(keep=0)
-        return out, tok.n_truncated, n_short
+        run.close()
+        return out, n_truncated, n_short
 
     def _sinks(self) -> int:
         # fitted before this attribute existed (old pickles): the old behaviour
@@ -506,68 +518,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         at most that many padded tokens. A batch that runs out of memory is
         split in two and retried (counted, one warning per call).
         """
-        fixed = self.max_length if self.pooling == "mean_all" else None
-        lengths = [fixed or len(ids) for ids in tok.ids]
-        device = next(model.parameters()).device
-        max_rows, max_tokens = batch_limits(self.batch_size, self.max_batch_tokens, device)
-        # longest first: fail fast on memory
-        pending = length_batches(lengths, max_rows, max_tokens)
-        dec_start = _decoder_start(model) if layout.encoder is not None else None
-        bar = tqdm(
-            total=len(tok.ids), desc=desc, unit="text", disable=not self.verbose, leave=False
-        )
-        n_split = 0
-        with torch.inference_mode():
-            while pending:
-                rows = pending.pop(0)
-                seqs = [tok.ids[i] for i in rows]
-                ids, mask = pad_batch(seqs, pad_id, self.padding_side, fixed)
-                kwargs = {}
-                if dec_start is not None:
-                    dec = [_shift_right(s, dec_start) for s in seqs]
-                    dec_ids, dec_mask = pad_batch(dec, pad_id, self.padding_side, fixed)
-                    kwargs = {
-                        "decoder_ids": to_device(dec_ids, device),
-                        "decoder_mask": to_device(dec_mask, device),
-                    }
-                    pool_mask = dec_mask
-                else:
-                    pool_mask = mask
-                try:
-                    states = capture_layers(
-                        layout,
-                        to_device(ids, device),
-                        to_device(mask, device),
-                        self.layers_.tolist(),
-                        left_padded=self.padding_side == "left",
-                        **kwargs,
-                    )
-                except Exception as exc:
-                    if not is_out_of_memory(exc):
-                        raise
-                    if device.type == "cuda":
-                        torch.cuda.empty_cache()
-                    if len(rows) == 1:
-                        raise MemoryError(
-                            f"One text of {ids.shape[1]} tokens does not fit in memory on "
-                            f"{device} even alone; lower max_length, use dtype='bfloat16', or "
-                            "spread the model over devices with device_map='auto'."
-                        ) from exc
-                    half = len(rows) // 2
-                    pending[:0] = [rows[:half], rows[half:]]
-                    n_split += 1
-                    continue
-                bar.update(len(rows))
-                yield rows, states, pool_mask.bool()  # on the host
-        bar.close()
-        if n_split:
-            warnings.warn(
-                f"{n_split} batch(es) ran out of memory on {device} and were split in two and "
-                f"retried; set max_batch_tokens (now {max_tokens}) or batch_size "
-                f"(now {max_rows}) lower to avoid the retries.",
-                ResourceWarning,
-                stacklevel=4,
-            )
+        run = _BatchRun(self, model, len(tok.ids), desc)
+        yield from run.batches(layout, tok, pad_id)
+        run.close()
 
     # -------------------------------------------------------------- caching
     def _cache_key(self, texts: list[str]) -> str:
@@ -637,6 +590,84 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         tags.requires_fit = True
         tags.non_deterministic = False
         return tags
+
+
+class _BatchRun:
+    """The batches of one call: one progress bar and one count of out-of-memory splits,
+    however many windows of texts feed it."""
+
+    def __init__(self, extractor: HiddenStateExtractor, model, n_texts: int, desc: str):
+        self.ext = extractor
+        self.device = next(model.parameters()).device
+        self.limits = batch_limits(extractor.batch_size, extractor.max_batch_tokens, self.device)
+        self.model = model
+        self.n_split = 0
+        self.bar = tqdm(
+            total=n_texts, desc=desc, unit="text", disable=not extractor.verbose, leave=False
+        )
+
+    def batches(self, layout, tok: Tokenised, pad_id: int):
+        """Yield ``(rows of tok, {layer: states}, pooling mask on the host)`` per batch."""
+        ext, device = self.ext, self.device
+        fixed = ext.max_length if ext.pooling == "mean_all" else None
+        lengths = [fixed or len(ids) for ids in tok.ids]
+        # longest first: fail fast on memory
+        pending = length_batches(lengths, *self.limits)
+        dec_start = _decoder_start(self.model) if layout.encoder is not None else None
+        with torch.inference_mode():
+            while pending:
+                rows = pending.pop(0)
+                seqs = [tok.ids[i] for i in rows]
+                ids, mask = pad_batch(seqs, pad_id, ext.padding_side, fixed)
+                kwargs = {}
+                if dec_start is not None:
+                    dec = [_shift_right(s, dec_start) for s in seqs]
+                    dec_ids, dec_mask = pad_batch(dec, pad_id, ext.padding_side, fixed)
+                    kwargs = {
+                        "decoder_ids": to_device(dec_ids, device),
+                        "decoder_mask": to_device(dec_mask, device),
+                    }
+                    pool_mask = dec_mask
+                else:
+                    pool_mask = mask
+                try:
+                    states = capture_layers(
+                        layout,
+                        to_device(ids, device),
+                        to_device(mask, device),
+                        ext.layers_.tolist(),
+                        left_padded=ext.padding_side == "left",
+                        **kwargs,
+                    )
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    if device.type == "cuda":
+                        torch.cuda.empty_cache()
+                    if len(rows) == 1:
+                        raise MemoryError(
+                            f"One text of {ids.shape[1]} tokens does not fit in memory on "
+                            f"{device} even alone; lower max_length, use dtype='bfloat16', or "
+                            "spread the model over devices with device_map='auto'."
+                        ) from exc
+                    half = len(rows) // 2
+                    pending[:0] = [rows[:half], rows[half:]]
+                    self.n_split += 1
+                    continue
+                self.bar.update(len(rows))
+                yield rows, states, pool_mask.bool()  # on the host
+
+    def close(self) -> None:
+        self.bar.close()
+        if self.n_split:
+            max_rows, max_tokens = self.limits
+            warnings.warn(
+                f"{self.n_split} batch(es) ran out of memory on {self.device} and were split "
+                f"in two and retried; set max_batch_tokens (now {max_tokens}) or batch_size "
+                f"(now {max_rows}) lower to avoid the retries.",
+                ResourceWarning,
+                stacklevel=3,
+            )
 
 
 def _pool_on(states: torch.Tensor, mask: torch.Tensor, method: str) -> torch.Tensor:

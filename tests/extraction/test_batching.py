@@ -173,3 +173,79 @@ def test_to_device_copies_exactly():
     if torch.cuda.is_available():  # under MSMA_TEST_DEVICE=cuda: the pinned, non-blocking path
         got = to_device(t, torch.device("cuda"))
         assert got.device.type == "cuda" and torch.equal(got.cpu(), t)
+
+
+def test_window_sizes_double_up_to_the_largest_and_cover_every_text():
+    from msma_sklearn.extraction._core import window_sizes
+
+    assert window_sizes(0) == []
+    assert window_sizes(1000, first=64, largest=256) == [64, 128, 256, 256, 256, 40]
+    for n in (1, 63, 64, 65, 5000):
+        assert sum(window_sizes(n)) == n
+    with pytest.raises(ValueError, match="first <= largest"):
+        window_sizes(10, first=8, largest=4)
+
+
+def test_tokenised_windows_are_longest_first_and_tokenised_ahead():
+    import threading
+
+    from msma_sklearn.extraction._core import Tokenised, tokenised_windows
+
+    rng = np.random.default_rng(0)
+    texts = ["x" * int(n) for n in rng.integers(1, 50, size=300)]
+    second_started = threading.Event()
+    calls = []
+
+    def tokenize(chunk):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 2:
+            second_started.set()
+        return Tokenised(ids=[[len(t)] for t in chunk], n_truncated=0)
+
+    seen = []
+    for k, (index, tok) in enumerate(tokenised_windows(tokenize, texts, first=16, largest=64)):
+        if k == 0:  # the next window is tokenised while the caller still holds this one
+            assert second_started.wait(timeout=10)
+        assert [ids[0] for ids in tok.ids] == [len(texts[i]) for i in index]
+        seen.extend(index.tolist())
+    assert sorted(seen) == list(range(300))
+    lengths = [len(texts[i]) for i in seen]
+    assert lengths == sorted(lengths, reverse=True)  # longest first, across windows
+    assert all(name.startswith("msma-tokenise") for name in calls)
+
+
+def test_tokenised_windows_pass_tokeniser_errors_on():
+    from msma_sklearn.extraction._core import tokenised_windows
+
+    def broken(chunk):
+        raise RuntimeError("tokeniser broke")
+
+    with pytest.raises(RuntimeError, match="tokeniser broke"):
+        list(tokenised_windows(broken, ["a", "b"]))
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "tiny-bert", "tiny-t5"])
+def test_windowed_extraction_equals_one_text_at_a_time(name, texts):
+    # 150 texts: several tokenisation windows (64 + 86); character length and token
+    # length disagree (long words vs many short ones), so every window is re-sorted
+    rng = np.random.default_rng(1)
+    words = " ".join(texts).split()
+    many = [
+        " ".join(rng.choice(words, size=int(rng.integers(3, 25))))
+        if i % 3
+        else "x" * int(rng.integers(5, 120))
+        for i in range(150)
+    ]
+    stack = "decoder" if name == "tiny-t5" else "auto"
+    one = HiddenStateExtractor(name, stack=stack, batch_size=1, max_batch_tokens=None)
+    budget = HiddenStateExtractor(name, stack=stack, batch_size=1000, max_batch_tokens=256)
+    np.testing.assert_allclose(
+        budget.fit(many).transform(many), one.fit(many).transform(many), atol=1e-5, rtol=0
+    )
+
+
+def test_truncation_is_counted_over_every_window():
+    many = [("word " * (200 if i % 10 == 0 else 3)).strip() for i in range(150)]
+    ext = HiddenStateExtractor("tiny-gpt2", max_length=32).fit(many)
+    with pytest.warns(UserWarning, match=r"15 of 150 text\(s\) exceed max_length=32"):
+        ext.transform(many)
