@@ -230,7 +230,9 @@ def window_sizes(n: int, first: int = 64, largest: int = 4096) -> list[int]:
     return sizes
 
 
-def tokenised_windows(tokenize, texts: list[str], first: int = 64, largest: int = 4096):
+def tokenised_windows(
+    tokenize, texts: list[str], first: int = 64, largest: int = 4096, groups=None
+):
     """Yield ``(text indices, Tokenised)`` window by window, longest texts first.
 
     Texts are ordered by decreasing character length (stable), a cheap proxy
@@ -240,12 +242,19 @@ def tokenised_windows(tokenize, texts: list[str], first: int = 64, largest: int 
     every text before the first forward pass left an accelerator idle for it
     (71 ms of a 450 ms call for 2,048 short texts on an H100,
     docs/benchmarks.md). The caller sorts each window by token length.
+
+    ``groups``: ``(start, stop)`` ranges of ``texts`` (shards) that windows
+    never span, each windowed as if it were alone, so the batches, and the
+    numbers, are those of extracting each shard by itself; the tokenising
+    still runs one window ahead across a shard's end. Default: one group.
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    order = np.argsort([-len(t) for t in texts], kind="stable")
-    bounds = np.cumsum([0, *window_sizes(len(texts), first, largest)])
-    windows = [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    windows = []
+    for start, stop in [(0, len(texts))] if groups is None else groups:
+        order = start + np.argsort([-len(t) for t in texts[start:stop]], kind="stable")
+        bounds = np.cumsum([0, *window_sizes(stop - start, first, largest)])
+        windows += [order[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     if not windows:
         return
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="msma-tokenise") as pool:

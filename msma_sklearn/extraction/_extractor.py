@@ -134,8 +134,10 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         whatever ``n_jobs`` and backend.
     shard_size : int, default=1024
         Texts per shard. Extraction always works shard by shard (also with
-        ``n_jobs=None``), so that the result does not depend on how shards
-        are spread over workers.
+        ``n_jobs=None``: batches never span shards), so that the result does
+        not depend on how shards are spread over workers. In one process the
+        shards run as one pipeline: the next texts are tokenised, and on a GPU
+        the next batch queued, while a shard's last batch runs.
     verbose : int, default=0
         ``> 0`` shows a progress bar and logs timings.
 
@@ -323,15 +325,19 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         return self._cached(texts)
 
     def _compute(self, texts: list[str]) -> np.ndarray:
-        shards = [texts[i : i + self.shard_size] for i in range(0, len(texts), self.shard_size)]
-        if len(shards) == 1:
-            X, n_truncated, n_short = self._compute_shard(texts)
-        else:
-            from joblib import Parallel, delayed
+        from joblib import Parallel, delayed, effective_n_jobs
 
+        size = self.shard_size
+        bounds = [(i, min(i + size, len(texts))) for i in range(0, len(texts), size)]
+        if len(bounds) == 1 or effective_n_jobs(self.n_jobs) == 1:
+            # in this process: one pipeline through every shard, the accelerator fed
+            # across shard ends; batches stay within shards, so the numbers are those
+            # of the parallel path
+            X, n_truncated, n_short = self._compute_shard(texts, bounds)
+        else:
             worker = clone(self).set_params(n_jobs=None, cache_dir=None, verbose=0)
             parts = Parallel(n_jobs=self.n_jobs)(
-                delayed(_extract_shard)(worker, shard) for shard in shards
+                delayed(_extract_shard)(worker, texts[a:b]) for a, b in bounds
             )
             X = np.concatenate([p[0] for p in parts], axis=0)
             n_truncated = sum(p[1] for p in parts)
@@ -340,9 +346,10 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         self._warn_sink_only(n_short, len(texts))
         return X
 
-    def _compute_shard(self, texts: list[str]) -> tuple[np.ndarray, int, int]:
-        """Pooled states of one shard, how many of its texts were truncated, and how many
-        were too short to leave their sink tokens out."""
+    def _compute_shard(self, texts: list[str], bounds=None) -> tuple[np.ndarray, int, int]:
+        """Pooled states of one shard (or of the shards ``bounds``, ``(start, stop)``
+        ranges of ``texts``), how many texts were truncated, and how many were too short
+        to leave their sink tokens out."""
         model, tokenizer = self._loaded()
         layout = resolve_layout(model, self.stack)
         layers = self.layers_.tolist()
@@ -365,7 +372,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         run = _BatchRun(self, model, len(texts), "Extracting")
         # the next window of texts is tokenised while this one's batches run
         windows = tokenised_windows(
-            functools.partial(tokenise, tokenizer, max_length=self.max_length), texts
+            functools.partial(tokenise, tokenizer, max_length=self.max_length),
+            texts,
+            groups=bounds,
         )
         for index, tok in windows:
             n_truncated += tok.n_truncated

@@ -54,8 +54,8 @@ def test_auto_batching_resolves_per_device(batch_size, max_batch_tokens, device,
     assert batch_limits(batch_size, max_batch_tokens, torch.device(device)) == expected
 
 
-def test_auto_batching_on_cpu_is_batches_of_32(monkeypatch, texts):
-    many = texts * 10  # 70 texts: batches of 32, 32, 6
+def _record_batch_sizes(monkeypatch) -> list[int]:
+    """Rows of every forward pass the extractor makes, in order."""
     seen = []
     real = _extractor.capture_layers
 
@@ -64,6 +64,12 @@ def test_auto_batching_on_cpu_is_batches_of_32(monkeypatch, texts):
         return real(layout, input_ids, *args, **kwargs)
 
     monkeypatch.setattr(_extractor, "capture_layers", capture)
+    return seen
+
+
+def test_auto_batching_on_cpu_is_batches_of_32(monkeypatch, texts):
+    many = texts * 10  # 70 texts: batches of 32, 32, 6
+    seen = _record_batch_sizes(monkeypatch)
     auto = HiddenStateExtractor("tiny-gpt2", device="cpu").fit(many).transform(many)
     assert seen == [32, 32, 6]
     fixed = HiddenStateExtractor("tiny-gpt2", batch_size=32, max_batch_tokens=None, device="cpu")
@@ -249,3 +255,37 @@ def test_truncation_is_counted_over_every_window():
     ext = HiddenStateExtractor("tiny-gpt2", max_length=32).fit(many)
     with pytest.warns(UserWarning, match=r"15 of 150 text\(s\) exceed max_length=32"):
         ext.transform(many)
+
+
+def test_tokenised_windows_never_span_a_group_and_match_each_group_alone():
+    from msma_sklearn.extraction._core import Tokenised, tokenised_windows
+
+    def tokenize(chunk):
+        return Tokenised(ids=[[len(t)] for t in chunk], n_truncated=0)
+
+    rng = np.random.default_rng(2)
+    texts = ["y" * int(n) for n in rng.integers(1, 40, size=250)]
+    groups = [(0, 100), (100, 200), (200, 250)]
+    together = [i.tolist() for i, _ in tokenised_windows(tokenize, texts, 16, 32, groups)]
+    alone = [
+        (a + i).tolist()
+        for a, b in groups
+        for i, _ in tokenised_windows(tokenize, texts[a:b], 16, 32)
+    ]
+    assert together == alone
+    for window in together:
+        assert len({next(k for k, (a, b) in enumerate(groups) if a <= i < b) for i in window}) == 1
+
+
+def test_shards_in_one_process_run_as_one_pipeline(monkeypatch, texts):
+    many = texts * 6  # 42 texts, shards of 8
+    reference = HiddenStateExtractor("tiny-gpt2", shard_size=1000).fit(many).transform(many)
+
+    def no_workers(*args, **kwargs):
+        raise AssertionError("n_jobs=None must not hand shards to joblib workers")
+
+    monkeypatch.setattr(_extractor, "_extract_shard", no_workers)
+    seen = _record_batch_sizes(monkeypatch)
+    got = HiddenStateExtractor("tiny-gpt2", shard_size=8).fit(many).transform(many)
+    assert seen == [8, 8, 8, 8, 8, 2]  # batches never span a shard
+    np.testing.assert_allclose(got, reference, atol=1e-5, rtol=0)
