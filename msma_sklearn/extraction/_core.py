@@ -442,6 +442,54 @@ def batch_limits(batch_size, max_batch_tokens, device) -> tuple[int | None, int 
     return rows, tokens
 
 
+def bytes_per_token(config, n_kept: int, dtype: torch.dtype) -> int:
+    """Estimated accelerator memory one padded token needs during :func:`capture_layers`.
+
+    The ``n_kept`` captured hidden states stay alive until pooled; on top, the
+    block being run holds its feed-forward activations (three of width
+    ``intermediate_size``, for gated MLPs), about six hidden-width tensors
+    (attention projections and residuals) and the float32 copy pooling makes
+    of one state. Attention scores are not counted: the SDPA kernels keep them
+    per block of queries, not per token pair.
+
+    Examples
+    --------
+    >>> from transformers import LlamaConfig
+    >>> cfg = LlamaConfig(hidden_size=2048, intermediate_size=8192)
+    >>> bytes_per_token(cfg, n_kept=17, dtype=torch.bfloat16)
+    151552
+    """
+    text = config.get_text_config()
+    width = int(text.hidden_size)
+    inner = None
+    for name in ("intermediate_size", "n_inner", "d_ff", "ffn_dim"):
+        inner = getattr(text, name, None)
+        if inner:
+            break
+    inner = int(inner or 4 * width)
+    size = torch.empty((), dtype=dtype).element_size()
+    return size * (n_kept * width + 3 * inner + 6 * width) + 4 * width
+
+
+def memory_token_budget(per_token: int, free_bytes: int, fraction: float = 0.5) -> int:
+    """Most padded tokens per batch that fit in ``fraction`` of ``free_bytes``.
+
+    Examples
+    --------
+    >>> memory_token_budget(151552, 8 * 2**30)
+    28339
+    """
+    return max(1, int(fraction * free_bytes) // per_token)
+
+
+def free_memory(device: torch.device) -> int | None:
+    """Free bytes on a CUDA device (``None`` on any other device: no estimate)."""
+    if device.type != "cuda":
+        return None
+    free, _ = torch.cuda.mem_get_info(device)
+    return int(free)
+
+
 def length_batches(
     lengths, max_rows: int | None, max_tokens: int | None = None
 ) -> list[np.ndarray]:

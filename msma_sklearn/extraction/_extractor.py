@@ -26,10 +26,13 @@ from ._core import (
     Tokenised,
     attention_distance,
     batch_limits,
+    bytes_per_token,
     capture_layers,
     drop_leading_tokens,
+    free_memory,
     is_out_of_memory,
     length_batches,
+    memory_token_budget,
     pad_batch,
     pad_token_id,
     pool,
@@ -101,7 +104,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         batches of long ones (up to ``batch_size``); see docs/extraction.md
         for the measured effect. ``"auto"``: none on a CPU (where 32 texts
         per batch measured as fast as any budget), 16,384 tokens on an
-        accelerator (where small batches leave it idle). A batch that runs
+        accelerator (where small batches leave it idle), lowered on a GPU to
+        what an estimate of a batch's memory fits in half its free memory
+        (logged). A budget you set is used as given. A batch that runs
         out of accelerator memory is split in two and retried, with a warning.
     device : str, default="auto"
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ...
@@ -608,7 +613,26 @@ class _BatchRun:
     def __init__(self, extractor: HiddenStateExtractor, model, n_texts: int, desc: str):
         self.ext = extractor
         self.device = next(model.parameters()).device
-        self.limits = batch_limits(extractor.batch_size, extractor.max_batch_tokens, self.device)
+        rows, tokens = batch_limits(extractor.batch_size, extractor.max_batch_tokens, self.device)
+        free = free_memory(self.device)
+        if extractor.max_batch_tokens == "auto" and tokens is not None and free is not None:
+            # the automatic budget never plans batches larger than half the free memory
+            per_token = bytes_per_token(
+                model.config, len(extractor.layers_), next(model.parameters()).dtype
+            )
+            fits = memory_token_budget(per_token, free)
+            if fits < tokens:
+                logger.info(
+                    "max_batch_tokens='auto': %d tokens, not %d, fit in half of the %.1f GiB "
+                    "free on %s (about %d bytes per token)",
+                    fits,
+                    tokens,
+                    free / 2**30,
+                    self.device,
+                    per_token,
+                )
+                tokens = fits
+        self.limits = (rows, tokens)
         self.model = model
         self.n_split = 0
         self.bar = tqdm(

@@ -54,13 +54,13 @@ def test_auto_batching_resolves_per_device(batch_size, max_batch_tokens, device,
     assert batch_limits(batch_size, max_batch_tokens, torch.device(device)) == expected
 
 
-def _record_batch_sizes(monkeypatch) -> list[int]:
-    """Rows of every forward pass the extractor makes, in order."""
+def _record_batch_sizes(monkeypatch, shapes: bool = False) -> list:
+    """Rows (or ``(rows, padded length)``) of every forward pass the extractor makes."""
     seen = []
     real = _extractor.capture_layers
 
     def capture(layout, input_ids, *args, **kwargs):
-        seen.append(input_ids.shape[0])
+        seen.append(tuple(input_ids.shape) if shapes else input_ids.shape[0])
         return real(layout, input_ids, *args, **kwargs)
 
     monkeypatch.setattr(_extractor, "capture_layers", capture)
@@ -289,3 +289,36 @@ def test_shards_in_one_process_run_as_one_pipeline(monkeypatch, texts):
     got = HiddenStateExtractor("tiny-gpt2", shard_size=8).fit(many).transform(many)
     assert seen == [8, 8, 8, 8, 8, 2]  # batches never span a shard
     np.testing.assert_allclose(got, reference, atol=1e-5, rtol=0)
+
+
+def test_bytes_per_token_reads_each_architecture_s_widths():
+    from msma_sklearn.extraction import load_model
+    from msma_sklearn.extraction._core import bytes_per_token
+
+    gpt2 = load_model("tiny-gpt2")[0].config  # n_inner unset: 4 x hidden
+    h = gpt2.hidden_size
+    assert bytes_per_token(gpt2, 5, torch.float32) == 4 * (5 * h + 3 * 4 * h + 6 * h) + 4 * h
+    t5 = load_model("tiny-t5")[0].config  # d_ff
+    assert (
+        bytes_per_token(t5, 2, torch.bfloat16)
+        == 2 * (2 * t5.d_model + 3 * t5.d_ff + 6 * t5.d_model) + 4 * t5.d_model
+    )
+
+
+def test_auto_budget_is_capped_by_free_memory_and_a_set_budget_is_not(monkeypatch, texts):
+    from msma_sklearn.extraction import _core
+    from msma_sklearn.extraction._core import bytes_per_token
+
+    many = texts * 4
+    ext = HiddenStateExtractor("tiny-gpt2", batch_size="auto").fit(many)
+    expected = ext.transform(many)
+    per_token = bytes_per_token(ext._loaded()[0].config, len(ext.layers_), torch.float32)
+    # pretend the device has a budget and memory for 40 tokens in half its free bytes
+    monkeypatch.setitem(_core.AUTO_BATCH, "cpu", (None, 16384))
+    monkeypatch.setattr(_extractor, "free_memory", lambda device: 2 * 40 * per_token)
+    seen = _record_batch_sizes(monkeypatch, shapes=True)
+    np.testing.assert_allclose(ext.transform(many), expected, atol=1e-5, rtol=0)
+    assert max(rows * width for rows, width in seen if rows > 1) <= 40
+    seen.clear()
+    ext.set_params(max_batch_tokens=16384).transform(many)  # the user's budget stands
+    assert max(rows * width for rows, width in seen) > 40
