@@ -2,7 +2,9 @@
 
 Builds the SmolLM2-135M architecture with random weights (as
 ``extraction_gpu.py`` does), extracts 2,048 corpus texts twice to warm up,
-prints the wall time of ``transform`` and ``fit``, then one profiled
+prints the wall time of ``transform`` and ``fit``, on CUDA the peak memory of one
+128 x 128 forward pass with capture and pooling per token beside
+``extraction._core.bytes_per_token``'s estimate, then one profiled
 ``transform``: operators by CPU and by CUDA time, and Python functions by own
 time. On CUDA, ``cudaStreamSynchronize`` rows show where the host waited.
 
@@ -29,6 +31,30 @@ from msma_sklearn import HiddenStateExtractor  # noqa: E402
 from msma_sklearn.datasets import load_corpus  # noqa: E402
 
 
+def _memory_check(ext, device, rows: int = 128, length: int = 128) -> None:
+    """Peak memory of one forward pass with capture and pooling, per padded token,
+    beside ``bytes_per_token``'s estimate (the basis of the automatic budget's cap)."""
+    from msma_sklearn.extraction._core import bytes_per_token, capture_layers, pool, resolve_layout
+
+    model = ext._loaded()[0]
+    layers = ext.layers_.tolist()
+    ids = torch.randint(5, model.config.vocab_size, (rows, length), device=device)
+    mask = torch.ones_like(ids)
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    with torch.inference_mode():
+        states = capture_layers(resolve_layout(model), ids, mask, layers)
+        torch.stack([pool(states[j], mask.bool(), "mean") for j in layers], dim=1)
+    torch.cuda.synchronize(device)
+    per_token = (torch.cuda.max_memory_allocated(device) - base) / (rows * length)
+    est = bytes_per_token(model.config, len(layers), next(model.parameters()).dtype)
+    print(
+        f"memory per padded token ({rows} x {length}): measured {per_token:,.0f} bytes, "
+        f"estimate {est:,} ({est / per_token:.2f}x)"
+    )
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -53,6 +79,8 @@ def main(argv=None) -> None:
             start = time.perf_counter()
             HiddenStateExtractor(str(path), **spec).fit(texts)
             print(f"fit {time.perf_counter() - start:.4f} s")
+        if device.type == "cuda":  # the memory estimate behind the automatic budget
+            _memory_check(ext, device)
         activities = [torch.profiler.ProfilerActivity.CPU]
         if device.type == "cuda":
             activities.append(torch.profiler.ProfilerActivity.CUDA)
