@@ -400,7 +400,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
                     pending.append((rows, host, done))
                     drain(keep=2)
                 else:
-                    out[rows] = pooled.numpy()
+                    out[rows] = pooled.cpu().numpy()  # no copy on a CPU; mps, xpu: to the host
         drain(keep=0)
         run.close()
         return out, n_truncated, n_short
