@@ -472,14 +472,17 @@ def bytes_per_token(config, n_kept: int, dtype: torch.dtype) -> int:
 
 
 def memory_token_budget(per_token: int, free_bytes: int, fraction: float = 0.5) -> int:
-    """Most padded tokens per batch that fit in ``fraction`` of ``free_bytes``.
+    """Most padded tokens per batch that fit in ``fraction`` of ``free_bytes``, rounded
+    down to a power of two, so that small changes in free memory between calls do not
+    change the batches (and with them the last bits of the states).
 
     Examples
     --------
-    >>> memory_token_budget(151552, 8 * 2**30)
-    28339
+    >>> memory_token_budget(151552, 8 * 2**30)  # 28,339 fit
+    16384
     """
-    return max(1, int(fraction * free_bytes) // per_token)
+    fits = max(1, int(fraction * free_bytes) // per_token)
+    return 1 << (fits.bit_length() - 1)
 
 
 def free_memory(device: torch.device) -> int | None:
