@@ -9,7 +9,9 @@ the real tokenizer, saved to a temporary folder and loaded by path), in one run:
   plain     the loop a user writes: batches of 32 in input order, padded to the
             longest, ``output_hidden_states=True``, masked mean, copied to the host;
   extractor HiddenStateExtractor at its defaults (``"auto"``: a 16,384-token
-            budget on a GPU), at the old default (32 texts per batch, no budget),
+            budget on a GPU), at its defaults with all texts in one shard (its
+            tokenisation windows restart at every shard of ``shard_size`` texts),
+            at the old default (32 texts per batch, no budget),
             and with ``max_batch_tokens`` budgets (no cap on texts);
   packed    decoders only: padding-free packing, a prototype of what the
             extractor could adopt -- texts sorted by length and packed whole
@@ -277,6 +279,11 @@ def main(argv=None) -> None:
                 "extractor, defaults (auto)": partial(_extract, spec, texts),
                 "extractor, batch 32": partial(
                     _extract, {**spec, "batch_size": 32, "max_batch_tokens": None}, texts
+                ),
+                # one shard: tokenisation windows (64 doubling to 4,096 texts) restart at
+                # every shard, so 1,024-text shards cap these short texts' batches at 512
+                "extractor, defaults, 1 shard": partial(
+                    _extract, {**spec, "shard_size": max(n_texts, 1)}, texts
                 ),
             }
             for b in budgets:

@@ -70,8 +70,9 @@ def test_gpu_extraction_benchmark_runs_end_to_end_on_cpu(capsys):
     bench.main(["--smoke", "--repeats", "1"])
     out = capsys.readouterr().out
     errors = [float(line.split()[-1]) for line in out.splitlines() if "max rel. error" in line]
-    # two models x (defaults, batch 32, two budgets, steady state), plus two packed rows
-    assert len(errors) == 2 * 5 + 2
+    # two models x (defaults, one shard, batch 32, two budgets, steady state), plus two
+    # packed rows
+    assert len(errors) == 2 * 6 + 2
     assert max(errors) < 1e-5  # packing and every batching give the plain loop's states
     assert out.count("ceiling (padding-free)") == 2
     assert out.count("steady: defaults, 256 texts") == 2
