@@ -15,6 +15,7 @@ Scenarios:
           still runs the full forward, as a plain loop must)
 
 Run:  python benchmarks/extraction.py [--models minilm,smollm2-135m] [--repeats 5]
+Thread scaling:  python benchmarks/extraction.py --threads (1 vs 2 intra-op threads)
 GPU mode:  python benchmarks/extraction.py --gpu [--device cuda] (runs extraction_gpu.py)
 """
 
@@ -203,6 +204,27 @@ def bench_model(name, n_texts, repeats, batch_size=32, max_length=256):
     return rows
 
 
+def thread_scaling(name: str, n_texts: int, repeats: int) -> tuple[float, float]:
+    """Median seconds of the extractor on varied texts with 1 and with 2 intra-op threads
+    (interleaved): how much of a second core one process already uses, i.e. what running
+    two single-threaded processes instead could add at most."""
+    texts = varied_texts(n_texts)
+    ext = HiddenStateExtractor(name, device="cpu", sink_tokens=0, max_length=256).fit(texts)
+    ext.transform(texts[:8])
+    before = torch.get_num_threads()
+    times = {1: [], 2: []}
+    try:
+        for _ in range(repeats):
+            for threads in times:
+                torch.set_num_threads(threads)
+                start = time.perf_counter()
+                ext.transform(texts)
+                times[threads].append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(before)
+    return statistics.median(times[1]), statistics.median(times[2])
+
+
 def main():
     if "--gpu" in sys.argv[1:]:  # the GPU mode: random-weight real architectures vs the ceiling
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -214,7 +236,17 @@ def main():
     parser.add_argument("--models", default="minilm,smollm2-135m")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--n-texts", type=int, default=0, help="default: 512 MiniLM, 96 SmolLM2")
+    parser.add_argument(
+        "--threads", action="store_true", help="only the 1- vs 2-thread scaling of the extractor"
+    )
     args = parser.parse_args()
+    if args.threads:
+        print(f"torch {torch.__version__}, varied texts, median of {args.repeats} interleaved runs")
+        for name in args.models.split(","):
+            n = args.n_texts or (512 if name == "minilm" else 96)
+            one, two = thread_scaling(name, n, args.repeats)
+            print(f"{name:<14} 1 thread {one:6.2f} s   2 threads {two:6.2f} s   {one / two:.2f}x")
+        return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of "
         f"{args.repeats} interleaved runs after one warm-up\n"

@@ -112,3 +112,13 @@ def test_alignment_basis_finds_a_planted_rogue_unit():
     r = bench.basis_shares(states, n_components=8)
     assert min(r["top_unit"].values()) > 0.9 and r["pooled_first"][0] > 0.9
     assert r["pooled_first_zscored"][0] < 0.5  # z-scoring each unit removes its dominance
+
+
+def test_thread_scaling_times_both_and_restores_the_thread_count():
+    import torch
+
+    bench = _load("extraction")
+    before = torch.get_num_threads()
+    one, two = bench.thread_scaling("tiny-gpt2", n_texts=8, repeats=1)
+    assert one > 0 and two > 0
+    assert torch.get_num_threads() == before
