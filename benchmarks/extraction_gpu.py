@@ -304,9 +304,7 @@ def main(argv=None) -> None:
                     times[k].append(seconds)
                     outputs[k] = out
             speed = {}
-            n_steady_real = n_real * n_steady // n_texts if n_steady % n_texts == 0 else None
-            if n_steady_real is None:
-                n_steady_real = sum(len(ids) for ids in tok(steady)["input_ids"])
+            n_steady_real = sum(len(ids) for ids in tok(steady)["input_ids"])
             for k, ts in times.items():
                 tokens = outputs[k] if k.startswith("ceiling") else n_real
                 tokens = n_steady_real if k.startswith("steady") else tokens

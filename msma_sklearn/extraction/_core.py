@@ -8,6 +8,7 @@ holds state.
 from __future__ import annotations
 
 import inspect
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,8 @@ __all__ = [
     "reshape_by_layer",
     "resolve_layout",
 ]
+
+logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "mean_all", "first", "cls", "last", "max")
 
@@ -483,6 +486,34 @@ def memory_token_budget(per_token: int, free_bytes: int, fraction: float = 0.5) 
     """
     fits = max(1, int(fraction * free_bytes) // per_token)
     return 1 << (fits.bit_length() - 1)
+
+
+def memory_capped_budget(tokens: int, config, n_kept: int, dtype, free_bytes: int) -> int:
+    """``tokens``, lowered to :func:`memory_token_budget` of the estimated
+    :func:`bytes_per_token` when that is smaller (logged).
+
+    Examples
+    --------
+    >>> from transformers import LlamaConfig
+    >>> cfg = LlamaConfig(hidden_size=2048, intermediate_size=8192)
+    >>> memory_capped_budget(16384, cfg, 17, torch.bfloat16, 2 * 2**30)
+    4096
+    >>> memory_capped_budget(16384, cfg, 17, torch.bfloat16, 80 * 2**30)
+    16384
+    """
+    per_token = bytes_per_token(config, n_kept, dtype)
+    fits = memory_token_budget(per_token, free_bytes)
+    if fits >= tokens:
+        return tokens
+    logger.info(
+        "max_batch_tokens='auto': %d tokens, not %d, fit in half of the %.1f GiB free "
+        "(about %d bytes per token)",
+        fits,
+        tokens,
+        free_bytes / 2**30,
+        per_token,
+    )
+    return fits
 
 
 def free_memory(device: torch.device) -> int | None:

@@ -26,13 +26,12 @@ from ._core import (
     Tokenised,
     attention_distance,
     batch_limits,
-    bytes_per_token,
     capture_layers,
     drop_leading_tokens,
     free_memory,
     is_out_of_memory,
     length_batches,
-    memory_token_budget,
+    memory_capped_budget,
     pad_batch,
     pad_token_id,
     pool,
@@ -617,21 +616,8 @@ class _BatchRun:
         free = free_memory(self.device)
         if extractor.max_batch_tokens == "auto" and tokens is not None and free is not None:
             # the automatic budget never plans batches larger than half the free memory
-            per_token = bytes_per_token(
-                model.config, len(extractor.layers_), next(model.parameters()).dtype
-            )
-            fits = memory_token_budget(per_token, free)
-            if fits < tokens:
-                logger.info(
-                    "max_batch_tokens='auto': %d tokens, not %d, fit in half of the %.1f GiB "
-                    "free on %s (about %d bytes per token)",
-                    fits,
-                    tokens,
-                    free / 2**30,
-                    self.device,
-                    per_token,
-                )
-                tokens = fits
+            dtype = next(model.parameters()).dtype
+            tokens = memory_capped_budget(tokens, model.config, len(extractor.layers_), dtype, free)
         self.limits = (rows, tokens)
         self.model = model
         self.n_split = 0
