@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -113,6 +114,23 @@ def _int_list(v):
     return None
 
 
+#: a run id is one folder name: letters, digits, '.', '_' and '-', not starting with '.'
+_RUN_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
+def run_id_problem(v) -> str | None:
+    """What is wrong with a run id ('' = a timestamp), or None."""
+    if not isinstance(v, str):
+        return "a string"
+    if v and (not _RUN_ID.match(v) or ".." in v):
+        return (
+            "one folder name of letters, digits, '.', '_' and '-' (not starting with '.', "
+            "no '..', at most 128 characters; choose the parent folder with output.dir / "
+            "--out-dir)"
+        )
+    return None
+
+
 def _label_map(v):
     if not isinstance(v, dict) or not all(
         k in ("global", "intermediate", "local") and isinstance(c, str) for k, c in v.items()
@@ -188,7 +206,7 @@ FIELDS: tuple[Field, ...] = (
         "output.run_id",
         "run_id",
         "",
-        _str,
+        run_id_problem,
         "'' = a timestamp; a run id that already holds finished stages of the same config "
         "resumes from them",
     ),

@@ -29,9 +29,9 @@ from tqdm.auto import tqdm
 
 from ..extraction._models import OFFLINE_MODELS
 from ..utils._io import atomic_path, atomic_write_text
-from ._config import ConfigError, RunConfig, load_config
+from ._config import ConfigError, RunConfig, load_config, run_id_problem
 
-__all__ = ["RunConfig", "load_config", "run_study"]
+__all__ = ["CheckpointError", "RunConfig", "check_run_id", "load_config", "run_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +43,29 @@ TABLE_FILES = {
 }
 
 
-def _prepare_dir(config: RunConfig) -> Path:
+def check_run_id(run_id: str) -> str:
+    """Refuse a run id that is not one plain folder name (``../x`` would write outside
+    ``--out-dir``); returns it unchanged."""
+    problem = run_id_problem(run_id) if run_id else "a non-empty folder name"
+    if problem:
+        raise ConfigError(f"'output.run_id' (--run-id) must be {problem}, got {run_id!r}.")
+    return run_id
+
+
+def _run_dir(config: RunConfig) -> Path:
     if not config.run_id:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         config.run_id = stamp + ("-quick" if config.quick else "")
-    run_dir = Path(config.out_dir) / config.run_id
+    check_run_id(config.run_id)
+    out_dir = Path(config.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OSError(
+            f"Output directory {str(out_dir)!r} is a file, not a directory; pass another --out-dir."
+        )
+    return out_dir / config.run_id
+
+
+def _prepare_dir(run_dir: Path) -> Path:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -153,6 +171,10 @@ def _status(run_dir: Path, config: RunConfig, state: str, done: list, **extra) -
     atomic_write_text(run_dir / "status.json", json.dumps(body, indent=2))
 
 
+class CheckpointError(ValueError):
+    """A finished stage's checkpoint that cannot be read back."""
+
+
 def _finished(run_dir: Path, stage: str, fingerprint: str) -> bool:
     marker = run_dir / "stages" / f"{stage}.done.json"
     if not marker.is_file():
@@ -164,9 +186,70 @@ def _finished(run_dir: Path, stage: str, fingerprint: str) -> bool:
     if saved.get("fingerprint") != fingerprint:
         raise ConfigError(
             f"{str(run_dir)!r} holds stage {stage!r} of a run with different settings; "
-            "choose another --run-id, or pass --restart to discard that run's stages."
+            "choose another --run-id, or pass --restart to discard that run's stages. "
+            "Nothing in that folder was changed."
         )
     return (run_dir / "stages" / f"{stage}.joblib").is_file()
+
+
+def _load_stage(run_dir: Path, stage: str):
+    """A finished stage's (results, section, context), or :class:`CheckpointError` naming
+    the file and what to do."""
+    import joblib
+
+    path = run_dir / "stages" / f"{stage}.joblib"
+    try:
+        payload = joblib.load(path)
+        results, section, context = payload
+    except Exception as exc:  # truncated, corrupt or foreign: any unpickling error
+        raise CheckpointError(
+            f"The checkpoint of stage {stage!r}, {str(path)!r}, cannot be read "
+            f"({type(exc).__name__}: {exc}); rerun with --restart to recompute the stages "
+            "(the earlier report is kept under previous/), or choose another --run-id. "
+            "Nothing in that folder was changed."
+        ) from exc
+    return results, section, context
+
+
+def _resumable(run_dir: Path, fingerprint: str) -> dict:
+    """Every finished stage of ``run_dir`` loaded, before anything is written: a rerun with
+    other settings or an unreadable checkpoint is refused with the folder untouched."""
+    from ._stages import STAGES
+
+    loaded = {}
+    if not run_dir.is_dir():
+        return loaded
+    for stage, _ in STAGES:
+        if _finished(run_dir, stage, fingerprint):
+            loaded[stage] = _load_stage(run_dir, stage)
+        else:
+            break  # later stages depend on this one's context: recomputed
+    return loaded
+
+
+#: what a finished run writes beside its stages; a --restart moves them to previous/
+_OUTPUTS = (
+    "report.html",
+    "summary.md",
+    "summary.json",
+    "reproduction.md",
+    "config.yaml",
+    "config.json",
+    "status.json",
+)
+
+
+def _keep_previous(run_dir: Path) -> Path | None:
+    """Move a finished run's report and summaries into ``previous/`` (replacing an older
+    copy there) before --restart recomputes; returns that folder, or None."""
+    present = [n for n in (*_OUTPUTS, *TABLE_FILES.values()) if (run_dir / n).is_file()]
+    if not present:
+        return None
+    target = run_dir / "previous"
+    target.mkdir(exist_ok=True)
+    for name in present:
+        os.replace(run_dir / name, target / name)
+    return target
 
 
 def _save_stage(run_dir: Path, stage: str, fingerprint: str, payload) -> None:
@@ -216,40 +299,48 @@ def _preflight(config: RunConfig) -> dict:
 def run_study(config: RunConfig, *, restart: bool = False) -> Path:
     """Run every stage (resuming finished ones) and write ``<out_dir>/<run_id>/``.
 
-    Returns that directory. ``status.json`` says ``running`` while it works,
-    ``failed`` (with the error) if a stage raises, ``interrupted`` after
-    Ctrl-C, SIGTERM or SIGHUP, and ``complete`` once ``summary.md`` and
-    ``report.html`` are written; the report is only written when every stage
-    has finished. ``run.lock`` keeps a second process off the same run id
-    (:func:`run_lock`).
+    Returns that directory. Before anything is written, the run id is checked
+    (one folder name), finished stages are checked against the settings'
+    fingerprint and loaded, and the models are loaded (the preflight): a
+    rerun that is refused there leaves the folder as it was. ``status.json``
+    says ``running`` while it works, ``failed`` (with the error) if a stage
+    raises, ``interrupted`` after Ctrl-C, SIGTERM or SIGHUP, and ``complete``
+    once ``summary.md`` and ``report.html`` are written; the report is only
+    written when every stage has finished, replacing the earlier one
+    atomically. ``restart=True`` recomputes every stage; the earlier run's
+    report, summaries and status are first moved to ``previous/``. ``run.lock``
+    keeps a second process off the same run id (:func:`run_lock`).
     """
+    run_dir = _run_dir(config)
+    fingerprint = config.fingerprint()
+    if not restart:  # refused reruns stop here, before any write
+        _resumable(run_dir, fingerprint)
     load_seconds = _preflight(config)
-    run_dir = _prepare_dir(config)
+    _prepare_dir(run_dir)
     with run_lock(run_dir), _signals_raise():
         return _run_stages(config, run_dir, load_seconds, restart)
 
 
 def _run_stages(config: RunConfig, run_dir: Path, load_seconds: dict, restart: bool) -> Path:
-    import joblib
-
     from ._stages import STAGES
 
     fingerprint = config.fingerprint()
+    loaded = {} if restart else _resumable(run_dir, fingerprint)  # again, under the lock
     if restart:
+        kept = _keep_previous(run_dir)
+        if kept is not None:
+            logger.info("--restart: the earlier report and summaries are kept in %s", kept)
         for marker in (run_dir / "stages").glob("*.done.json"):
             marker.unlink()
-    for stale in ("report.html", "summary.md", "summary.json"):
-        (run_dir / stale).unlink(missing_ok=True)  # only a finished run has them
     started = time.perf_counter()
     results, sections, done, resumed = {}, {}, [], []
     context = {"load_seconds": load_seconds}  # the first load happens in the preflight
-    _status(run_dir, config, "running", done)
+    if len(loaded) < len(STAGES):  # a complete run reloaded changes no status on the way
+        _status(run_dir, config, "running", done)
     try:
         for stage, fn in tqdm(STAGES, desc="msma run", unit="stage"):
-            if _finished(run_dir, stage, fingerprint):
-                results[stage], sections[stage], context = joblib.load(
-                    run_dir / "stages" / f"{stage}.joblib"
-                )
+            if stage in loaded:
+                results[stage], sections[stage], context = loaded[stage]
                 config.n_texts = len(context.get("texts", ()))
                 resumed.append(stage)
                 logger.info("Stage %s: finished earlier, loaded", stage)
@@ -258,7 +349,8 @@ def _run_stages(config: RunConfig, run_dir: Path, load_seconds: dict, restart: b
                 results[stage], sections[stage] = fn(config, run_dir, context)
                 _save_stage(run_dir, stage, fingerprint, (results[stage], sections[stage], context))
             done.append(stage)
-            _status(run_dir, config, "running", done)
+            if len(loaded) < len(STAGES):
+                _status(run_dir, config, "running", done)
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt | _Terminated)
         _status(

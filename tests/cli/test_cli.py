@@ -159,7 +159,7 @@ def test_run_unwritable_output(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     assert main(["run", "--quick", "--models", "tiny-gpt2", "--out-dir", str(blocker)]) == 2
-    assert "not writable" in capsys.readouterr().err
+    assert "is a file, not a directory" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -235,8 +235,11 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     changed = yaml.safe_load(path.read_text())
     changed["seed"] = 1
     path.write_text(yaml.safe_dump(changed))
+    before = (run_dir / "report.html").read_bytes(), (run_dir / "status.json").read_bytes()
     assert main(["run", "--config", str(path)]) == 2
-    assert not (run_dir / "report.html").exists()  # the old report no longer stands
+    # refused before any write: the finished run's report and status stand as they were
+    after = (run_dir / "report.html").read_bytes(), (run_dir / "status.json").read_bytes()
+    assert after == before
 
 
 @pytest.mark.parametrize(
