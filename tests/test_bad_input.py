@@ -153,3 +153,45 @@ def test_long_calls_show_progress_only_when_verbose(capfd):
     iv = Intervener("tiny-gpt2", layers=[1], max_new_tokens=2, verbose=1).fit()
     iv.generate(["The cat"])
     assert "Generating" in capfd.readouterr().err
+
+
+# ----------------------------------------------------------- plausible containers
+@pytest.mark.parametrize(
+    "X,error,match",
+    [
+        ({"doc-001": "The cat sat."}, TypeError, r"got a dict with 1 entries: .*its keys"),
+        ({"The cat sat.", "A dog ran."}, TypeError, r"got a set: its order is arbitrary"),
+        (frozenset({"The cat sat."}), TypeError, r"got a frozenset"),
+        (["A text.", "\u200b\u200b"], ValueError, r"no visible character .* at index 1"),
+        (["\ufeff", "ok", "\x00\x01 \t"], ValueError, r"2 text\(s\) with no visible .*0, 2"),
+        (["\u2028\u00a0"], ValueError, r"no visible character"),
+    ],
+)
+def test_containers_that_would_be_misread_are_refused(X, error, match):
+    from msma_sklearn.utils import check_texts
+
+    with pytest.raises(error, match=match):
+        check_texts(X, name="X")
+
+
+def test_texts_of_marks_or_symbols_alone_are_kept():
+    from msma_sklearn.utils import check_texts
+
+    assert check_texts(["\u00e9", "\U0001f600", "\u200bword"]) == [
+        "\u00e9",
+        "\U0001f600",
+        "\u200bword",
+    ]
+
+
+def test_a_generator_is_read_once_by_fit_transform():
+    from msma_sklearn import HiddenStateExtractor
+
+    texts = ["The cat sat on the mat.", "A dog ran in the park.", "Rain fell all day."]
+    ext = HiddenStateExtractor("tiny-gpt2", layers=[0, 4])
+    X = ext.fit_transform(t for t in texts)
+    np.testing.assert_array_equal(X, ext.transform(texts))
+    gen = (t for t in texts)
+    ext.fit(gen)  # fit reads it ...
+    with pytest.raises(ValueError, match=r"X is empty \(an iterator or generator that was already"):
+        ext.transform(gen)  # ... so transform gets nothing, and says why

@@ -514,21 +514,40 @@ def load_config(path: str | Path | None = None, **overrides) -> RunConfig:
         if key not in _BY_PATH:
             errors.append(f"unknown key '{key}' (valid keys: {', '.join(_BY_PATH)})")
     quick = data.get("quick", False)
-    values = {}
+    values, bad = {}, set()
     for f in FIELDS:
         if f.path in data:
             value = data[f.path]
             problem = f.check(value)
             if problem:
                 errors.append(f"'{f.path}' must be {problem}, got {value!r}")
+                bad.add(f.attr)
         else:
             value = f.quick if (quick is True and f.quick is not None) else f.default
         values[f.attr] = value
-    if not errors:  # settings that must agree with each other
+    errors += _disagreements(values, data, bad)
+    if errors:
+        raise ConfigError(f"Config from {source} rejected:\n  - " + "\n  - ".join(errors))
+    return RunConfig(**values)
+
+
+def _disagreements(values: dict, data: dict, bad: set) -> list[str]:
+    """Settings that must agree with each other, checked wherever the settings involved
+    are themselves valid (so every problem of a file is listed at once). Resolves the
+    defaults of the steered models in ``values``."""
+    errors = []
+    if {"models", "intervention_models"}.isdisjoint(bad):
         if "interventions.models" not in data:  # the defaults that this run studies
             values["intervention_models"] = [
                 m for m in values["intervention_models"] if m in values["models"]
             ]
+        missing = [m for m in values["intervention_models"] if m not in values["models"]]
+        if missing:
+            errors.append(
+                f"'interventions.models' {missing} must be among 'models' "
+                f"{values['models']} (their scales come from the segmentation)"
+            )
+    if {"intervention_models", "dose_response_models"}.isdisjoint(bad):
         if "interventions.dose_response_models" not in data:
             values["dose_response_models"] = [
                 m for m in values["dose_response_models"] if m in values["intervention_models"]
@@ -541,20 +560,14 @@ def load_config(path: str | Path | None = None, **overrides) -> RunConfig:
                 f"'interventions.dose_response_models' {outside} must be among "
                 f"'interventions.models' {values['intervention_models']}"
             )
-        missing = [m for m in values["intervention_models"] if m not in values["models"]]
-        if missing:
-            errors.append(
-                f"'interventions.models' {missing} must be among 'models' "
-                f"{values['models']} (their scales come from the segmentation)"
-            )
-        if values["primary_kl"] not in values["target_kl"]:
-            errors.append(
-                f"'interventions.primary_kl' ({values['primary_kl']}) must be one of "
-                f"'interventions.target_kl' {values['target_kl']}"
-            )
-    if errors:
-        raise ConfigError(f"Config from {source} rejected:\n  - " + "\n  - ".join(errors))
-    return RunConfig(**values)
+    if {"primary_kl", "target_kl"}.isdisjoint(bad) and values["primary_kl"] not in values[
+        "target_kl"
+    ]:
+        errors.append(
+            f"'interventions.primary_kl' ({values['primary_kl']}) must be one of "
+            f"'interventions.target_kl' {values['target_kl']}"
+        )
+    return errors
 
 
 def _yaml_value(value) -> str:

@@ -272,6 +272,47 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
             )
         return self
 
+    def fit_transform(self, X, y=None, **fit_params):
+        """Fit, then transform the same texts (read once: a generator works).
+
+        Parameters
+        ----------
+        X : list of str or iterable of str
+        y : None
+            Ignored.
+        **fit_params : dict
+            Passed to :meth:`fit`.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_selected_layers * hidden_size), float32
+        """
+        texts = check_texts(X, name="X")
+        return self.fit(texts, y, **fit_params).transform(texts)
+
+    def model_source(self) -> dict:
+        """Which model produced this extractor's states: ``{"model", "model_type",
+        "stack", "weights"}`` (``weights``: :func:`model_fingerprint`, SHA-256 of the
+        config and every parameter, computed once per loaded model).
+
+        With ``set_output(transform="pandas")`` the output DataFrame carries it as
+        ``df.attrs["msma_source"]``, so a :class:`~msma_sklearn.ScaleSegmenter` fitted on
+        it records its model and an :class:`~msma_sklearn.Intervener` can refuse scales
+        of another model.
+
+        Returns
+        -------
+        source : dict
+        """
+        check_is_fitted(self, "layers_")
+        model, _ = self._loaded()
+        return {
+            "model": str(self.model),
+            "model_type": self.model_type_,
+            "stack": self.stack_,
+            "weights": model_fingerprint(model),
+        }
+
     def _resolve_sink_tokens(self, causal: bool) -> int:
         if self.pooling in ("mean_all", "cls"):
             if self.sink_tokens not in ("auto", 0):
@@ -726,3 +767,22 @@ def _position_limit(config) -> int | None:
         return None
     offset = 2 if text.model_type in ("roberta", "xlm-roberta", "camembert") else 0
     return int(limit) - offset
+
+
+def _with_source(method):
+    """Stamp a DataFrame output (``set_output(transform="pandas")``) with the model that
+    produced it. Applied after the class is built, outside scikit-learn's own output
+    wrapper, which rebuilds the DataFrame and would drop ``attrs``."""
+
+    @functools.wraps(method)
+    def stamped(self, X, *args, **kwargs):
+        out = method(self, X, *args, **kwargs)
+        if hasattr(out, "attrs") and hasattr(out, "columns"):
+            out.attrs["msma_source"] = self.model_source()
+        return out
+
+    return stamped
+
+
+HiddenStateExtractor.transform = _with_source(HiddenStateExtractor.transform)
+HiddenStateExtractor.fit_transform = _with_source(HiddenStateExtractor.fit_transform)

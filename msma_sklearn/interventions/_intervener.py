@@ -21,6 +21,7 @@ from transformers import LogitsProcessorList
 from ..extraction import HiddenStateExtractor
 from ..extraction._core import pad_batch, pad_token_id, resolve_layout
 from ..extraction._lazy import ModelBackedMixin
+from ..extraction._models import model_fingerprint
 from ..utils._hooks import attached_hooks
 from ..utils._validation import check_texts
 from ._sampling import NucleusSampling
@@ -374,6 +375,36 @@ class Intervener(ModelBackedMixin, BaseEstimator):
                 "the segmenter on this model's hidden states (HiddenStateExtractor(same model))."
             )
 
+    def _check_scale_source(self) -> None:
+        """Scales fitted on another model's states steer the wrong layers: refused when
+        the segmenter recorded its model, warned when nothing can be checked."""
+        source = getattr(self.scale_layers, "source_model_", None)
+        if not isinstance(source, dict):
+            what = (
+                "a ScaleSegmenter fitted without the extractor's provenance"
+                if hasattr(self.scale_layers, "scale_layers_")
+                else f"a plain {type(self.scale_layers).__name__}"
+            )
+            warnings.warn(
+                f"scale_layers is {what}: it cannot be checked against {self.model!r}. Fit "
+                "the ScaleSegmenter on this model's HiddenStateExtractor output with "
+                "set_output(transform='pandas') and pass the segmenter, so scales of another "
+                "model are refused.",
+                UserWarning,
+                stacklevel=4,
+            )
+            return
+        model, _ = self._loaded()
+        ours = model_fingerprint(model)
+        if source.get("weights") != ours or source.get("stack") != self.stack_:
+            raise ValueError(
+                f"scale_layers is a ScaleSegmenter fitted on the {source.get('stack')} states of "
+                f"{source.get('model')!r} (weights {str(source.get('weights'))[:12]}), but this "
+                f"Intervener steers the {self.stack_} stack of {self.model!r} (weights "
+                f"{ours[:12]}): its scales belong to another model. Fit the segmenter on "
+                f"HiddenStateExtractor({self.model!r}) output."
+            )
+
     def _resolve_layers(self) -> np.ndarray:
         if self.layers is not None:
             if self.window is not None:
@@ -389,6 +420,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
             table = getattr(self.scale_layers, "scale_layers_", self.scale_layers)
             if hasattr(self.scale_layers, "scale_layers_"):
                 self._check_segmenter_layout(self.scale_layers)
+            self._check_scale_source()
             if not isinstance(table, dict):
                 raise ValueError(
                     "scale_layers must be a dict of scale -> hidden-state indices or a fitted "

@@ -155,6 +155,13 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         distance (layers) between the refits and the fitted split, beside
         ``"null_ari"`` and ``"null_distance"``, the same for random contiguous
         splits: stability means the refits are much closer than chance.
+    source_model_ : dict or None
+        The model whose states it was fitted on (``{"model", "model_type",
+        "stack", "weights"}``, see
+        :meth:`~msma_sklearn.HiddenStateExtractor.model_source`), read from the
+        DataFrame a ``HiddenStateExtractor`` with ``set_output(transform="pandas")``
+        writes; None for other input. An ``Intervener`` refuses scales whose
+        recorded model is not the one it steers.
     n_features_in_ : int
     feature_names_in_ : ndarray
         Only when fitted on a DataFrame.
@@ -268,6 +275,15 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
                     f"X has {n_features} features, not a multiple of the {idx.size} layers given "
                     f"by layers={self.layers!r}."
                 )
+            if names is not None and _NAME.match(str(names[0])):  # the extractor's names
+                named = len(dict.fromkeys(_NAME.match(str(n)).group(1) for n in names))
+                if named != idx.size:
+                    raise ValueError(
+                        f"layers={self.layers!r} cuts X into {idx.size} blocks of "
+                        f"{n_features // idx.size} columns, but its feature names hold "
+                        f"{named} layers of {n_features // named}; leave layers=None to read "
+                        "the layout from the names."
+                    )
             if np.any(np.diff(idx) <= 0) or idx.min() < 0:
                 raise ValueError(
                     f"layers must be increasing non-negative indices, got {idx.tolist()}."
@@ -321,9 +337,14 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         self : ScaleSegmenter
         """
         self._validate_params()
+        attrs = getattr(X, "attrs", None)
+        source = attrs.get("msma_source") if isinstance(attrs, dict) else None
+        self.source_model_ = dict(source) if isinstance(source, dict) else None
         X = validate_data(self, X, ensure_min_samples=4, dtype=np.float64)
         names = getattr(self, "feature_names_in_", None)
         self.layers_, self.hidden_size_ = self._layout(X.shape[1], names)
+        if isinstance(self.layers, Integral) and names is None:
+            _check_layer_width(X, int(self.layers))
         Z = _standardized(X) if self.standardize else X
         cube = Z.reshape(X.shape[0], self.layers_.size, self.hidden_size_)
         use = np.ones(self.layers_.size, bool)
@@ -649,6 +670,44 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
             layer_list = self.scale_layers_[name]
             cells.append(f"{_ranges(layer_list)} ({self.layer_shares_[name]:.0%})")
         return f"| {model_name} | " + " | ".join(cells) + " |"
+
+
+def _check_layer_width(X: np.ndarray, n_layers: int, *, max_rows: int = 512) -> None:
+    """Refuse ``layers=n_layers`` when the columns are plainly blocks of another width.
+
+    The residual stream carries each unit from one hidden state to the next, so unit
+    ``u`` of layer ``l`` correlates with unit ``u`` of layer ``l + 1``: column ``i``
+    with column ``i + width`` for the true width. When the median of those
+    correlations is high (> 0.5) at another width that divides the columns and at
+    most half as high at the width ``n_layers`` implies, the blocks are misread.
+    """
+    n, d = X.shape
+    width = d // n_layers
+    rows = X[:max_rows]
+    Z = rows - rows.mean(axis=0)
+    norms = np.linalg.norm(Z, axis=0)
+    norms[norms == 0] = np.inf
+
+    def lag_correlation(w: int) -> float:
+        if w >= d:
+            return 0.0
+        c = np.einsum("ij,ij->j", Z[:, :-w], Z[:, w:]) / (norms[:-w] * norms[w:])
+        return float(np.median(c))
+
+    given = lag_correlation(width)
+    candidates = [w for w in range(2, d // 2 + 1) if d % w == 0 and w != width]
+    if not candidates:
+        return
+    scores = {w: lag_correlation(w) for w in candidates}
+    best = max(scores, key=scores.get)
+    if scores[best] > 0.5 and given < 0.5 * scores[best]:
+        raise ValueError(
+            f"layers={n_layers} cuts X's {d} columns into blocks of {width}, but the columns "
+            f"look like blocks of {best} (unit i of one block follows unit i of the next: "
+            f"median correlation {scores[best]:.2f} at a lag of {best} columns, "
+            f"{given:.2f} at {width}). Pass layers={d // best} (the number of hidden states), "
+            "or the extractor's DataFrame (set_output(transform='pandas'))."
+        )
 
 
 def _standardized(X: np.ndarray) -> np.ndarray:

@@ -289,7 +289,7 @@ def test_cache_dir_hit_and_corruption(tmp_path, texts, monkeypatch):
         ("one text", TypeError, "single str"),
         (None, TypeError, "got None"),
         (["ok", 3], TypeError, "index 1: int"),
-        (["ok", "  "], ValueError, "whitespace-only string.*index 1"),
+        (["ok", "  "], ValueError, "no visible character.*at index 1"),
         (np.array([["a", "b"], ["c", "d"]]), ValueError, r"shape \(2, 2\)"),
     ],
 )
