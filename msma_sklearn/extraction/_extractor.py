@@ -256,6 +256,12 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         self._validate_params()
         check_texts(X, name="X")
         resolve_device(self.device)  # fail early on a bad device string
+        if self.cache_dir is not None and Path(self.cache_dir).exists():
+            if not Path(self.cache_dir).is_dir():
+                raise ValueError(
+                    f"cache_dir={str(self.cache_dir)!r} is a file, not a directory; pass a "
+                    "directory (it is created if missing) or cache_dir=None."
+                )
         model, tokenizer = self._load()
         layout = resolve_layout(model, self.stack)
         self.stack_ = layout.stack

@@ -1,6 +1,8 @@
 """The model loader: offline specs, determinism, local dirs, the atomic cache."""
 
+import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,7 +126,10 @@ def test_cached_directory_builds_once(tmp_path):
     assert first == second == tmp_path / "m"
     assert len(calls) == 1
     manifest = json.loads((first / "MANIFEST.json").read_text())
-    assert manifest == {"config.json": 2, "weights.bin": 1000}
+    assert manifest == {
+        "config.json": {"size": 2, "sha256": hashlib.sha256(b"{}").hexdigest()},
+        "weights.bin": {"size": 1000, "sha256": hashlib.sha256(b"x" * 1000).hexdigest()},
+    }
 
 
 def test_interrupted_build_leaves_nothing_trusted(tmp_path):
@@ -140,7 +145,9 @@ def test_interrupted_build_leaves_nothing_trusted(tmp_path):
     assert len(calls) == 1
 
 
-@pytest.mark.parametrize("damage", ["truncate", "drop_manifest", "delete_file"])
+@pytest.mark.parametrize(
+    "damage", ["truncate", "drop_manifest", "delete_file", "zero_inside", "old_manifest"]
+)
 def test_broken_cache_is_rebuilt(tmp_path, damage):
     calls = []
     target = cached_directory("m", _writer(calls), root=tmp_path)
@@ -148,12 +155,55 @@ def test_broken_cache_is_rebuilt(tmp_path, damage):
         (target / "weights.bin").write_bytes(b"x" * 10)
     elif damage == "drop_manifest":
         (target / "MANIFEST.json").unlink()
+    elif damage == "zero_inside":  # same size, other bytes: only the checksum sees it
+        with open(target / "weights.bin", "r+b") as fh:
+            fh.seek(100)
+            fh.write(b"\0" * 400)
+    elif damage == "old_manifest":  # the size-only manifest of earlier versions
+        (target / "MANIFEST.json").write_text('{"config.json": 2, "weights.bin": 1000}')
     else:
         (target / "config.json").unlink()
-    again = cached_directory("m", _writer(calls), root=tmp_path)
+    with pytest.warns(UserWarning, match=r"Cached model in .* (damaged|without checksums)"):
+        again = cached_directory("m", _writer(calls), root=tmp_path)
     assert len(calls) == 2
     assert (again / "weights.bin").stat().st_size == 1000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_a_cache_that_does_not_load_is_rebuilt_once(tmp_path, monkeypatch):
+    """A checkpoint whose header is corrupt (e.g. written damaged, so its checksum agrees)
+    is rebuilt instead of raising the loader's error."""
+    from msma_sklearn.extraction import _models
+
+    builds, loads = [], []
+
+    def build(target):
+        builds.append(target)
+        (target / "model.safetensors").write_bytes(b"corrupt" if len(builds) == 1 else b"good")
+
+    def load(directory):
+        loads.append(directory)
+        if (Path(directory) / "model.safetensors").read_bytes() == b"corrupt":
+            raise RuntimeError("Error while deserializing header: HeaderTooLarge")
+        return "model", "tokenizer"
+
+    monkeypatch.setattr(_models, "_load_pretrained", load)
+    with pytest.warns(UserWarning, match=r"does not load: RuntimeError.*HeaderTooLarge"):
+        assert _models._load_cached("k", build, root=tmp_path) == ("model", "tokenizer")
+    assert len(builds) == 2 and len(loads) == 2
+    assert _models._load_cached("k", build, root=tmp_path) == ("model", "tokenizer")
+    assert len(builds) == 2  # the rebuilt checkpoint is trusted
+
+
+def test_a_cache_root_or_cache_dir_that_is_a_file_is_refused_before_work(tmp_path, texts):
+    from msma_sklearn import HiddenStateExtractor
+
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(ValueError, match=r"model cache .* is a file, not a directory"):
+        cached_directory("m", _writer([]), root=blocker)
+    with pytest.raises(ValueError, match=r"cache_dir=.* is a file, not a directory"):
+        HiddenStateExtractor("tiny-gpt2", cache_dir=blocker).fit(texts)
 
 
 def test_random_weights_spec_keeps_architecture_and_tokenizer_not_weights():
