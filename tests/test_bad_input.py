@@ -195,3 +195,28 @@ def test_a_generator_is_read_once_by_fit_transform():
     ext.fit(gen)  # fit reads it ...
     with pytest.raises(ValueError, match=r"X is empty \(an iterator or generator that was already"):
         ext.transform(gen)  # ... so transform gets nothing, and says why
+
+
+def test_label_columns_need_a_file_with_columns(tmp_path):
+    path = tmp_path / "t.txt"
+    path.write_text("a text\n")
+    with pytest.raises(ConfigError, match=r"'label_columns' reads labels .* has no columns"):
+        load_config(**{"texts": str(path), "label_columns": {"global": "topic"}})
+
+
+def test_blank_lines_are_named_so_a_shift_of_rows_is_visible(tmp_path):
+    path = _write(tmp_path / "t.txt", b"one\n\ntwo\n  \nthree\n")
+    with pytest.warns(UserWarning, match=r"skipped 2 blank line\(s\) \(line 2, 4\); .*row i"):
+        assert load_texts(path) == ["one", "two", "three"]
+
+
+def test_run_help_shows_the_configs_own_defaults(capsys):
+    from msma_sklearn.cli import main
+    from msma_sklearn.cli._config import FIELDS
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    models = next(f for f in FIELDS if f.path == "models")
+    assert "(default: " + ",".join(models.default) + ")" in out
+    assert "64 texts" not in out and "every 4th text" in out

@@ -24,6 +24,7 @@ from ..metrics import (
     linear_cka,
     procrustes_disparity,
 )
+from ..utils._warnings import warn_user
 from ._objective import (
     BilinearCritic,
     geometry_loss,
@@ -317,26 +318,23 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
                 random_state=self._pca_seed,
             )
             k = max(self.n_components_scores_, key=lambda c: self.n_components_scores_[c])
-            warnings.warn(
-                f"ManifoldAligner: {n_rows} rows for scales of {width} dimensions (n < 5 d): a "
-                "full-width map is not determined by so few rows. n_components='auto' compared "
-                f"PCA to {candidates} dimensions and none by the closed form's held-out r² on "
-                f"a validation fraction ({self._format_scores()}) and chose "
-                f"{'no PCA' if k is None else k} (n_components_scores_). Pass an int or None "
-                "to fix it.",
-                UserWarning,
-                stacklevel=4,
+            # one stable message, at the caller's line: shown once per search, not once per
+            # fit (the rows, the scores and the choice are in the fitted attributes)
+            warn_user(
+                f"ManifoldAligner: fewer rows than {_ROWS_PER_DIM} per dimension of the scales "
+                "(n < 5 d): a full-width map is not determined by so few rows, so "
+                "n_components='auto' chose a PCA dimension by the closed form's held-out r² on "
+                "a validation fraction (n_components_, n_components_scores_). Pass an int or "
+                "None to fix it."
             )
             return k
         if self.n_components is None:
             if few:
-                warnings.warn(
-                    f"ManifoldAligner: {n_rows} rows for scales of {width} dimensions (n < 5 d) "
+                warn_user(
+                    "ManifoldAligner: fewer rows than 5 per dimension of the scales (n < 5 d) "
                     "with n_components=None: the maps are not determined by so few rows and "
                     "will interpolate them. n_components='auto' chooses a PCA dimension on "
-                    "held-out rows.",
-                    UserWarning,
-                    stacklevel=4,
+                    "held-out rows."
                 )
             return None
         return int(self.n_components)
@@ -616,17 +614,15 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
                 self.coef_[key] = W.detach().double().numpy().copy()
                 self.intercept_[key] = bias.detach().double().numpy().copy()
             inert = [
-                f"lambda_{t}={weights[t]} ({fit['shares'].get(t, 0.0):.1e})"
+                f"lambda_{t}={weights[t]}"
                 for t in _TERMS
                 if weights[t] > 0 and fit["shares"] and fit["shares"].get(t, 0.0) < _INERT_SHARE
             ]
             if inert:
-                warnings.warn(
+                warn_user(
                     f"ManifoldAligner: on map {key!r}, {', '.join(inert)} contributed less than "
                     f"{_INERT_SHARE:g} of the gradient norm over training: the term barely "
-                    "acts. Raise its lambda or set it to 0 (term_gradient_share_).",
-                    UserWarning,
-                    stacklevel=3,
+                    "acts. Raise its lambda or set it to 0 (term_gradient_share_)."
                 )
 
     def _weights(self) -> dict[str, float]:

@@ -560,6 +560,16 @@ def _disagreements(values: dict, data: dict, bad: set) -> list[str]:
                 f"'interventions.dose_response_models' {outside} must be among "
                 f"'interventions.models' {values['intervention_models']}"
             )
+    if (
+        {"label_columns", "texts"}.isdisjoint(bad)
+        and values["label_columns"]
+        and not str(values["texts"]).endswith((".csv", ".jsonl"))
+    ):
+        errors.append(
+            f"'label_columns' reads labels from the columns of a .csv or .jsonl texts file; "
+            f"'texts' is {values['texts']!r}, which has no columns (the bundled corpora carry "
+            "their own labels). Use a .csv / .jsonl file or leave label_columns out"
+        )
     if {"primary_kl", "target_kl"}.isdisjoint(bad) and values["primary_kl"] not in values[
         "target_kl"
     ]:

@@ -38,6 +38,7 @@ def _layers(value: str):
 
 def _parser() -> argparse.ArgumentParser:
     from .. import __version__
+    from ._config import FIELDS
 
     parser = argparse.ArgumentParser(
         prog="msma", description="Multi-Scale Manifold Alignment for language models."
@@ -82,16 +83,27 @@ def _parser() -> argparse.ArgumentParser:
         "from the stages that finished.",
     )
     run.add_argument("--config", help="YAML config (write the default with `msma init-config`)")
+    fields = {f.path: f for f in FIELDS}
     run.add_argument(
-        "--quick", action="store_const", const=True, help="small, fast version (64 texts)"
+        "--quick",
+        action="store_const",
+        const=True,
+        help=fields["quick"].comment + " (models: " + ",".join(fields["models"].quick) + ")",
     )
-    run.add_argument("--out-dir", help="default: results")
-    run.add_argument("--run-id", help="default: a timestamp")
-    run.add_argument("--models", help="comma-separated model specs (default: minilm,smollm2-135m)")
-    run.add_argument("--texts", help="'word_order', 'bundled' or a .txt / .csv / .jsonl file")
+    run.add_argument("--out-dir", help=f"default: {fields['output.dir'].default}")
+    run.add_argument("--run-id", help="one folder name (default: a timestamp)")
+    run.add_argument(
+        "--models",
+        help="comma-separated model specs (default: " + ",".join(fields["models"].default) + ")",
+    )
+    run.add_argument(
+        "--texts", help=fields["texts"].comment + f" (default: {fields['texts'].default})"
+    )
     run.add_argument("--device")
     run.add_argument(
-        "--restart", action="store_true", help="discard finished stages of this run id"
+        "--restart",
+        action="store_true",
+        help="recompute every stage of this run id (the earlier report moves to previous/)",
     )
 
     init = sub.add_parser("init-config", help="write the default config, with comments")

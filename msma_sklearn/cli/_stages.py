@@ -686,14 +686,23 @@ def _align_markdown(config, results) -> str:
             "fold's training texts; score = the aligner's held-out r² in its own PCA basis, "
             "so not on the ablation's scale):",
             "",
-            "| λ_geo | λ_info | λ_curv | mean r² | sd |",
-            "|---:|---:|---:|---:|---:|",
+            "| rank | λ_geo | λ_info | λ_curv | mean r² | sd |",
+            "|---:|---:|---:|---:|---:|---:|",
         ]
         for row in sorted(r["grid_search"], key=lambda x: -x["mean_r2"]):
+            tie = " (tied)" if row.get("tied_with_best") else ""
             lines.append(
-                f"| {row['lambda_geo']} | {row['lambda_info']} | {row['lambda_curv']} "
-                f"| {row['mean_r2']:.4f} | {row['sd_r2']:.4f} |"
+                f"| {row.get('rank', '')}{tie} | {row['lambda_geo']} | {row['lambda_info']} "
+                f"| {row['lambda_curv']} | {row['mean_r2']:.4f} | {row['sd_r2']:.4f} |"
             )
+        n_tied = sum(bool(row.get("tied_with_best")) for row in r["grid_search"])
+        if n_tied > 1:
+            lines += [
+                "",
+                f"{n_tied} settings tie for the best held-out score (the same score on every "
+                "fold's mean): the search cannot tell them apart, and `GridSearchCV` reports "
+                "the first in grid order as best.",
+            ]
         lines += [
             "",
             f"![{name} ablation](ablation_{file_stem(name)}.png)",

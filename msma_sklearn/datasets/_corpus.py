@@ -92,7 +92,7 @@ def load_texts(path, *, text_column: str = "text") -> list[str]:
 
     Notes
     -----
-    Blank lines of a ``.txt`` file are skipped with a warning that counts them.
+    Blank lines of a ``.txt`` file are skipped with a warning that names them.
     Files are read as UTF-8; a leading byte-order mark is ignored.
     """
     path = Path(path)
@@ -116,10 +116,15 @@ def load_texts(path, *, text_column: str = "text") -> list[str]:
     if suffix == ".txt":
         lines = raw.splitlines()
         texts = [line.strip() for line in lines if line.strip()]
-        n_blank = len(lines) - len(texts)
-        if n_blank:
+        blank = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+        if blank:
+            shown = ", ".join(map(str, blank[:10])) + (", ..." if len(blank) > 10 else "")
             warnings.warn(
-                f"{path.name}: skipped {n_blank} blank line(s).", UserWarning, stacklevel=2
+                f"{path.name}: skipped {len(blank)} blank line(s) (line {shown}); the texts are "
+                "the other lines in order, so row i is no longer line i + 1. Remove the blank "
+                "lines if anything else is indexed by line.",
+                UserWarning,
+                stacklevel=2,
             )
         return texts
     if suffix == ".csv":

@@ -437,7 +437,9 @@ def lambda_search(
     The segmenter is refitted on each fold's training texts, so the held-out
     fold never shapes the scales its score is measured on. Returns
     ``(rows, best_params)``: one ``{lambda_geo, lambda_info, lambda_curv,
-    mean_r2, sd_r2}`` per candidate. ``pairs``: the aligner's maps (default
+    mean_r2, sd_r2, rank, tied_with_best}`` per candidate (``rank``: GridSearchCV's,
+    equal for equal scores; ``tied_with_best``: the chosen candidate's score exactly,
+    so the search could not tell them apart). ``pairs``: the aligner's maps (default
     its own, global -> intermediate -> local). ``standardize``: a
     ``StandardScaler`` between the two steps (every unit of every scale
     z-scored on the fold's training texts).
@@ -465,16 +467,24 @@ def lambda_search(
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message=r".*\(n < 5 d\)", category=UserWarning)
         search.fit(states)
+    means = np.asarray(search.cv_results_["mean_test_score"], dtype=float)
+    tied = np.isclose(means, means[search.best_index_], rtol=1e-9, atol=0.0)
     rows = [
         {
             **{k.removeprefix("align__"): v for k, v in params.items()},
             "mean_r2": round(float(m), 4),
             "sd_r2": round(float(s), 4),
+            "rank": int(rank),
+            # the same held-out score as the chosen candidate: the search cannot tell them
+            # apart, and GridSearchCV takes the first in grid order
+            "tied_with_best": bool(t),
         }
-        for params, m, s in zip(
+        for params, m, s, rank, t in zip(
             search.cv_results_["params"],
-            search.cv_results_["mean_test_score"],
+            means,
             search.cv_results_["std_test_score"],
+            search.cv_results_["rank_test_score"],
+            tied,
             strict=True,
         )
     ]

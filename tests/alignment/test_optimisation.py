@@ -133,7 +133,7 @@ def _low_rank_scales(n, d, rank=3, noise=1.5, seed=0):
 
 def test_few_samples_warn_and_choose_the_pca_dimension_on_held_out_rows():
     X = _low_rank_scales(60, 40)
-    with pytest.warns(UserWarning, match=r"60 rows for scales of 40 dimensions \(n < 5 d\)"):
+    with pytest.warns(UserWarning, match=r"fewer rows than 5 per dimension .*\(n < 5 d\)"):
         al = ManifoldAligner(lambda_info=0, lambda_curv=0).fit(X)
     scores = al.n_components_scores_
     assert al.n_components_ == max(scores, key=scores.get)
@@ -210,3 +210,32 @@ def test_global_rng_untouched_and_start_is_procrustes():
     R = procrustes_rotation(src, tgt)
     assert np.abs(ortho.coef_["global->intermediate"] - R).max() < 0.2
     assert al.n_steps_.min() >= 1
+
+
+def test_a_search_shows_the_few_rows_warning_once_at_the_callers_line():
+    """GridSearchCV fits the aligner once per candidate and fold: the warning is one stable
+    message attributed to the caller, so the default filter shows it once, not per fit."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from sklearn.model_selection import GridSearchCV
+        from msma_sklearn import ManifoldAligner
+        rng = np.random.default_rng(0)
+        z = rng.normal(size=(60, 3))
+        X = np.hstack([z @ rng.normal(size=(3, 20)) + rng.normal(size=(60, 20)) for _ in range(3)])
+        search = GridSearchCV(
+            ManifoldAligner(lambda_info=0, lambda_curv=0, max_iter=2, random_state=0),
+            {"lambda_geo": [0.1, 1.0]}, cv=2,
+        )
+        search.fit(X)  # the user's line
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stderr
+    assert out.count("fewer rows than 5 per dimension") == 1, out
+    assert "<string>:12: UserWarning" in out, out  # attributed to search.fit(X)

@@ -196,3 +196,25 @@ def test_small_p_values_survive_the_summary():
     comparisons = pd.DataFrame([{"other": "ridge", "p": 1.234e-12, "p_holm": 2.4681e-12}])
     d = AlignmentStudy("m", scores, comparisons, [], 10, 80, 20, 8, []).to_dict()
     assert d["comparisons"][0]["p"] == 1.23e-12 and d["comparisons"][0]["p_holm"] == 2.47e-12
+
+
+def test_the_lambda_search_says_which_candidates_tie_with_the_best():
+    """The same setting twice fits the same map twice: an exact tie, said as such."""
+    from msma_sklearn.study import lambda_search
+
+    seg = ScaleSegmenter(n_scales=2, scale_names=["low", "high"], layers=6, min_scale_size=2)
+    rows, best = lambda_search(
+        _planted_states(),
+        seg,
+        {"lambda_geo": [1.0, 1.0, 0.0], "lambda_info": [0.0], "lambda_curv": [0.0]},  # 1.0 twice
+        folds=2,
+        pairs=[("high", "low")],
+    )
+    twins, other = rows[:2], rows[2]
+    assert twins[0]["mean_r2"] == twins[1]["mean_r2"] and twins[0]["rank"] == twins[1]["rank"]
+    assert twins[0]["tied_with_best"] == twins[1]["tied_with_best"]
+    if best["lambda_geo"] == 1.0:  # the twins won: both tie with the best, both rank 1
+        assert twins[0]["tied_with_best"] and twins[0]["rank"] == 1
+    else:  # the other won; the twins share the next rank
+        assert other["tied_with_best"] and not twins[0]["tied_with_best"]
+        assert twins[0]["rank"] == twins[1]["rank"] == 2
