@@ -2,6 +2,7 @@
 
 from ._ablation import ABLATION_CONFIGS, METRICS, alignment_ablation, summarise_ablation
 from ._aligner import ManifoldAligner
+from ._effects import term_effects
 from ._evaluation import (
     BASELINES,
     PAIRED_METRICS,
@@ -24,8 +25,16 @@ from ._objective import (
     procrustes_rotation,
     rotation_from_cross,
 )
+from ._solver import INITS, MapFit, SolverSettings, fit_map, fit_map_batches, start_matrix
 
 __all__ = [
+    "INITS",
+    "MapFit",
+    "SolverSettings",
+    "fit_map",
+    "fit_map_batches",
+    "start_matrix",
+    "term_effects",
     "BASELINES",
     "PAIRED_METRICS",
     "compare_methods",

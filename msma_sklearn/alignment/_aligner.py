@@ -25,18 +25,15 @@ from ..metrics import (
     procrustes_disparity,
 )
 from ..utils._warnings import warn_user
-from ._objective import (
-    BilinearCritic,
-    geometry_loss,
-    information_loss,
-    knn_graph,
-    least_squares_from_stats,
-    make_map,
-    mean_curvature_loss,
-    ot_loss,
-    pca_dimension_scores,
-    rotation_from_cross,
-    scaled_param_groups,
+from ._objective import pca_dimension_scores
+from ._solver import (
+    INITS,
+    MapFit,
+    SolverSettings,
+    fit_map,
+    fit_map_batches,
+    start_matrix,
+    trains,
 )
 
 __all__ = ["ManifoldAligner"]
@@ -66,17 +63,25 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
     is never fine-tuned: the maps act on frozen, pooled states.
 
     Each scale is centred and divided by its RMS (reduced by PCA first when
-    ``n_components`` asks for it). Every map starts at its family's closed-form
-    minimiser of the geometry term (orthogonal Procrustes for
-    ``map="orthogonal"``, least squares for ``"linear"`` and for the MLP's
-    linear part); with only ``lambda_geo`` non-zero the orthogonal and linear
-    fits *are* those solutions. Otherwise Adam runs from there with a step
-    that does not grow with the width (each tensor moves by about
-    ``learning_rate`` in norm per step; Riemannian steps for orthogonal
-    maps), checks progress every ``check_interval`` steps, stops early on a
-    held-out validation fraction and keeps the best checked parameters; a fit
-    that ends worse on its training objective than its start returns the
-    start, with a warning.
+    ``n_components`` asks for it). Each map is fitted by
+    :func:`~msma_sklearn.alignment.fit_map_batches` (the same solver for
+    :meth:`fit` and :meth:`fit_store`): it starts at ``init`` (by default the
+    geometry term's closed-form minimiser in the family: orthogonal Procrustes
+    for ``map="orthogonal"``, least squares for ``"linear"`` and the MLP's
+    linear part; with only ``lambda_geo`` non-zero the orthogonal and linear
+    fits *are* those solutions). With an information term, the InfoNCE critic
+    is first trained alone on the start's outputs (``critic_warmup`` steps).
+    Then Adam runs with a step that does not grow with the width (each tensor
+    moves by about ``learning_rate`` in norm per step; Riemannian steps for
+    orthogonal maps). Every ``check_interval`` steps the objective on all
+    training rows is computed: a check that lowered it is accepted, one that
+    did not sends the map back to the last accepted state with half the step,
+    so the training objective never rises. Training has converged after
+    ``n_iter_no_change`` checks in a row without a relative gain of ``tol``.
+    With ``early_stopping``, the objective on a held-out ``validation_fraction``
+    of the rows chooses among the accepted checkpoints (never the untrained
+    start). ``prediction_change_`` says how far each map's predictions moved
+    from the start; a start that no step improves is returned with a warning.
 
     Parameters
     ----------
@@ -89,6 +94,17 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         Weight of an entropic OT (Sinkhorn, POT) term between minibatches of
         mapped and target points.
     map : {"orthogonal", "linear", "mlp"}, default="orthogonal"
+    init : {"least_squares", "identity", "random"}, default="least_squares"
+        Where each map starts (:func:`~msma_sklearn.alignment.start_matrix`):
+        the geometry term's minimiser in the family, the identity, or a
+        Haar-random rotation seeded from ``random_state``. From
+        ``"least_squares"`` only the other terms can move the map; from the
+        other two, the geometry term has to be optimised as well, which costs
+        steps (docs/alignment.md).
+    critic_warmup : int, default=50
+        Steps of the InfoNCE critic alone on the start map's outputs before
+        the map moves (with ``lambda_info > 0``), so that the information term
+        is measured with a fitted critic from the first step. 0: none.
     pairs : sequence of (source, target) scale names, default=None
         None: ``[("global", "intermediate"), ("intermediate", "local")]``.
     n_components : int, "auto" or None, default="auto"
@@ -114,18 +130,18 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
     batch_size : int, default=1024
         Minibatch size. InfoNCE scores each row against at most 255 others of
         its minibatch, so the bound's ceiling does not depend on it.
-    tol : float, default=1e-4
-        A check improves on the best one when the monitored objective drops
-        by more than ``tol``.
+    tol : float, default=1e-3
+        A check gains when the training objective drops by more than ``tol``
+        (relative) below the best so far.
     early_stopping : bool, default=True
-        Monitor the objective on a held-out ``validation_fraction`` of the
-        rows and keep the best checked parameters. False: monitor the
-        training loss (mean over the steps since the last check) and keep
-        the last parameters.
+        Hold out ``validation_fraction`` of the rows; the objective on them
+        chooses the accepted checkpoint that is returned. False: train on
+        every row and keep the last accepted state.
     validation_fraction : float, default=0.1
-    n_iter_no_change : int, default=2
-        Stop after this many checks without improvement.
-    check_interval : int, default=10
+    n_iter_no_change : int, default=6
+        Converged after this many checks in a row that were rejected (each
+        halves the step) or gained less than ``tol``.
+    check_interval : int, default=5
         Optimiser steps between checks; the number of steps to converge does
         not grow with the number of rows, so neither does the fit's cost
         beyond one pass.
@@ -165,12 +181,19 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
     intercept_ : dict
     loss_curve_ : dict
         Pair -> one dict per check: ``step``, ``epoch``, each term and the
-        total (training means since the last check) and ``validation`` (the
-        monitored objective on the validation rows, with early stopping).
+        ``total`` (minibatch means since the last check), ``train`` (the
+        objective on all training rows), ``accepted`` and, on accepted checks
+        with early stopping, ``validation``.
     term_gradient_share_ : dict
         Pair -> term -> mean share of the gradient norm (on the map's
         parameters) that the weighted term contributed, measured on the
         first step after each check.
+    prediction_change_ : dict
+        Pair -> ``||f(S) - f_0(S)|| / ||f_0(S)||`` on the training rows: how far
+        the returned map's predictions are from its start's (0: the start).
+    objective_ : dict
+        Pair -> ``{"start", "end"}``: the weighted objective on the training
+        rows at the start (after the critic warm-up) and for the returned map.
     n_iter_ : ndarray of int, shape (n_pairs,)
         Epochs run per pair, in ``pairs_`` order (0: the closed form).
     n_steps_ : ndarray of int, shape (n_pairs,)
@@ -196,6 +219,8 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         "lambda_curv": [Interval(Real, 0, None, closed="left")],
         "lambda_ot": [Interval(Real, 0, None, closed="left")],
         "map": [StrOptions({"orthogonal", "linear", "mlp"})],
+        "init": [StrOptions(set(INITS))],
+        "critic_warmup": [Interval(Integral, 0, None, closed="left")],
         "pairs": [None, list, tuple],
         "n_components": [None, StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
         "normalize_terms": ["boolean"],
@@ -224,6 +249,8 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         lambda_ot=0.0,
         *,
         map="orthogonal",
+        init="least_squares",
+        critic_warmup=50,
         pairs=None,
         n_components="auto",
         normalize_terms=True,
@@ -234,7 +261,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         tol=1e-3,
         early_stopping=True,
         validation_fraction=0.1,
-        n_iter_no_change=2,
+        n_iter_no_change=6,
         check_interval=5,
         scoring="r2",
         scales=None,
@@ -248,6 +275,8 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self.lambda_curv = lambda_curv
         self.lambda_ot = lambda_ot
         self.map = map
+        self.init = init
+        self.critic_warmup = critic_warmup
         self.pairs = pairs
         self.n_components = n_components
         self.normalize_terms = normalize_terms
@@ -414,15 +443,9 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         return n_val
 
     def _trains(self) -> bool:
-        """False for the closed forms (orthogonal or linear map, only the geometry term)."""
-        only_geo = self.lambda_info == 0 and self.lambda_curv == 0 and self.lambda_ot == 0
-        return not (self.map in ("orthogonal", "linear") and only_geo)
-
-    def _start(self, gram, cross) -> np.ndarray:
-        """Each family's geometry optimum: Procrustes (orthogonal), least squares (others)."""
-        if self.map == "orthogonal":
-            return rotation_from_cross(cross)
-        return least_squares_from_stats(gram, cross)
+        """False for the closed forms (orthogonal or linear map, only the geometry term,
+        started at its minimiser)."""
+        return trains(self._weights(), self.map, self.init)
 
     def fit_store(self, store, transformer=None):
         """Fit from an on-disk store in minibatches, one shard in memory at a time.
@@ -534,7 +557,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             Z, mask = standardised(k)
             for a, b in self.pairs_:
                 cross[(a, b)] = cross[(a, b)] + Z[a][~mask].T @ Z[b][~mask]
-                if self.map != "orthogonal":
+                if self.map != "orthogonal" and self.init == "least_squares":
                     gram[(a, b)] = gram[(a, b)] + Z[a][~mask].T @ Z[a][~mask]
             for name in self.scales_:
                 val[name].append(Z[name][mask])
@@ -571,13 +594,15 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             def val_chunks(a=a, b=b):
                 yield from _chunks(val[a], val[b], self.batch_size, device)
 
-            R = self._start(gram[(a, b)], cross[(a, b)])
-            if not self._trains():
-                fits.append(self._train_pair(R, int(seed), None, None, None))
-                continue
+            R = start_matrix(self.map, self.init, gram[(a, b)], cross[(a, b)], seed=int(seed))
             fits.append(
-                self._train_pair(
-                    R, int(seed), train_batches, train_chunks, val_chunks if fraction else None
+                fit_map_batches(
+                    R,
+                    train_batches if self._trains() else None,
+                    train_chunks,
+                    val_chunks if fraction else None,
+                    self._settings(),
+                    seed=int(seed),
                 )
             )
         self._store_fits(fits)
@@ -597,26 +622,44 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
                 + "."
             )
 
-    def _store_fits(self, fits) -> None:
+    def _store_fits(self, fits: list[MapFit]) -> None:
         self.maps_, self.critics_, self.loss_curve_ = {}, {}, {}
         self.coef_, self.intercept_, self.term_gradient_share_ = {}, {}, {}
-        self.n_iter_ = np.array([f["n_iter"] for f in fits], dtype=np.int64)
-        self.n_steps_ = np.array([f["n_steps"] for f in fits], dtype=np.int64)
+        self.prediction_change_, self.objective_ = {}, {}
+        self.n_iter_ = np.array([f.n_iter for f in fits], dtype=np.int64)
+        self.n_steps_ = np.array([f.n_steps for f in fits], dtype=np.int64)
         weights = self._weights()
         for (a, b), fit in zip(self.pairs_, fits, strict=True):
             key = f"{a}->{b}"
-            self.maps_[key], self.critics_[key] = fit["map"], fit["critic"]
-            self.loss_curve_[key] = fit["curve"]
-            self.term_gradient_share_[key] = fit["shares"]
+            self.maps_[key], self.critics_[key] = fit.map, fit.critic
+            self.loss_curve_[key] = fit.curve
+            self.term_gradient_share_[key] = fit.shares
+            self.prediction_change_[key] = fit.prediction_change
+            self.objective_[key] = {"start": fit.start_objective, "end": fit.end_objective}
             if self.map != "mlp":
                 with torch.no_grad():
-                    W, bias = fit["map"].affine()
+                    W, bias = fit.map.affine()
                 self.coef_[key] = W.detach().double().numpy().copy()
                 self.intercept_[key] = bias.detach().double().numpy().copy()
+            if not fit.converged:
+                warn_user(
+                    f"ManifoldAligner: map {key!r} did not converge in max_iter={self.max_iter} "
+                    f"epochs (the training objective still dropped by more than tol={self.tol} "
+                    f"within {self.n_iter_no_change} checks); raise max_iter.",
+                    ConvergenceWarning,
+                )
+            if fit.returned_start:
+                warn_user(
+                    f"ManifoldAligner: on map {key!r} no step lowered the training objective "
+                    f"below its start ({fit.start_objective:.6g}), down to learning_rate / "
+                    f"2**{self.n_iter_no_change}; the start is returned (prediction_change_ "
+                    "is 0). Lower learning_rate, or the start is already the optimum.",
+                    ConvergenceWarning,
+                )
             inert = [
                 f"lambda_{t}={weights[t]}"
                 for t in _TERMS
-                if weights[t] > 0 and fit["shares"] and fit["shares"].get(t, 0.0) < _INERT_SHARE
+                if weights[t] > 0 and fit.shares and fit.shares.get(t, 0.0) < _INERT_SHARE
             ]
             if inert:
                 warn_user(
@@ -633,182 +676,34 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             "ot": float(self.lambda_ot),
         }
 
-    def _fit_pair(self, S, T, train_rows, val_rows, seed: int):
-        device = torch.device(self.device)
-        if not self._trains():  # closed form on every row
-            return self._train_pair(self._start(S.T @ S, S.T @ T), seed, None, None, None)
-        S_tr, T_tr = S[train_rows], T[train_rows]
-        s_all, t_all = _tensor(S_tr, device), _tensor(T_tr, device)
-        n = len(train_rows)
-        n_batches = max(1, -(-n // self.batch_size))  # near-equal batches covering every row
-
-        def train_batches(gen):
-            order = torch.randperm(n, generator=gen)
-            for idx in torch.tensor_split(order, n_batches):
-                idx = idx.to(device)
-                yield s_all[idx], t_all[idx]
-
-        def train_chunks():
-            yield from _chunks(S_tr, T_tr, self.batch_size, device)
-
-        def val_chunks():
-            yield from _chunks(S[val_rows], T[val_rows], self.batch_size, device)
-
-        R = self._start(S_tr.T @ S_tr, S_tr.T @ T_tr)
-        return self._train_pair(
-            R, seed, train_batches, train_chunks, val_chunks if len(val_rows) else None
+    def _settings(self) -> SolverSettings:
+        return SolverSettings(
+            weights=self._weights(),
+            family=self.map,
+            hidden_size=self.hidden_size,
+            learning_rate=self.learning_rate,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            check_interval=self.check_interval,
+            critic_warmup=self.critic_warmup,
+            normalize_terms=self.normalize_terms,
+            device=self.device,
         )
 
-    # ------------------------------------------------------------- training
-    def _terms(self, mapped, critic, s, t) -> dict[str, torch.Tensor]:
-        """Each term of the objective for mapped sources ``mapped = f(s)``."""
-        terms = {"geo": geometry_loss(mapped, t)}
-        if self.lambda_info:
-            terms["info"] = information_loss(critic, mapped, t, normalize=self.normalize_terms)
-        if self.lambda_curv and len(s) > 2:
-            terms["curv"] = mean_curvature_loss(
-                mapped, t, knn_graph(s), normalize=self.normalize_terms
-            )
-        if self.lambda_ot:
-            terms["ot"] = ot_loss(mapped, t)
-        return terms
-
-    def _objective(self, fmap, critic, chunks) -> float:
-        """The weighted objective over fixed chunks (mean over rows); no gradient."""
-        weights = self._weights()
-        total, rows = 0.0, 0
-        with torch.no_grad():
-            for s, t in chunks():
-                terms = self._terms(fmap(s), critic, s, t)
-                total += float(sum(weights[k] * v for k, v in terms.items())) * len(s)
-                rows += len(s)
-        return total / max(rows, 1)
-
-    def _train_pair(self, R, seed: int, train_batches, train_chunks, val_chunks) -> dict:
-        """From the closed-form start ``R``: Adam with checks, early stopping and the guard."""
-        gen = torch.Generator().manual_seed(seed)
-        d_in, d_out = R.shape
-        fmap = make_map(self.map, d_in, d_out, R, self.hidden_size, generator=gen)
-        critic = BilinearCritic(d_out, d_out)
-        if train_batches is None:  # the closed form is the optimum
-            return {
-                "map": fmap.eval(),
-                "critic": critic.eval(),
-                "curve": [],
-                "shares": {"geo": 1.0},
-                "n_iter": 0,
-                "n_steps": 0,
-            }
-        device = torch.device(self.device)
-        fmap, critic = fmap.to(device), critic.to(device)
-        weights = self._weights()
-        modules = [fmap] + ([critic] if self.lambda_info else [])
-        opt = torch.optim.Adam(scaled_param_groups(modules, self.learning_rate))
-        critic_params = list(critic.parameters()) if self.lambda_info else []
-
-        def snapshot():
-            return [{k: v.detach().clone() for k, v in m.state_dict().items()} for m in modules]
-
-        def restore(state):
-            for m, s in zip(modules, state, strict=True):
-                m.load_state_dict(s)
-
-        start = snapshot()
-        start_train = self._objective(fmap, critic, train_chunks)
-        monitor = (lambda: self._objective(fmap, critic, val_chunks)) if val_chunks else None
-        best = monitor() if monitor else math.inf
-        best_state = start
-        curve, share_sum, n_share = [], dict.fromkeys(_TERMS, 0.0), 0
-        window = dict.fromkeys(("total", *_TERMS), 0.0)
-        window_batches, step, epoch, no_change, stopped = 0, 0, 0, 0, False
-        while epoch < self.max_iter and not stopped:
-            epoch += 1
-            for s, t in train_batches(gen):
-                mapped = fmap(s)
-                terms = self._terms(mapped, critic, s, t)
-                loss = sum(weights[k] * v for k, v in terms.items())
-                opt.zero_grad()
-                # each term's gradient on the mapped points (its pull on f(S), and its share),
-                # then one backward through the map with their sum
-                pull, norms = torch.zeros_like(mapped), {}
-                for k, v in terms.items():
-                    if not weights[k]:
-                        continue
-                    inputs = [mapped] + (critic_params if k == "info" else [])
-                    grads = torch.autograd.grad(
-                        weights[k] * v, inputs, retain_graph=True, allow_unused=True
-                    )
-                    if grads[0] is not None:
-                        pull += grads[0]
-                        norms[k] = float(grads[0].norm())
-                    for p, g in zip(critic_params, grads[1:], strict=False):
-                        p.grad = g
-                mapped.backward(pull)
-                if hasattr(fmap, "project_grad"):  # orthogonal maps: Riemannian step
-                    fmap.project_grad()
-                total_norm = sum(norms.values())
-                if total_norm > 0:
-                    for k, v in norms.items():
-                        share_sum[k] += v / total_norm
-                    n_share += 1
-                opt.step()
-                if hasattr(fmap, "retract"):
-                    fmap.retract()
-                step += 1
-                window_batches += 1
-                window["total"] += loss.item()
-                for k, v in terms.items():
-                    window[k] += v.item()
-                if step % self.check_interval:
-                    continue
-                entry = {"step": step, "epoch": epoch}
-                entry.update({k: v / window_batches for k, v in window.items()})
-                value = monitor() if monitor else entry["total"]
-                if monitor:
-                    entry["validation"] = value
-                curve.append(entry)
-                window = dict.fromkeys(window, 0.0)
-                window_batches = 0
-                if value < best - self.tol * abs(best) or not math.isfinite(best):
-                    best, no_change = value, 0
-                    if monitor:
-                        best_state = snapshot()
-                else:
-                    no_change += 1
-                if self.verbose:
-                    logger.info("step %d: objective %.5f (best %.5f)", step, value, best)
-                if no_change >= self.n_iter_no_change:
-                    stopped = True
-                    break
-        if monitor:
-            restore(best_state)
-        if not stopped:
-            warnings.warn(
-                f"ManifoldAligner did not converge in max_iter={self.max_iter} epochs "
-                f"({step} steps; the monitored objective still improved by more than "
-                f"tol={self.tol} within {self.n_iter_no_change} checks); raise max_iter.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        end_train = self._objective(fmap, critic, train_chunks)
-        if end_train > start_train:
-            restore(start)
-            warnings.warn(
-                f"ManifoldAligner: the trained map ended worse on its training objective "
-                f"({end_train:.5f}) than its Procrustes start ({start_train:.5f}); the start "
-                "is returned. Lower learning_rate or check the lambdas.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        shares = {k: share_sum[k] / n_share for k in _TERMS if weights[k]} if n_share else {}
-        return {
-            "map": fmap.cpu().eval(),
-            "critic": critic.cpu().eval(),
-            "curve": curve,
-            "shares": shares,
-            "n_iter": epoch,
-            "n_steps": step,
-        }
+    def _fit_pair(self, S, T, train_rows, val_rows, seed: int) -> MapFit:
+        rows = np.concatenate([train_rows, val_rows])  # validation rows last, as given
+        return fit_map(
+            S[rows],
+            T[rows],
+            weights=self._weights(),
+            family=self.map,
+            init=self.init,
+            validation_rows=np.arange(len(train_rows), len(rows)) if len(val_rows) else None,
+            batch_size=self.batch_size,
+            random_state=seed,
+            **_solver_kwargs(self._settings()),
+        )
 
     # -------------------------------------------------------------- transform
     def _mapped(self, X):
@@ -913,6 +808,13 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             [f"{a}_to_{b}__{u}" for a, b in self.pairs_ for u in range(self.scale_width_)],
             dtype=object,
         )
+
+
+def _solver_kwargs(settings: SolverSettings) -> dict:
+    """The solver settings besides the weights and the family (fit_map takes those)."""
+    out = dict(vars(settings))
+    del out["weights"], out["family"]
+    return out
 
 
 def _tensor(values: np.ndarray, device) -> torch.Tensor:
