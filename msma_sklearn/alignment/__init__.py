@@ -25,9 +25,14 @@ from ._objective import (
     procrustes_rotation,
     rotation_from_cross,
 )
+from ._scoring import ALIGNMENT_METRICS, AlignmentScorer, alignment_score, get_alignment_scorer
 from ._solver import INITS, MapFit, SolverSettings, fit_map, fit_map_batches, start_matrix
 
 __all__ = [
+    "ALIGNMENT_METRICS",
+    "AlignmentScorer",
+    "alignment_score",
+    "get_alignment_scorer",
     "INITS",
     "MapFit",
     "SolverSettings",

@@ -18,14 +18,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..metrics import (
-    distance_correlation,
-    gaussian_kl,
-    linear_cka,
-    procrustes_disparity,
-)
 from ..utils._warnings import warn_user
 from ._objective import pca_dimension_scores
+from ._scoring import ALIGNMENT_METRICS, alignment_score
 from ._solver import (
     INITS,
     MapFit,
@@ -42,7 +37,6 @@ logger = logging.getLogger(__name__)
 
 _SCALE_NAME = re.compile(r"^(.+)__(\d+)$")
 _DEFAULT_SCALES = ("local", "intermediate", "global")
-_SCORINGS = ("r2", "cka", "neg_procrustes", "neg_kl", "dcor")
 _TERMS = ("geo", "info", "curv", "ot")
 #: fewer rows than this many times the width counts as "few samples" (n < 5 d)
 _ROWS_PER_DIM = 5
@@ -145,10 +139,13 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         Optimiser steps between checks; the number of steps to converge does
         not grow with the number of rows, so neither does the fit's cost
         beyond one pass.
-    scoring : {"r2", "cka", "neg_procrustes", "neg_kl", "dcor"}, default="r2"
-        What :meth:`score` measures, in the target scale's original
-        coordinates (after mapping back through PCA); all are independent of
-        the lambdas and of ``n_components``.
+    scoring : str, default="r2"
+        What :meth:`score` measures (and so what ``GridSearchCV`` maximises
+        without its own ``scoring=``): a key of
+        :data:`~msma_sklearn.alignment.ALIGNMENT_METRICS` ("r2", "neg_kl",
+        "ksg_mi", "cka", "retrieval", "neg_procrustes", "dcor"), in the target
+        scale's original coordinates (after mapping back through PCA); all
+        are independent of the lambdas and of ``n_components``.
     scales : sequence of str, default=None
         Scale names for a plain array (equal-width blocks); None reads the
         feature names (``local__0 ...``) or, without names, assumes
@@ -233,7 +230,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "check_interval": [Interval(Integral, 1, None, closed="left")],
-        "scoring": [StrOptions(set(_SCORINGS))],
+        "scoring": [StrOptions(set(ALIGNMENT_METRICS))],
         "scales": [None, list, tuple],
         "device": [str],
         "n_jobs": [None, Integral],
@@ -778,28 +775,24 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
 
         Measured in each target scale's original coordinates, standardised
         with the training rows' mean and RMS (mapped points are brought back
-        through PCA first), so scores compare across ``n_components``.
-        ``scoring="r2"``: mean over pairs of ``1 - ||f(s) - t||^2 / ||t - mean(t)||^2``;
-        ``"cka"``: mean debiased linear CKA between f(S) and T; ``"neg_procrustes"``:
-        minus the Procrustes disparity; ``"neg_kl"``: minus the per-dimension
-        Gaussian KL(f(S) || T); ``"dcor"``: distance correlation (1,024-row seeded
-        subsample).
+        through PCA first), so scores compare across ``n_components``; the mean
+        over pairs of the metric ``scoring`` names (a key of
+        :data:`~msma_sklearn.alignment.ALIGNMENT_METRICS`). The default,
+        ``"r2"``, is ``1 - ||f(s) - t||^2 / ||t - mean(t)||^2`` row by row, which is
+        what ``GridSearchCV`` maximises unless given ``scoring=``
+        (:func:`~msma_sklearn.alignment.get_alignment_scorer` for the others).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_scales * width)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
         """
-        mapped, targets = self._mapped(X)
-        values = []
-        for pair, m in mapped.items():
-            t = targets[pair]
-            if self.scoring == "r2":
-                values.append(1.0 - ((m - t) ** 2).sum() / ((t - t.mean(0)) ** 2).sum())
-            elif self.scoring == "cka":
-                values.append(linear_cka(m, t))
-            elif self.scoring == "neg_procrustes":
-                values.append(-procrustes_disparity(m, t))
-            elif self.scoring == "neg_kl":
-                values.append(-gaussian_kl(m, t, kind="diag_mean"))
-            else:
-                values.append(distance_correlation(m, t, random_state=0))
-        return float(np.mean(values))
+        return alignment_score(self, X, self.scoring)
 
     def get_feature_names_out(self, input_features=None):
         """``global_to_intermediate__0 ...`` per pair, in ``pairs_`` order."""
