@@ -191,6 +191,7 @@ def paired_ablation(
     random_state: int = 0,
     pairs=None,
     standardize: bool = True,
+    init: str = "random",
 ):
     """MSMA's configurations and the baselines, fitted and scored alike on repeated splits.
 
@@ -205,8 +206,11 @@ def paired_ablation(
     pair of ``pairs`` (source -> target; the aligner gets the same ``pairs``)
     and scored on the held-out
     rows with :data:`PAIRED_METRICS`. The MSMA rows are ``ManifoldAligner``
-    fits with the same ``max_iter`` and its validation-based early stopping,
-    so each gets the same training budget.
+    fits with the same ``max_iter``, the same validation rows and the same
+    start (``init``, default a seeded random rotation per split and pair), so
+    each gets the same budget and none starts at one term's optimum (from the
+    least-squares start, "No Geometry" would still hold the geometry term's
+    answer).
 
     Parameters
     ----------
@@ -225,6 +229,8 @@ def paired_ablation(
         The maps; default :func:`default_pairs`: the original's f_GI and f_IL
         (global -> intermediate, intermediate -> local) when the scales have
         those names, otherwise each scale to the next in their order.
+    init : {"random", "identity", "least_squares"}, default="random"
+        The MSMA rows' start (``ManifoldAligner(init=...)``).
     standardize : bool, default=True
         Z-score each scale's units on the split's training rows before the
         PCA. ``False`` keeps the raw coordinates, where on SmolLM2-135M and
@@ -306,6 +312,7 @@ def paired_ablation(
                 pairs=split_pairs,
                 n_components=None,
                 max_iter=max_iter,
+                init=init,
                 random_state=seed,
             )
             with warnings.catch_warnings():
@@ -326,7 +333,8 @@ def paired_ablation(
 
 def fit_records(aligner, **keys) -> list[dict]:
     """One dict per map of a fitted ``ManifoldAligner``: ``keys``, the pair, its
-    optimiser steps and each term's share of the gradient norm
+    optimiser steps, how far its predictions moved from the start
+    (``prediction_change_``) and each term's share of the gradient norm
     (``term_gradient_share_``)."""
     rows = []
     for i, (a, b) in enumerate(aligner.pairs_):
@@ -336,6 +344,7 @@ def fit_records(aligner, **keys) -> list[dict]:
                 **keys,
                 "pair": f"{a}->{b}",
                 "n_steps": int(aligner.n_steps_[i]),
+                "prediction_change": float(aligner.prediction_change_[f"{a}->{b}"]),
                 **{f"share_{t}": shares.get(t, 0.0) for t in ("geo", "info", "curv")},
             }
         )
