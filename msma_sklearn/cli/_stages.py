@@ -601,7 +601,9 @@ def _align_markdown(config, results) -> str:
             + ", ".join(p.replace("->", "→") for p in r["pairs"])
             + " from the training texts and is scored on the held-out ones, values averaged "
             "over the maps. MSMA rows are `ManifoldAligner` "
-            "MLP maps with the same iteration budget and validation stopping; the baselines "
+            "MLP maps from the same start (a seeded random rotation per split, so no row "
+            "starts at the geometry term's optimum) with the same iteration budget, "
+            "validation choosing among the accepted checkpoints; the baselines "
             "are no map, mean and scale matching, closed-form Procrustes, ridge (penalty by "
             "leave-one-out) and CCA. Primary metrics respect pairing (r², top-1 retrieval of "
             "the paired text, chance 1/n, CKA); the original-form metrics are labelled. Mean "
@@ -668,15 +670,20 @@ def _align_markdown(config, results) -> str:
             "",
             "How much each term pulled: its share of the gradient norm on the mapped points, "
             "mean over steps, maps and splits (`term_gradient_share_`); a λ > 0 with a share "
-            "under 0.001 barely acts.",
+            "under 0.001 barely acts. 'Moved from the start': the relative change of the "
+            "training predictions from the map's start (`prediction_change_`; the pull is not "
+            "the effect: `msma_sklearn.alignment.term_effects` refits without a term).",
             "",
-            "| MSMA row | geometry | information | curvature | optimiser steps |",
-            "|---|---:|---:|---:|---:|",
+            "| MSMA row | geometry | information | curvature | optimiser steps "
+            "| moved from the start |",
+            "|---|---:|---:|---:|---:|---:|",
         ]
         for cfg, sh in r["term_shares"].items():
+            moved = sh.get("prediction_change")
             lines.append(
                 f"| {cfg} | {sh['share_geo']:.3f} | {sh['share_info']:.3f} "
-                f"| {sh['share_curv']:.3f} | {sh['n_steps']:.0f} |"
+                f"| {sh['share_curv']:.3f} | {sh['n_steps']:.0f} "
+                f"| {'' if moved is None else f'{moved:.3f}'} |"
             )
         lines += [
             "",

@@ -138,15 +138,16 @@ class AlignmentStudy:
         return table.unstack("metric")
 
     def term_shares(self) -> dict:
-        """MSMA row -> mean share of the gradient norm per term and mean optimiser steps,
-        over maps and splits (how much each term pulled)."""
+        """MSMA row -> mean share of the gradient norm per term, mean optimiser steps and
+        mean relative change of the training predictions from the start, over maps and
+        splits (how much each term pulled, and how far the maps moved)."""
         import pandas as pd
 
         fits = pd.DataFrame(self.scores.attrs.get("fits", []))
         if fits.empty:
             return {}
-        cols = ["share_geo", "share_info", "share_curv", "n_steps"]
-        means = fits.groupby("method", sort=False)[cols].mean()
+        cols = ["share_geo", "share_info", "share_curv", "n_steps", "prediction_change"]
+        means = fits.groupby("method", sort=False)[[c for c in cols if c in fits]].mean()
         return {m: {k: round(float(v), 4) for k, v in row.items()} for m, row in means.iterrows()}
 
     def to_dict(self) -> dict:
