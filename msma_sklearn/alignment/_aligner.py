@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import re
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -26,10 +25,9 @@ from ._solver import (
     MapFit,
     SolverSettings,
     fit_map,
-    fit_map_batches,
-    start_matrix,
     trains,
 )
+from ._streaming import fit_from_store
 
 __all__ = ["ManifoldAligner"]
 
@@ -42,8 +40,6 @@ _TERMS = ("geo", "info", "curv", "ot")
 _ROWS_PER_DIM = 5
 #: "auto" PCA candidates, as fractions of the number of rows (n < 5 d only)
 _PCA_FRACTIONS = (0.1, 0.2, 0.35, 0.5, 0.7, 0.85)
-#: fit_store keeps its validation rows in memory, at most this many
-_MAX_STORE_VALIDATION = 20_000
 #: a term with lambda > 0 and a smaller share of the gradient norm is reported as inert
 _INERT_SHARE = 1e-3
 
@@ -473,137 +469,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         -------
         self : ManifoldAligner
         """
-        self._validate_params()
-        if self.n_components not in (None, "auto"):
-            raise ValueError(
-                "fit_store does not support an int n_components (PCA needs all rows at once); "
-                "reduce the states before storing them, or use fit()."
-            )
-
-        columns = store.feature_names()
-
-        def prepared(shard) -> np.ndarray:
-            X = np.asarray(shard, dtype=np.float64)
-            if transformer is None:
-                return X
-            if hasattr(transformer, "feature_names_in_"):  # fitted on named columns
-                import pandas as pd
-
-                X = pd.DataFrame(X, columns=columns)
-            return np.asarray(transformer.transform(X), dtype=np.float64)
-
-        names = (
-            transformer.get_feature_names_out()
-            if transformer is not None
-            else store.feature_names()
-        )
-        self.n_features_in_ = len(names)
-        self.feature_names_in_ = np.asarray(names, dtype=object)
-        self._set_pairs(len(names), self.feature_names_in_)
-        self.pca_, self.n_components_, self.n_components_scores_ = None, None, None
-        rng = check_random_state(self.random_state)
-        self._pca_seed = int(rng.randint(np.iinfo(np.int32).max))
-        # pass 1: mean and RMS per scale (sums of values and squares)
-        count, sums, squares, rows_per_shard = 0, {}, {}, []
-        for k in range(store.n_shards):
-            X = prepared(store.read_shard(k))
-            for name, B in self._blocks(X).items():
-                sums[name] = sums.get(name, 0.0) + B.sum(0)
-                squares[name] = squares.get(name, 0.0) + (B**2).sum(0)
-            count += X.shape[0]
-            rows_per_shard.append(X.shape[0])
-        if count < 8:
-            raise ValueError(f"The store holds {count} rows; fitting needs at least 8.")
-        if count < _ROWS_PER_DIM * self.scale_width_:
-            warnings.warn(
-                f"ManifoldAligner.fit_store: {count} rows for scales of {self.scale_width_} "
-                "dimensions (n < 5 d): the maps are not determined by so few rows. fit_store "
-                "cannot reduce by PCA; use fit(), which does (n_components='auto').",
-                UserWarning,
-                stacklevel=2,
-            )
-        self._mean, self._rms = {}, {}
-        for name in self.scales_:
-            mean = sums[name] / count
-            var = np.maximum(squares[name] / count - mean**2, 0.0)
-            rms = float(np.sqrt(var.mean()))
-            if rms == 0:
-                raise ValueError(f"Scale {name!r} is constant across samples: nothing to align.")
-            self._mean[name], self._rms[name] = mean, rms
-        self._raw_mean, self._raw_rms = dict(self._mean), dict(self._rms)
-        self.scale_dims_ = {name: len(self._mean[name]) for name in self.scales_}
-        # validation rows: a seeded draw per shard, independent of the visiting order
-        val_seed = int(rng.randint(np.iinfo(np.int32).max))
-        fraction = 0.0
-        if self.early_stopping and self._trains():
-            fraction = min(self.validation_fraction, _MAX_STORE_VALIDATION / count)
-
-        def val_mask(k: int) -> np.ndarray:
-            draw = np.random.default_rng([val_seed, k]).random(rows_per_shard[k])
-            return draw < fraction
-
-        def standardised(k: int):
-            Z = self._standardise(self._blocks(prepared(store.read_shard(k))), fit=False)
-            return Z, val_mask(k)
-
-        # pass 2: cross-covariance of each pair over the training rows; validation rows kept
-        cross = {pair: 0.0 for pair in self.pairs_}
-        gram = {pair: 0.0 for pair in self.pairs_}
-        val = {name: [] for name in self.scales_}
-        for k in range(store.n_shards):
-            Z, mask = standardised(k)
-            for a, b in self.pairs_:
-                cross[(a, b)] = cross[(a, b)] + Z[a][~mask].T @ Z[b][~mask]
-                if self.map != "orthogonal" and self.init == "least_squares":
-                    gram[(a, b)] = gram[(a, b)] + Z[a][~mask].T @ Z[a][~mask]
-            for name in self.scales_:
-                val[name].append(Z[name][mask])
-        val = {name: np.concatenate(parts) for name, parts in val.items()}
-        if fraction and len(val[self.scales_[0]]) < 2:
-            raise ValueError(
-                f"The store's validation draw holds {len(val[self.scales_[0]])} rows; pass a "
-                "larger validation_fraction or early_stopping=False."
-            )
-        seeds = rng.randint(np.iinfo(np.int32).max, size=len(self.pairs_))
-        device = torch.device(self.device)
-        fits = []
-        for (a, b), seed in zip(self.pairs_, seeds, strict=True):
-
-            def train_batches(gen, a=a, b=b):
-                # one shard in memory at a time (memory maps kept open would stay resident)
-                for k in torch.randperm(store.n_shards, generator=gen).tolist():
-                    Z, mask = standardised(k)
-                    s_all = _tensor(Z[a][~mask], device)
-                    t_all = _tensor(Z[b][~mask], device)
-                    if len(s_all) == 0:
-                        continue
-                    order = torch.randperm(len(s_all), generator=gen)
-                    n_batches = max(1, -(-len(s_all) // self.batch_size))
-                    for idx in torch.tensor_split(order, n_batches):
-                        idx = idx.to(device)
-                        yield s_all[idx], t_all[idx]
-
-            def train_chunks(a=a, b=b):
-                for k in range(store.n_shards):
-                    Z, mask = standardised(k)
-                    yield from _chunks(Z[a][~mask], Z[b][~mask], self.batch_size, device)
-
-            def val_chunks(a=a, b=b):
-                yield from _chunks(val[a], val[b], self.batch_size, device)
-
-            R = start_matrix(self.map, self.init, gram[(a, b)], cross[(a, b)], seed=int(seed))
-            fits.append(
-                fit_map_batches(
-                    R,
-                    train_batches if self._trains() else None,
-                    train_chunks,
-                    val_chunks if fraction else None,
-                    self._settings(),
-                    seed=int(seed),
-                )
-            )
-        self._store_fits(fits)
-        return self
+        return fit_from_store(self, store, transformer)
 
     def _set_pairs(self, n_features, names) -> None:
         self.scales_, self.scale_width_ = self._layout(n_features, names)
@@ -808,16 +674,3 @@ def _solver_kwargs(settings: SolverSettings) -> dict:
     out = dict(vars(settings))
     del out["weights"], out["family"]
     return out
-
-
-def _tensor(values: np.ndarray, device) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32, device=device)
-
-
-def _chunks(S: np.ndarray, T: np.ndarray, size: int, device):
-    """Fixed-order chunks of ``size`` rows (near-equal), for evaluating the objective."""
-    n = len(S)
-    if n == 0:
-        return
-    for idx in np.array_split(np.arange(n), max(1, -(-n // size))):
-        yield _tensor(S[idx], device), _tensor(T[idx], device)
