@@ -150,11 +150,9 @@ def start_matrix(
     """
     d_in, d_out = np.shape(cross)
     if init == "least_squares":
-        return (
-            rotation_from_cross(cross)
-            if family == "orthogonal"
-            else (least_squares_from_stats(gram, cross))
-        )
+        if family == "orthogonal":
+            return rotation_from_cross(cross)
+        return least_squares_from_stats(gram, cross)
     if init == "identity":
         return np.eye(d_in, d_out)
     if init == "random":
@@ -231,7 +229,8 @@ def fit_map(
         See :func:`start_matrix`. The start is computed from the training rows.
     validation_rows : array-like of int, default=None
         Rows held out from training; the objective on them chooses among the
-        checkpoints (never the untrained start). None: the last checkpoint.
+        accepted checkpoints (never the untrained start). None: the last
+        accepted state.
     batch_size : int, default=1024
     random_state : int, default=0
         Seeds the random start, the MLP's hidden layer and the minibatch order.
