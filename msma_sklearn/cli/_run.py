@@ -235,28 +235,17 @@ def _resumable(run_dir: Path, fingerprint: str) -> dict:
     return loaded
 
 
-#: what a finished run writes beside its stages; a --restart moves them to previous/
-_OUTPUTS = (
-    "report.html",
-    "summary.md",
-    "summary.json",
-    "reproduction.md",
-    "config.yaml",
-    "config.json",
-    "status.json",
-)
-
-
 def _keep_previous(run_dir: Path) -> Path | None:
-    """Move a finished run's report and summaries into ``previous/`` (replacing an older
-    copy there) before --restart recomputes; returns that folder, or None."""
-    present = [n for n in (*_OUTPUTS, *TABLE_FILES.values()) if (run_dir / n).is_file()]
+    """Move the earlier run's files (report, summaries, tables, figures, CSVs, states,
+    status) into ``previous/``, replacing an older copy there, before --restart
+    recomputes; the stage checkpoints and the lock stay. Returns that folder, or None."""
+    present = [p for p in run_dir.iterdir() if p.is_file() and p.name != "run.lock"]
     if not present:
         return None
     target = run_dir / "previous"
     target.mkdir(exist_ok=True)
-    for name in present:
-        os.replace(run_dir / name, target / name)
+    for path in present:
+        os.replace(path, target / path.name)
     return target
 
 

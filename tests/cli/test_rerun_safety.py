@@ -82,10 +82,12 @@ def test_a_truncated_checkpoint_names_the_file_and_restart(tmp_path, fake_study)
 def test_restart_keeps_the_earlier_report_under_previous(tmp_path, fake_study):
     run_dir = run_study(_config(tmp_path))
     report = (run_dir / "report.html").read_bytes()
+    (run_dir / "figure.png").write_bytes(b"a figure the earlier run drew")
     CALLS.clear()
     run_study(_config(tmp_path), restart=True)
     assert CALLS == ["extract", "segment", "align", "intervene"]
     assert (run_dir / "previous" / "report.html").read_bytes() == report
+    assert (run_dir / "previous" / "figure.png").is_file()  # every earlier file kept
     assert json.loads((run_dir / "status.json").read_text())["state"] == "complete"
 
 
