@@ -66,10 +66,13 @@ def main() -> None:
         prep.set_output(transform="pandas")
         Z_train = prep.fit_transform(states.iloc[train])
         Z_test = prep.transform(states.iloc[test])
-        print(f"\n## {model}: {len(train)} training / {len(test)} held-out texts, "
-              f"scales {prep[0].scale_layers_}, map={args.map}\n")
-        print("| init | configuration | held-out r² | prediction change | starts returned "
-              "| fit s |")
+        print(
+            f"\n## {model}: {len(train)} training / {len(test)} held-out texts, "
+            f"scales {prep[0].scale_layers_}, map={args.map}\n"
+        )
+        print(
+            "| init | configuration | held-out r² | prediction change | starts returned | fit s |"
+        )
         print("|---|---|---:|---:|---:|---:|")
         spread_rows = []
         for init in INITS:
@@ -88,16 +91,24 @@ def main() -> None:
                     change.append(np.mean(list(al.prediction_change_.values())))
                     p.append(held_out_predictions(al, Z_test))
                 preds[name] = p
-                print(f"| {init} | {name} {cfg} | {np.mean(r2):.4f} ± {np.std(r2):.4f} | "
-                      f"{np.mean(change):.4f} | {returned} of {2 * args.seeds} | "
-                      f"{np.median(seconds):.2f} |")
-            seeds = np.mean(
-                [relative(p[i], p[j]) for p in preds.values()
-                 for i, j in itertools.combinations(range(len(p)), 2)]
-            ) if args.seeds > 1 else float("nan")
+                print(
+                    f"| {init} | {name} {cfg} | {np.mean(r2):.4f} ± {np.std(r2):.4f} | "
+                    f"{np.mean(change):.4f} | {returned} of {2 * args.seeds} | "
+                    f"{np.median(seconds):.2f} |"
+                )
+            seeds = (
+                np.mean(
+                    [
+                        relative(p[i], p[j])
+                        for p in preds.values()
+                        for i, j in itertools.combinations(range(len(p)), 2)
+                    ]
+                )
+                if args.seeds > 1
+                else float("nan")
+            )
             means = {k: np.mean(v, axis=0) for k, v in preds.items()}
-            between = min(relative(means[a], means[b])
-                          for a, b in itertools.combinations(means, 2))
+            between = min(relative(means[a], means[b]) for a, b in itertools.combinations(means, 2))
             spread_rows.append((init, seeds, between))
         print("\n| init | spread over seeds | smallest difference between configurations |")
         print("|---|---:|---:|")
@@ -107,10 +118,13 @@ def main() -> None:
             warnings.simplefilter("ignore")
             effects = term_effects(
                 ManifoldAligner(*CONFIGS["Full MSMA"], map=args.map, random_state=0),
-                Z_train, Z_test,
+                Z_train,
+                Z_test,
             )
-        print("\nFull MSMA, default start: effect of each term on held-out predictions "
-              "(relative change when it is dropped; 'start': distance from the start)")
+        print(
+            "\nFull MSMA, default start: effect of each term on held-out predictions "
+            "(relative change when it is dropped; 'start': distance from the start)"
+        )
         for term, by_pair in effects.items():
             print(f"- {term}: " + ", ".join(f"{k} {v:.4f}" for k, v in by_pair.items()))
 
