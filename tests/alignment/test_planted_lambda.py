@@ -65,36 +65,36 @@ def _search(X, grid, metric, **kw):
         return search.fit(X)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_information_wins_retrieval_when_the_loud_directions_carry_nothing(seed):
-    search = _search(
-        loud_uninformative_target(300, seed),
-        {"lambda_info": [0.0, 1.0]},
+CASES = {
+    # the loud directions carry nothing: the information term wins held-out retrieval
+    "information wins retrieval": (
+        loud_uninformative_target,
+        "lambda_info",
         "retrieval",
-        lambda_curv=0.0,
-        map="linear",
-    )
-    without, with_info = search.cv_results_["mean_test_score"]
-    assert search.best_params_ == {"lambda_info": 1.0} and with_info > 1.2 * without
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_information_loses_r2_when_least_squares_is_the_answer(seed):
-    search = _search(
-        clean_linear_target(300, seed),
-        {"lambda_info": [0.0, 1.0]},
+        dict(lambda_curv=0.0, map="linear"),
+        1.0,
+    ),
+    # least squares is the answer: the information term loses held-out r²
+    "information loses r2": (
+        clean_linear_target,
+        "lambda_info",
         "r2",
-        lambda_curv=0.0,
-        map="linear",
-    )
-    without, with_info = search.cv_results_["mean_test_score"]
-    assert search.best_params_ == {"lambda_info": 0.0} and without > with_info + 0.01
+        dict(lambda_curv=0.0, map="linear"),
+        0.0,
+    ),
+    # a curved image fitted by an MLP: the curvature term loses held-out r²
+    "curvature loses r2": (bent_target, "lambda_curv", "r2", dict(lambda_info=0.0, map="mlp"), 0.0),
+}
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_curvature_loses_r2_on_a_bent_target_for_an_mlp(seed):
-    search = _search(
-        bent_target(300, seed), {"lambda_curv": [0.0, 1.0]}, "r2", lambda_info=0.0, map="mlp"
-    )
-    without, with_curv = search.cv_results_["mean_test_score"]
-    assert search.best_params_ == {"lambda_curv": 0.0} and without > with_curv + 0.01
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_search_picks_the_setting_the_planted_structure_favours(case, seed):
+    make, param, metric, kw, expected = CASES[case]
+    search = _search(make(300, seed), {param: [0.0, 1.0]}, metric, **kw)
+    off, on = search.cv_results_["mean_test_score"]
+    assert search.best_params_ == {param: expected}
+    if expected:  # the term must win clearly, not by a tie broken in grid order
+        assert on > 1.2 * off
+    else:
+        assert off > on + 0.01
