@@ -478,14 +478,15 @@ def _tensor(values: np.ndarray, device) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32, device=device)
 
 
+def chunks(S: np.ndarray, T: np.ndarray, size: int, device):
+    """Fixed-order chunks of ``size`` rows (near-equal), for evaluating the objective."""
+    n = len(S)
+    if n == 0:
+        return
+    for idx in np.array_split(np.arange(n), max(1, -(-n // size))):
+        yield _tensor(S[idx], device), _tensor(T[idx], device)
+
+
 def _fixed(S: np.ndarray, T: np.ndarray, size: int, device):
-    """A callable yielding fixed-order chunks of ``size`` rows (near-equal)."""
-
-    def chunks():
-        n = len(S)
-        if n == 0:
-            return
-        for idx in np.array_split(np.arange(n), max(1, -(-n // size))):
-            yield _tensor(S[idx], device), _tensor(T[idx], device)
-
-    return chunks
+    """A callable yielding :func:`chunks` of ``S`` and ``T`` afresh on every call."""
+    return lambda: chunks(S, T, size, device)

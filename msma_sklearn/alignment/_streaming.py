@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ._solver import fit_map_batches, start_matrix
+from ._solver import _tensor, fit_map_batches, start_matrix
+from ._solver import chunks as _chunks
 
 __all__ = ["fit_from_store"]
 
@@ -151,16 +152,3 @@ def fit_from_store(aligner, store, transformer=None):
         )
     aligner._store_fits(fits)
     return aligner
-
-
-def _tensor(values: np.ndarray, device) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32, device=device)
-
-
-def _chunks(S: np.ndarray, T: np.ndarray, size: int, device):
-    """Fixed-order chunks of ``size`` rows (near-equal), for evaluating the objective."""
-    n = len(S)
-    if n == 0:
-        return
-    for idx in np.array_split(np.arange(n), max(1, -(-n // size))):
-        yield _tensor(S[idx], device), _tensor(T[idx], device)

@@ -278,19 +278,28 @@ def run_study(config: RunConfig, *, restart: bool = False) -> Path:
     """
     run_dir = _run_dir(config)
     fingerprint = config.fingerprint()
-    if not restart:  # refused reruns stop here, before any write
-        _resumable(run_dir, fingerprint)
+    # refused reruns stop here, before any write
+    loaded = {} if restart else _resumable(run_dir, fingerprint)
     load_seconds = _preflight(config)
     _prepare_dir(run_dir)
     with run_lock(run_dir), _signals_raise():
-        return _run_stages(config, run_dir, load_seconds, restart)
+        return _run_stages(config, run_dir, load_seconds, restart, loaded)
 
 
-def _run_stages(config: RunConfig, run_dir: Path, load_seconds: dict, restart: bool) -> Path:
+def _run_stages(
+    config: RunConfig, run_dir: Path, load_seconds: dict, restart: bool, loaded: dict
+) -> Path:
     from ._stages import STAGES
 
     fingerprint = config.fingerprint()
-    loaded = {} if restart else _resumable(run_dir, fingerprint)  # again, under the lock
+    # under the lock: keep only the stages whose markers still stand (another process may
+    # have restarted this run id between the check and the lock); nothing is read twice
+    still = {}
+    for stage, payload in loaded.items():  # in stage order: keep the prefix that stands
+        if not _finished(run_dir, stage, fingerprint):
+            break
+        still[stage] = payload
+    loaded = still
     if restart:
         kept = _keep_previous(run_dir)
         if kept is not None:
