@@ -26,6 +26,7 @@ from ._solver import (
     SolverSettings,
     fit_map,
     trains,
+    validation_order,
 )
 from ._streaming import fit_from_store
 
@@ -409,7 +410,9 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         self._pca_seed = int(rng.randint(np.iinfo(np.int32).max))
         n = X.shape[0]
-        order = rng.permutation(n)  # the same held-out rows choose PCA and stop training
+        # the rule fit_store uses per shard: the same held-out rows choose PCA and stop
+        # training, and a store of one shard holds out the same rows
+        order = validation_order(n, int(rng.randint(np.iinfo(np.int32).max)))
         blocks = self._blocks(X)
         self.n_components_ = self._resolve_components(blocks, order)
         Z = self._standardise(blocks, fit=True)
@@ -452,7 +455,11 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         20,000. Memory otherwise grows with the shard size, not with the
         number of rows. Fitted attributes are those of :meth:`fit`; with
         ``map="orthogonal"`` and only ``lambda_geo`` the result equals
-        :meth:`fit` on the whole array.
+        :meth:`fit` on the whole array. Validation rows (the first
+        ``ceil(validation_fraction * rows)`` of a permutation drawn per shard)
+        and minibatches (shards in a random order, rows shuffled within each)
+        follow :meth:`fit`'s rules, so on a store of one shard a trained map
+        equals :meth:`fit`'s up to the rounding of the streamed statistics.
 
         Parameters
         ----------

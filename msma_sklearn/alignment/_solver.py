@@ -36,10 +36,12 @@ __all__ = [
     "TERMS",
     "MapFit",
     "SolverSettings",
+    "epoch_batches",
     "fit_map",
     "fit_map_batches",
     "start_matrix",
     "trains",
+    "validation_order",
 ]
 
 #: the objective's terms, in the order of their lambdas
@@ -164,6 +166,38 @@ def start_matrix(
     raise ValueError(f"init must be one of {list(INITS)}, got {init!r}.")
 
 
+# ------------------------------------------------------------------ row schedules
+# fit (one array) and fit_store (shards) draw validation rows and minibatches by these
+# rules, so on a store of one shard they see the same rows in the same order.
+
+
+def validation_order(n_rows: int, seed: int, shard: int = 0) -> np.ndarray:
+    """A seeded permutation of a shard's rows; its first rows are the validation rows.
+
+    Drawn from ``(seed, shard)`` alone, so a shard's draw does not depend on the order
+    in which shards are visited.
+    """
+    return np.random.default_rng([int(seed), int(shard)]).permutation(n_rows)
+
+
+def epoch_batches(shard_rows, batch_size: int, gen: torch.Generator):
+    """One epoch's minibatches as ``(shard, row indices)``: the shards in a random order
+    (no draw for a single shard), rows shuffled within each shard, near-equal batches of
+    at most ``batch_size`` rows covering every row."""
+    shard_rows = list(shard_rows)
+    if len(shard_rows) > 1:
+        shard_order = torch.randperm(len(shard_rows), generator=gen).tolist()
+    else:
+        shard_order = [0]
+    for k in shard_order:
+        n = int(shard_rows[k])
+        if n == 0:
+            continue
+        order = torch.randperm(n, generator=gen)
+        for idx in torch.tensor_split(order, max(1, -(-n // batch_size))):
+            yield k, idx
+
+
 # ------------------------------------------------------------------ objective
 def objective_terms(mapped, critic, s, t, settings: SolverSettings) -> dict:
     """Each term with a non-zero lambda (geometry always) for mapped sources ``f(s)``."""
@@ -265,12 +299,9 @@ def fit_map(
     if not trains(conf.weights, family, init):
         return fit_map_batches(W0, None, _fixed(S_tr, T_tr, batch_size, device), None, conf)
     s_all, t_all = _tensor(S_tr, device), _tensor(T_tr, device)
-    n = len(train)
-    n_batches = max(1, -(-n // batch_size))  # near-equal batches covering every row
 
     def train_batches(gen):
-        order = torch.randperm(n, generator=gen)
-        for idx in torch.tensor_split(order, n_batches):
+        for _, idx in epoch_batches([len(train)], batch_size, gen):
             idx = idx.to(device)
             yield s_all[idx], t_all[idx]
 

@@ -3,13 +3,14 @@ memory at a time (streamed statistics, per-shard validation draws, shuffled shar
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ._solver import _tensor, fit_map_batches, start_matrix
+from ._solver import _tensor, epoch_batches, fit_map_batches, start_matrix, validation_order
 from ._solver import chunks as _chunks
 
 __all__ = ["fit_from_store"]
@@ -80,15 +81,21 @@ def fit_from_store(aligner, store, transformer=None):
         aligner._mean[name], aligner._rms[name] = mean, rms
     aligner._raw_mean, aligner._raw_rms = dict(aligner._mean), dict(aligner._rms)
     aligner.scale_dims_ = {name: len(aligner._mean[name]) for name in aligner.scales_}
-    # validation rows: a seeded draw per shard, independent of the visiting order
+    # validation rows: per shard, the first ceil(fraction * rows) of a permutation drawn
+    # from (seed, shard) -- fit()'s rule, so a store of one shard holds out fit()'s rows
     val_seed = int(rng.randint(np.iinfo(np.int32).max))
     fraction = 0.0
     if aligner.early_stopping and aligner._trains():
         fraction = min(aligner.validation_fraction, MAX_STORE_VALIDATION / count)
 
     def val_mask(k: int) -> np.ndarray:
-        draw = np.random.default_rng([val_seed, k]).random(rows_per_shard[k])
-        return draw < fraction
+        n_k = rows_per_shard[k]
+        mask = np.zeros(n_k, dtype=bool)
+        if fraction:
+            mask[validation_order(n_k, val_seed, k)[: math.ceil(fraction * n_k)]] = True
+        return mask
+
+    train_rows = [n_k - int(val_mask(k).sum()) for k, n_k in enumerate(rows_per_shard)]
 
     def standardised(k: int):
         Z = aligner._standardise(aligner._blocks(prepared(store.read_shard(k))), fit=False)
@@ -118,18 +125,16 @@ def fit_from_store(aligner, store, transformer=None):
     for (a, b), seed in zip(aligner.pairs_, seeds, strict=True):
 
         def train_batches(gen, a=a, b=b):
-            # one shard in memory at a time (memory maps kept open would stay resident)
-            for k in torch.randperm(store.n_shards, generator=gen).tolist():
-                Z, mask = standardised(k)
-                s_all = _tensor(Z[a][~mask], device)
-                t_all = _tensor(Z[b][~mask], device)
-                if len(s_all) == 0:
-                    continue
-                order = torch.randperm(len(s_all), generator=gen)
-                n_batches = max(1, -(-len(s_all) // aligner.batch_size))
-                for idx in torch.tensor_split(order, n_batches):
-                    idx = idx.to(device)
-                    yield s_all[idx], t_all[idx]
+            # one shard in memory at a time (memory maps kept open would stay resident);
+            # fit()'s schedule, shards in a random order
+            current, s_all, t_all = None, None, None
+            for k, idx in epoch_batches(train_rows, aligner.batch_size, gen):
+                if k != current:
+                    Z, mask = standardised(k)
+                    s_all, t_all = _tensor(Z[a][~mask], device), _tensor(Z[b][~mask], device)
+                    current = k
+                idx = idx.to(device)
+                yield s_all[idx], t_all[idx]
 
         def train_chunks(a=a, b=b):
             for k in range(store.n_shards):
