@@ -38,7 +38,7 @@ def ridge_r2(aligner: ManifoldAligner, train: pd.DataFrame, test: pd.DataFrame) 
     for a, b in aligner.pairs_:
 
         def std(block, name):
-            return (block - aligner._raw_mean[name]) / aligner._raw_rms[name]
+            return aligner._std.scaled(block, name)
 
         model = RidgeCV(alphas=np.logspace(-2, 4, 13)).fit(std(tr[a], a), std(tr[b], b))
         pred, target = model.predict(std(te[a], a)), std(te[b], b)

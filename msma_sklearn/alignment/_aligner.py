@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import logging
-import math
-import re
 from numbers import Integral, Real
 
 import numpy as np
 import torch
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.decomposition import PCA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..utils._warnings import warn_user
-from ._objective import pca_dimension_scores
+from ._preparation import (
+    choose_components,
+    fit_standardisation,
+    fit_warnings,
+    fitted_attributes,
+    scale_layout,
+)
+from ._rows import validation_count, validation_order
 from ._scoring import ALIGNMENT_METRICS, alignment_score
 from ._solver import (
     INITS,
@@ -26,23 +29,12 @@ from ._solver import (
     SolverSettings,
     fit_map,
     trains,
-    validation_order,
 )
 from ._streaming import fit_from_store
 
 __all__ = ["ManifoldAligner"]
 
 logger = logging.getLogger(__name__)
-
-_SCALE_NAME = re.compile(r"^(.+)__(\d+)$")
-_DEFAULT_SCALES = ("local", "intermediate", "global")
-_TERMS = ("geo", "info", "curv", "ot")
-#: fewer rows than this many times the width counts as "few samples" (n < 5 d)
-_ROWS_PER_DIM = 5
-#: "auto" PCA candidates, as fractions of the number of rows (n < 5 d only)
-_PCA_FRACTIONS = (0.1, 0.2, 0.35, 0.5, 0.7, 0.85)
-#: a term with lambda > 0 and a smaller share of the gradient norm is reported as inert
-_INERT_SHARE = 1e-3
 
 
 class ManifoldAligner(TransformerMixin, BaseEstimator):
@@ -179,9 +171,9 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         objective on all training rows), ``accepted`` and, on accepted checks
         with early stopping, ``validation``.
     term_gradient_share_ : dict
-        Pair -> term -> mean share of the gradient norm (on the map's
-        parameters) that the weighted term contributed, measured on the
-        first step after each check.
+        Pair -> term -> mean over the training steps of the share of the
+        gradient norm (on the mapped points) that the weighted term
+        contributed: its pull, not its effect (see ``term_effects``).
     prediction_change_ : dict
         Pair -> ``||f(S) - f_0(S)|| / ||f_0(S)||`` on the training rows: how far
         the returned map's predictions are from its start's (0: the start).
@@ -292,25 +284,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- layout
     def _layout(self, n_features, names):
-        if self.scales is not None:
-            scales = tuple(str(s) for s in self.scales)
-        elif names is not None:
-            parsed = [_SCALE_NAME.match(str(n)) for n in names]
-            if any(m is None for m in parsed):
-                raise ValueError(
-                    "Feature names must look like 'global__17' (ScaleSegmenter output); got "
-                    f"{[str(n) for n, m in zip(names, parsed, strict=True) if m is None][:3]}. "
-                    "Pass scales= for other inputs."
-                )
-            scales = tuple(dict.fromkeys(m.group(1) for m in parsed))
-        else:
-            scales = _DEFAULT_SCALES
-        if n_features % len(scales):
-            raise ValueError(
-                f"X has {n_features} features, which cannot be split into {len(scales)} "
-                f"equal scale blocks {list(scales)}."
-            )
-        return scales, n_features // len(scales)
+        return scale_layout(n_features, names, self.scales)
 
     def _blocks(self, X):
         width = X.shape[1] // len(self.scales_)
@@ -318,76 +292,26 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
 
     def _resolve_components(self, blocks, order: np.ndarray) -> int | None:
         """PCA dimensions per scale; "auto" chooses them on held-out rows when n < 5 d."""
-        n_rows, width = len(order), self.scale_width_
-        few = n_rows < _ROWS_PER_DIM * width
-        self.n_components_scores_ = None
-        if self.n_components == "auto":
-            if not few:
-                return None
-            n_val = max(2, math.ceil(self.validation_fraction * n_rows))
-            val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
-            limit = min(width, len(train_rows)) - 1
-            candidates = sorted(
-                {max(1, min(limit, round(f * n_rows))) for f in _PCA_FRACTIONS if limit >= 1}
-            )
-            family = "orthogonal" if self.map == "orthogonal" else "linear"
-            self.n_components_scores_ = pca_dimension_scores(
-                blocks,
-                self.pairs_,
-                train_rows,
-                val_rows,
-                [None, *candidates],
-                family,
-                random_state=self._pca_seed,
-            )
-            k = max(self.n_components_scores_, key=lambda c: self.n_components_scores_[c])
-            # one stable message, at the caller's line: shown once per search, not once per
-            # fit (the rows, the scores and the choice are in the fitted attributes)
-            warn_user(
-                f"ManifoldAligner: fewer rows than {_ROWS_PER_DIM} per dimension of the scales "
-                "(n < 5 d): a full-width map is not determined by so few rows, so "
-                "n_components='auto' chose a PCA dimension by the closed form's held-out r² on "
-                "a validation fraction (n_components_, n_components_scores_). Pass an int or "
-                "None to fix it."
-            )
-            return k
-        if self.n_components is None:
-            if few:
-                warn_user(
-                    "ManifoldAligner: fewer rows than 5 per dimension of the scales (n < 5 d) "
-                    "with n_components=None: the maps are not determined by so few rows and "
-                    "will interpolate them. n_components='auto' chooses a PCA dimension on "
-                    "held-out rows."
-                )
-            return None
-        return int(self.n_components)
-
-    def _format_scores(self) -> str:
-        return ", ".join(
-            f"{'none' if k is None else k}: {v:.3f}" for k, v in self.n_components_scores_.items()
+        k, self.n_components_scores_, message = choose_components(
+            blocks,
+            self.pairs_,
+            order,
+            n_components=self.n_components,
+            width=self.scale_width_,
+            validation_fraction=self.validation_fraction,
+            family="orthogonal" if self.map == "orthogonal" else "linear",
+            seed=self._pca_seed,
         )
+        if message:
+            warn_user(message)
+        return k
 
     def _standardise(self, blocks, fit: bool):
-        out = {}
+        """Blocks in centred, unit-RMS (PCA) coordinates; ``fit``: fit that first."""
         if fit:
-            self._mean, self._rms, self._raw_mean, self._raw_rms = {}, {}, {}, {}
-            self.pca_ = {} if self.n_components_ else None
-        for s, B in blocks.items():
-            if fit:
-                self._raw_mean[s] = B.mean(0)
-                rms = float(np.sqrt(((B - self._raw_mean[s]) ** 2).mean()))
-                if rms == 0:
-                    raise ValueError(f"Scale {s!r} is constant across samples: nothing to align.")
-                self._raw_rms[s] = rms
-                if self.n_components_:
-                    k = min(self.n_components_, B.shape[1], B.shape[0] - 1)
-                    self.pca_[s] = PCA(k, svd_solver="auto", random_state=self._pca_seed).fit(B)
-                Z = self.pca_[s].transform(B) if self.pca_ else B
-                self._mean[s] = Z.mean(0)
-                self._rms[s] = float(np.sqrt(((Z - self._mean[s]) ** 2).mean()))
-            Z = self.pca_[s].transform(B) if self.pca_ else B
-            out[s] = (Z - self._mean[s]) / self._rms[s]
-        return out
+            self._std = fit_standardisation(blocks, self.n_components_, self._pca_seed)
+            self.pca_ = self._std.pca
+        return self._std.apply(blocks)
 
     # -------------------------------------------------------------------- fit
     def fit(self, X, y=None):
@@ -430,13 +354,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
     def _n_validation(self, n: int) -> int:
         if not (self.early_stopping and self._trains()):
             return 0
-        n_val = max(2, math.ceil(self.validation_fraction * n))
-        if n - n_val < 4:
-            raise ValueError(
-                f"{n} rows leave {n - n_val} for training after a validation fraction of "
-                f"{self.validation_fraction}; pass more rows or early_stopping=False."
-            )
-        return n_val
+        return validation_count(n, self.validation_fraction)
 
     def _trains(self) -> bool:
         """False for the closed forms (orthogonal or linear map, only the geometry term,
@@ -493,73 +411,18 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             )
 
     def _store_fits(self, fits: list[MapFit]) -> None:
-        self.maps_, self.critics_, self.loss_curve_ = {}, {}, {}
-        self.coef_, self.intercept_, self.term_gradient_share_ = {}, {}, {}
-        self.prediction_change_, self.objective_ = {}, {}
-        self.n_iter_ = np.array([f.n_iter for f in fits], dtype=np.int64)
-        self.n_steps_ = np.array([f.n_steps for f in fits], dtype=np.int64)
-        weights = self._weights()
+        for name, value in fitted_attributes(self.pairs_, fits, self.map).items():
+            setattr(self, name, value)
+        settings = self._settings()
         for (a, b), fit in zip(self.pairs_, fits, strict=True):
-            key = f"{a}->{b}"
-            self.maps_[key], self.critics_[key] = fit.map, fit.critic
-            self.loss_curve_[key] = fit.curve
-            self.term_gradient_share_[key] = fit.shares
-            self.prediction_change_[key] = fit.prediction_change
-            self.objective_[key] = {"start": fit.start_objective, "end": fit.end_objective}
-            if self.map != "mlp":
-                with torch.no_grad():
-                    W, bias = fit.map.affine()
-                self.coef_[key] = W.detach().double().numpy().copy()
-                self.intercept_[key] = bias.detach().double().numpy().copy()
-            if not fit.converged:
-                warn_user(
-                    f"ManifoldAligner: map {key!r} did not converge in max_iter={self.max_iter} "
-                    f"epochs (the training objective still dropped by more than tol={self.tol} "
-                    f"within {self.n_iter_no_change} checks); raise max_iter.",
-                    ConvergenceWarning,
-                )
-            if fit.returned_start:
-                warn_user(
-                    f"ManifoldAligner: on map {key!r} no step lowered the training objective "
-                    f"below its start ({fit.start_objective:.6g}), down to learning_rate / "
-                    f"2**{self.n_iter_no_change}; the start is returned (prediction_change_ "
-                    "is 0). Lower learning_rate, or the start is already the optimum.",
-                    ConvergenceWarning,
-                )
-            inert = [
-                f"lambda_{t}={weights[t]}"
-                for t in _TERMS
-                if weights[t] > 0 and fit.shares and fit.shares.get(t, 0.0) < _INERT_SHARE
-            ]
-            if inert:
-                warn_user(
-                    f"ManifoldAligner: on map {key!r}, {', '.join(inert)} contributed less than "
-                    f"{_INERT_SHARE:g} of the gradient norm over training: the term barely "
-                    "acts. Raise its lambda or set it to 0 (term_gradient_share_)."
-                )
+            for message, category in fit_warnings(f"{a}->{b}", fit, settings):
+                warn_user(message, category)
 
     def _weights(self) -> dict[str, float]:
-        return {
-            "geo": float(self.lambda_geo),
-            "info": float(self.lambda_info),
-            "curv": float(self.lambda_curv),
-            "ot": float(self.lambda_ot),
-        }
+        return self._settings().weights
 
     def _settings(self) -> SolverSettings:
-        return SolverSettings(
-            weights=self._weights(),
-            family=self.map,
-            hidden_size=self.hidden_size,
-            learning_rate=self.learning_rate,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            check_interval=self.check_interval,
-            critic_warmup=self.critic_warmup,
-            normalize_terms=self.normalize_terms,
-            device=self.device,
-        )
+        return SolverSettings.from_params(self.get_params(deep=False))
 
     def _fit_pair(self, S, T, train_rows, val_rows, seed: int) -> MapFit:
         rows = np.concatenate([train_rows, val_rows])  # validation rows last, as given
@@ -572,29 +435,31 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             validation_rows=np.arange(len(train_rows), len(rows)) if len(val_rows) else None,
             batch_size=self.batch_size,
             random_state=seed,
-            **_solver_kwargs(self._settings()),
+            **self._settings().options(),
         )
 
     # -------------------------------------------------------------- transform
     def _mapped(self, X):
         """Mapped sources and targets, both standardised in the target's original space."""
+        raw, mapped = self._map_blocks(X)
+        scaled = {}
+        for a, b in self.pairs_:
+            scaled[(a, b)] = (self._std.scaled(mapped[(a, b)], b), self._std.scaled(raw[b], b))
+        return {k: v[0] for k, v in scaled.items()}, {k: v[1] for k, v in scaled.items()}
+
+    def _map_blocks(self, X):
+        """The raw blocks of X and each pair's mapped source in the target's original
+        coordinates."""
         check_is_fitted(self, "maps_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
         raw = self._blocks(X)
         Z = self._standardise(raw, fit=False)
-        mapped, targets = {}, {}
+        mapped = {}
         with torch.inference_mode():
             for a, b in self.pairs_:
-                fmap = self.maps_[f"{a}->{b}"]
-                m = fmap(torch.as_tensor(Z[a], dtype=torch.float32)).double().numpy()
-                mapped[(a, b)] = (self._to_original(m, b) - self._raw_mean[b]) / self._raw_rms[b]
-                targets[(a, b)] = (raw[b] - self._raw_mean[b]) / self._raw_rms[b]
-        return mapped, targets
-
-    def _to_original(self, z: np.ndarray, scale: str) -> np.ndarray:
-        """Standardised (PCA) coordinates of ``scale`` back to its original coordinates."""
-        values = z * self._rms[scale] + self._mean[scale]
-        return self.pca_[scale].inverse_transform(values) if self.pca_ else values
+                m = self.maps_[f"{a}->{b}"](torch.as_tensor(Z[a], dtype=torch.float32))
+                mapped[(a, b)] = self._std.to_original(m.double().numpy(), b)
+        return raw, mapped
 
     def transform(self, X):
         """The mapped source of every pair, in the target scale's original coordinates.
@@ -605,15 +470,8 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             Blocks in ``pairs_`` order (mapped back through the target's PCA
             when one was fitted).
         """
-        check_is_fitted(self, "maps_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        Z = self._standardise(self._blocks(X), fit=False)
-        out = []
-        with torch.inference_mode():
-            for a, b in self.pairs_:
-                m = self.maps_[f"{a}->{b}"](torch.as_tensor(Z[a], dtype=torch.float32))
-                out.append(self._to_original(m.double().numpy(), b))
-        return np.hstack(out)
+        _, mapped = self._map_blocks(X)
+        return np.hstack([mapped[pair] for pair in self.pairs_])
 
     def inverse_transform(self, X):
         """Map aligned blocks back to their source scales (orthogonal and linear maps).
@@ -637,10 +495,9 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         for i, (a, b) in enumerate(self.pairs_):
             key = f"{a}->{b}"
             block = X[:, i * width : (i + 1) * width]
-            values = self.pca_[b].transform(block) if self.pca_ else block
-            z = (values - self._mean[b]) / self._rms[b]
+            z = self._std.apply({b: block})[b]
             src = (z - self.intercept_[key]) @ np.linalg.pinv(self.coef_[key])
-            out.append(self._to_original(src, a))
+            out.append(self._std.to_original(src, a))
         return np.hstack(out)
 
     def score(self, X, y=None):
@@ -674,10 +531,3 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
             [f"{a}_to_{b}__{u}" for a, b in self.pairs_ for u in range(self.scale_width_)],
             dtype=object,
         )
-
-
-def _solver_kwargs(settings: SolverSettings) -> dict:
-    """The solver settings besides the weights and the family (fit_map takes those)."""
-    out = dict(vars(settings))
-    del out["weights"], out["family"]
-    return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -30,18 +30,17 @@ from ._objective import (
     rotation_from_cross,
     scaled_param_groups,
 )
+from ._rows import as_tensor, epoch_batches, fixed_chunks
 
 __all__ = [
     "INITS",
     "TERMS",
     "MapFit",
     "SolverSettings",
-    "epoch_batches",
     "fit_map",
     "fit_map_batches",
     "start_matrix",
     "trains",
-    "validation_order",
 ]
 
 #: the objective's terms, in the order of their lambdas
@@ -72,6 +71,23 @@ class SolverSettings:
     critic_warmup: int = 50
     normalize_terms: bool = True
     device: str = "cpu"
+
+    @classmethod
+    def from_params(cls, params: dict) -> SolverSettings:
+        """From an aligner's ``get_params()``: ``lambda_<term>`` weights, ``map`` as the
+        family, every other field by its own name."""
+        names = {f.name for f in fields(cls)} - {"weights", "family"}
+        return cls(
+            weights={t: float(params.get(f"lambda_{t}", 0.0)) for t in TERMS},
+            family=params["map"],
+            **{k: v for k, v in params.items() if k in names},
+        )
+
+    def options(self) -> dict:
+        """Every field but the weights and the family (:func:`fit_map`'s ``**settings``)."""
+        out = dict(vars(self))
+        del out["weights"], out["family"]
+        return out
 
 
 @dataclass
@@ -164,38 +180,6 @@ def start_matrix(
         q = q * np.sign(np.diagonal(r))  # Haar measure (Mezzadri 2007)
         return q[:d_in, :d_out]
     raise ValueError(f"init must be one of {list(INITS)}, got {init!r}.")
-
-
-# ------------------------------------------------------------------ row schedules
-# fit (one array) and fit_store (shards) draw validation rows and minibatches by these
-# rules, so on a store of one shard they see the same rows in the same order.
-
-
-def validation_order(n_rows: int, seed: int, shard: int = 0) -> np.ndarray:
-    """A seeded permutation of a shard's rows; its first rows are the validation rows.
-
-    Drawn from ``(seed, shard)`` alone, so a shard's draw does not depend on the order
-    in which shards are visited.
-    """
-    return np.random.default_rng([int(seed), int(shard)]).permutation(n_rows)
-
-
-def epoch_batches(shard_rows, batch_size: int, gen: torch.Generator):
-    """One epoch's minibatches as ``(shard, row indices)``: the shards in a random order
-    (no draw for a single shard), rows shuffled within each shard, near-equal batches of
-    at most ``batch_size`` rows covering every row."""
-    shard_rows = list(shard_rows)
-    if len(shard_rows) > 1:
-        shard_order = torch.randperm(len(shard_rows), generator=gen).tolist()
-    else:
-        shard_order = [0]
-    for k in shard_order:
-        n = int(shard_rows[k])
-        if n == 0:
-            continue
-        order = torch.randperm(n, generator=gen)
-        for idx in torch.tensor_split(order, max(1, -(-n // batch_size))):
-            yield k, idx
 
 
 # ------------------------------------------------------------------ objective
@@ -297,19 +281,19 @@ def fit_map(
     device = torch.device(conf.device)
     W0 = start_matrix(family, init, S_tr.T @ S_tr, S_tr.T @ T_tr, seed=random_state)
     if not trains(conf.weights, family, init):
-        return fit_map_batches(W0, None, _fixed(S_tr, T_tr, batch_size, device), None, conf)
-    s_all, t_all = _tensor(S_tr, device), _tensor(T_tr, device)
+        return fit_map_batches(W0, None, fixed_chunks(S_tr, T_tr, batch_size, device), None, conf)
+    s_all, t_all = as_tensor(S_tr, device), as_tensor(T_tr, device)
 
     def train_batches(gen):
         for _, idx in epoch_batches([len(train)], batch_size, gen):
             idx = idx.to(device)
             yield s_all[idx], t_all[idx]
 
-    val_chunks = _fixed(S[val], T[val], batch_size, device) if len(val) else None
+    val_chunks = fixed_chunks(S[val], T[val], batch_size, device) if len(val) else None
     return fit_map_batches(
         W0,
         train_batches,
-        _fixed(S_tr, T_tr, batch_size, device),
+        fixed_chunks(S_tr, T_tr, batch_size, device),
         val_chunks,
         conf,
         seed=random_state,
@@ -503,21 +487,3 @@ def _warm_up_critic(critic, start_map, train_batches, gen, conf: SolverSettings)
                 break
     if best_state is not None:
         critic.load_state_dict(best_state)
-
-
-def _tensor(values: np.ndarray, device) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(values), dtype=torch.float32, device=device)
-
-
-def chunks(S: np.ndarray, T: np.ndarray, size: int, device):
-    """Fixed-order chunks of ``size`` rows (near-equal), for evaluating the objective."""
-    n = len(S)
-    if n == 0:
-        return
-    for idx in np.array_split(np.arange(n), max(1, -(-n // size))):
-        yield _tensor(S[idx], device), _tensor(T[idx], device)
-
-
-def _fixed(S: np.ndarray, T: np.ndarray, size: int, device):
-    """A callable yielding :func:`chunks` of ``S`` and ``T`` afresh on every call."""
-    return lambda: chunks(S, T, size, device)

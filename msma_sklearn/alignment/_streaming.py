@@ -10,8 +10,9 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ._solver import _tensor, epoch_batches, fit_map_batches, start_matrix, validation_order
-from ._solver import chunks as _chunks
+from ._preparation import ROWS_PER_DIM, Standardisation
+from ._rows import as_tensor, chunks, epoch_batches, validation_order
+from ._solver import fit_map_batches, start_matrix
 
 __all__ = ["fit_from_store"]
 
@@ -22,8 +23,6 @@ MAX_STORE_VALIDATION = 20_000
 def fit_from_store(aligner, store, transformer=None):
     """Fit ``aligner`` (a ManifoldAligner) from ``store``; see
     :meth:`ManifoldAligner.fit_store`. Returns the aligner."""
-    from ._aligner import _ROWS_PER_DIM
-
     aligner._validate_params()
     if aligner.n_components not in (None, "auto"):
         raise ValueError(
@@ -63,7 +62,7 @@ def fit_from_store(aligner, store, transformer=None):
         rows_per_shard.append(X.shape[0])
     if count < 8:
         raise ValueError(f"The store holds {count} rows; fitting needs at least 8.")
-    if count < _ROWS_PER_DIM * aligner.scale_width_:
+    if count < ROWS_PER_DIM * aligner.scale_width_:
         warnings.warn(
             f"ManifoldAligner.fit_store: {count} rows for scales of {aligner.scale_width_} "
             "dimensions (n < 5 d): the maps are not determined by so few rows. fit_store "
@@ -71,16 +70,16 @@ def fit_from_store(aligner, store, transformer=None):
             UserWarning,
             stacklevel=2,
         )
-    aligner._mean, aligner._rms = {}, {}
+    means, rmss = {}, {}
     for name in aligner.scales_:
         mean = sums[name] / count
         var = np.maximum(squares[name] / count - mean**2, 0.0)
         rms = float(np.sqrt(var.mean()))
         if rms == 0:
             raise ValueError(f"Scale {name!r} is constant across samples: nothing to align.")
-        aligner._mean[name], aligner._rms[name] = mean, rms
-    aligner._raw_mean, aligner._raw_rms = dict(aligner._mean), dict(aligner._rms)
-    aligner.scale_dims_ = {name: len(aligner._mean[name]) for name in aligner.scales_}
+        means[name], rmss[name] = mean, rms
+    aligner._std = Standardisation(dict(means), dict(rmss), None, means, rmss)
+    aligner.scale_dims_ = {name: len(means[name]) for name in aligner.scales_}
     # validation rows: per shard, the first ceil(fraction * rows) of a permutation drawn
     # from (seed, shard) -- fit()'s rule, so a store of one shard holds out fit()'s rows
     val_seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -131,7 +130,7 @@ def fit_from_store(aligner, store, transformer=None):
             for k, idx in epoch_batches(train_rows, aligner.batch_size, gen):
                 if k != current:
                     Z, mask = standardised(k)
-                    s_all, t_all = _tensor(Z[a][~mask], device), _tensor(Z[b][~mask], device)
+                    s_all, t_all = as_tensor(Z[a][~mask], device), as_tensor(Z[b][~mask], device)
                     current = k
                 idx = idx.to(device)
                 yield s_all[idx], t_all[idx]
@@ -139,10 +138,10 @@ def fit_from_store(aligner, store, transformer=None):
         def train_chunks(a=a, b=b):
             for k in range(store.n_shards):
                 Z, mask = standardised(k)
-                yield from _chunks(Z[a][~mask], Z[b][~mask], aligner.batch_size, device)
+                yield from chunks(Z[a][~mask], Z[b][~mask], aligner.batch_size, device)
 
         def val_chunks(a=a, b=b):
-            yield from _chunks(val[a], val[b], aligner.batch_size, device)
+            yield from chunks(val[a], val[b], aligner.batch_size, device)
 
         R = start_matrix(aligner.map, aligner.init, gram[(a, b)], cross[(a, b)], seed=int(seed))
         fits.append(
