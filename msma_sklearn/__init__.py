@@ -22,6 +22,8 @@ _LAZY = {
 
 __all__ = [
     "HiddenStateExtractor",
+    "Intervener",
+    "ManifoldAligner",
     "ScaleSegmenter",
     "__version__",
     "load_corpus",

@@ -102,7 +102,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         True: every term is 0 for a perfect fit and 1 for the "no alignment"
         reference, so equal lambdas pull comparably (docs/alignment.md).
         False: the raw terms (MSE, minus the InfoNCE bound in nats, raw
-        curvature mismatch), the form before issue #12.
+        curvature mismatch), the form before the normalised terms.
     hidden_size : int, default=64
         Width of the residual MLP (``map="mlp"``).
     learning_rate : float, default=0.05

@@ -9,7 +9,7 @@ footing: 0 is a perfect fit and 1 is the "no alignment" reference (the target's
 mean as prediction for L_geo, chance identification for L_info, the target's
 own mean curvature for L_curv, the mean cost for L_ot). ``normalize=False``
 sums the raw terms (mean squared error, minus the InfoNCE bound in nats, the
-raw mean-curvature mismatch), the form used before issue #12.
+raw mean-curvature mismatch), the form used before the normalised terms.
 """
 
 from __future__ import annotations

@@ -255,7 +255,7 @@ FIELDS: tuple[Field, ...] = (
         "full_ablation",
         True,
         _bool,
-        "all of the original's MSMA rows (false: the README's four); the five baselines always",
+        "all of the original's MSMA rows (false: the README's four); the six baselines always",
         quick=False,
     ),
     Field(

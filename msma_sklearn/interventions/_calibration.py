@@ -1,5 +1,5 @@
 """Doses that mean the same on every scale: calibrate an operator's strength to a target
-disruption, the mean next-token KL on the prompts (issue #13)."""
+disruption, the mean next-token KL on the prompts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A fluency guard for intervened generations (issue #13).
+"""A fluency guard for intervened generations.
 
 An intervention that turns the output into punctuation fragments can move
 every text metric while producing no language. The guard measures, for a

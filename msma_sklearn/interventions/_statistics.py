@@ -5,7 +5,7 @@ averaged within the prompt before any test, so a prompt is never counted
 twice. A claim is judged on the prompt-level paired differences with a
 one-sided t-test in the claimed direction, an equivalence test (TOST) against
 half the claimed size, and a power analysis at the claimed size; the verdict
-is "supported", "contradicted" or "inconclusive" (issue #13).
+is "supported", "contradicted" or "inconclusive".
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""Metrics on representations: similarity, mutual information, alignment.
-
-Issue #5 adds the text metrics.
-"""
+"""Metrics on representations (similarity, mutual information, alignment) and on
+generated text."""
 
 from ._alignment import (
     cca_similarity_original,

@@ -6,11 +6,11 @@ its per-layer probes (an :class:`ExtractionResult`).
 The segmentation stage: :func:`run_segmentation` segments one model's layers with
 every method of the registry, beside nulls (a :class:`SegmentationResult`).
 
-The alignment study (issue #15): :func:`run_alignment_study` fits MSMA's ablation
+The alignment study: :func:`run_alignment_study` fits MSMA's ablation
 rows and the baselines on repeated splits (scales refitted on training texts) and
 judges the original's alignment claims on held-out paired r².
 
-The intervention study (issue #13): :func:`run_intervention_study`
+The intervention study: :func:`run_intervention_study`
 calibrates every scale x operator of a causal LM to matched next-token KLs,
 generates with sampled decoding under shared seeds, guards fluency and judges
 the original's claims with the prompt as the unit.

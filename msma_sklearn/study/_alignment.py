@@ -1,6 +1,6 @@
 """The alignment study as a library function: MSMA's ablation beside the baselines a
 reviewer expects, on repeated splits with the scales refitted on training texts, and the
-original README's claims judged on a metric that respects pairing (issue #15).
+original README's claims judged on a metric that respects pairing.
 
 :func:`run_alignment_study` takes one model's per-layer states (the extractor's
 output) and a segmenter; it returns an :class:`AlignmentStudy` from which the
@@ -60,7 +60,7 @@ class AlignmentClaimSpec:
 #: (or one of its terms) helps means Full MSMA predicts the paired held-out texts
 #: better (r²) than what the claim compares it with; the KL claim's comparison is
 #: moment matching, because matching mean and scale alone, with no learned map,
-#: already gives most of the KL reduction (issue #15).
+#: already gives most of the KL reduction.
 ALIGNMENT_CLAIMS = (
     AlignmentClaimSpec(
         "Full MSMA reduces KL by 99.5% vs baseline",

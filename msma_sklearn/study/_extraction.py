@@ -1,5 +1,5 @@
 """The extraction stage as a library function: one model's hidden states of the texts and
-its per-layer probes with intervals and a control task (issue #15)."""
+its per-layer probes with intervals and a control task."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The intervention study as a library function: every scale x operator at calibrated,
-matched doses, with a fluency guard and prompt-level statistics (issue #13).
+matched doses, with a fluency guard and prompt-level statistics.
 
 One call, :func:`run_intervention_study`, takes a causal LM, its scales and two
 disjoint prompt sets (calibration and evaluation) and returns an

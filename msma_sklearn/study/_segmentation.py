@@ -1,5 +1,5 @@
 """The segmentation stage as a library function: one model's layers segmented by every
-method, beside the nulls a reviewer asks for (issue #15).
+method, beside the nulls a reviewer asks for.
 
 :func:`run_segmentation` fits every method of the registry that applies to the
 model, compares each with the original README's preset and with random

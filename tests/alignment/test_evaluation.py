@@ -73,7 +73,7 @@ def test_baselines_recover_what_their_family_can_on_planted_maps():
         for name in BASELINES
     }
     # a rotation, a scale and a shift: Procrustes and ridge recover it, moments alone do not
-    assert r2["procrustes"] > 0.999 and r2["ridge"] > 0.999
+    assert r2["procrustes"] > 0.999 and r2["ridge"] > 0.999 and r2["least squares"] > 0.999
     assert r2["mean and scale"] < 0.5 and r2["no map"] < 0
     assert r2["cca"] > 0.8  # predicts through the canonical space: close, not exact
     moments = fit_baseline("mean and scale", S[train], T[train])(S[train])
@@ -110,6 +110,7 @@ def test_paired_ablation_scores_every_method_alike_and_the_comparison_can_fail()
         "no map",
         "mean and scale",
         "procrustes",
+        "least squares",
         "ridge",
         "cca",
         "Geometry only",

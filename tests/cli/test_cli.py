@@ -125,7 +125,7 @@ def test_run_quick_on_tiny_models(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| GPT-2 (README) | 0-2 (25%) | 3-8 (50%) | 9-12 (25%) |" in md
     assert "| tiny-gpt2 · preset: readme | 0 (20%) | 1-2 (40%) | 3-4 (40%) |" in md
-    # the alignment stage: the README's four MSMA rows beside the five baselines, the three
+    # the alignment stage: the README's four MSMA rows beside the six baselines, the three
     # claims in both forms, the search
     align = json.loads((run_dir / "summary.json").read_text())["align"]
     assert set(align) == {"tiny-gpt2", "tiny-bert"}
@@ -134,6 +134,7 @@ def test_run_quick_on_tiny_models(tmp_path):
             "no map",
             "mean and scale",
             "procrustes",
+            "least squares",
             "ridge",
             "cca",
             "Full MSMA",
