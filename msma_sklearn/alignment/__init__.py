@@ -1,19 +1,18 @@
 """Cross-scale alignment: the MSMA objective and ManifoldAligner."""
 
-from ._ablation import ABLATION_CONFIGS, METRICS, alignment_ablation, summarise_ablation
+from ._ablation import METRICS, alignment_ablation, summarise_ablation
 from ._aligner import ManifoldAligner
 from ._effects import term_effects
 from ._evaluation import (
-    BASELINES,
     PAIRED_METRICS,
     compare_methods,
-    corrected_resampled_ttest,
     default_pairs,
-    fit_baseline,
     paired_ablation,
     paired_r2,
+    per_split_scores,
     retrieval_top1,
 )
+from ._methods import ABLATION_CONFIGS, BASELINES, fit_baseline, register_baseline
 from ._objective import (
     BilinearCritic,
     geometry_loss,
@@ -45,8 +44,9 @@ __all__ = [
     "compare_methods",
     "default_pairs",
     "paired_ablation",
+    "per_split_scores",
     "fit_baseline",
-    "corrected_resampled_ttest",
+    "register_baseline",
     "paired_r2",
     "retrieval_top1",
     "ABLATION_CONFIGS",

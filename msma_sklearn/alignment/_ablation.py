@@ -20,23 +20,9 @@ from ..metrics import (
 )
 from ._aligner import ManifoldAligner
 from ._evaluation import fit_records
+from ._methods import ABLATION_CONFIGS
 
-__all__ = ["ABLATION_CONFIGS", "METRICS", "alignment_ablation", "summarise_ablation"]
-
-#: name -> (lambda_geo, lambda_info, lambda_curv); None is the unaligned baseline.
-ABLATION_CONFIGS: dict[str, tuple[float, float, float] | None] = {
-    "Baseline (no map)": None,
-    "Full MSMA": (0.1, 0.1, 0.01),
-    "No Geometry": (0.0, 0.1, 0.01),
-    "No Information": (0.1, 0.0, 0.01),
-    "No Curvature": (0.1, 0.1, 0.0),
-    "Geometry only": (0.1, 0.0, 0.0),
-    "Information only": (0.0, 0.1, 0.0),
-    "Curvature only": (0.0, 0.0, 0.01),
-    "λ_geo = 0.3": (0.3, 0.1, 0.01),
-    "λ_geo = 0.5": (0.5, 0.1, 0.01),
-    "λ_geo = 1.0": (1.0, 0.1, 0.01),
-}
+__all__ = ["METRICS", "alignment_ablation", "summarise_ablation"]
 
 #: metric -> (label, form, higher is better)
 METRICS = {

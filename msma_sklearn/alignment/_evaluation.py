@@ -3,21 +3,19 @@ over repeated random splits."""
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
-from scipy import stats
 from sklearn.exceptions import ConvergenceWarning
 
+from ..stats import corrected_resampled_ttest
+from ._methods import ABLATION_CONFIGS, BASELINES, fit_baseline
+
 __all__ = [
-    "BASELINES",
     "PAIRED_METRICS",
     "compare_methods",
     "default_pairs",
     "paired_ablation",
-    "corrected_resampled_ttest",
-    "fit_baseline",
     "paired_r2",
     "retrieval_top1",
 ]
@@ -70,99 +68,6 @@ def retrieval_top1(mapped, target) -> float:
     return float(np.mean(nearest == np.arange(len(a))))
 
 
-def corrected_resampled_ttest(differences, n_train: int, n_test: int) -> tuple[float, float]:
-    """Nadeau & Bengio's corrected resampled t-test over repeated random splits.
-
-    ``differences`` holds one score difference (method A - method B) per split;
-    the splits share training rows, so the naive variance of their mean is too
-    small. The correction multiplies it by ``1/J + n_test/n_train`` instead of
-    ``1/J`` (Nadeau & Bengio 2003, "Inference for the generalization error").
-
-    Returns
-    -------
-    t : float
-    p : float
-        Two-sided, Student t with ``J - 1`` degrees of freedom; NaN with fewer
-        than two splits or no spread.
-
-    Examples
-    --------
-    >>> t, p = corrected_resampled_ttest([0.02, 0.03, 0.01, 0.04, 0.02], 80, 20)
-    >>> round(t, 2), round(p, 3)
-    (3.14, 0.035)
-    """
-    d = np.asarray(differences, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    j = d.size
-    if j < 2 or n_train < 1 or n_test < 1:
-        return float("nan"), float("nan")
-    var = d.var(ddof=1)
-    if var == 0:
-        return float("nan"), float("nan")
-    t = d.mean() / math.sqrt((1.0 / j + n_test / n_train) * var)
-    return float(t), float(2 * stats.t.sf(abs(t), j - 1))
-
-
-#: the maps a reviewer compares MSMA with, each fitted on training rows only
-BASELINES = ("no map", "mean and scale", "procrustes", "least squares", "ridge", "cca")
-
-
-def fit_baseline(name: str, source, target, *, n_components: int = 8):
-    """Fit one baseline map from ``source`` to ``target`` rows; return ``predict(S)``.
-
-    * ``"no map"``: the source as it is (same hidden space, so comparable);
-    * ``"mean and scale"``: centred, divided by its RMS and put into the
-      target's mean and RMS (no rotation: what matching moments alone gives);
-    * ``"procrustes"``: the same standardisation plus the closed-form
-      orthogonal map (:func:`rotation_from_cross`);
-    * ``"least squares"``: ordinary least squares with an intercept on every
-      training row (the geometry term's minimiser for a linear map, without the
-      rows the aligner holds back for early stopping);
-    * ``"ridge"``: ridge regression of the target on the source, its penalty
-      chosen by efficient leave-one-out on the training rows (``RidgeCV``);
-    * ``"cca"``: scikit-learn's CCA with ``n_components`` pairs, predicting the
-      target through the canonical space.
-
-    Every statistic (means, RMS, rotation, coefficients) comes from the rows
-    passed here, so a held-out evaluation stays held out.
-    """
-    from ._objective import rotation_from_cross
-
-    S = np.asarray(source, dtype=np.float64)
-    T = np.asarray(target, dtype=np.float64)
-    if S.shape[0] != T.shape[0] or S.ndim != 2 or T.ndim != 2:
-        raise ValueError(f"source and target need the same rows, got {S.shape} and {T.shape}.")
-    mu_s, mu_t = S.mean(axis=0), T.mean(axis=0)
-    rms_s = max(float(np.sqrt(np.mean((S - mu_s) ** 2))), 1e-12)
-    rms_t = float(np.sqrt(np.mean((T - mu_t) ** 2)))
-    if name == "no map":
-        return lambda X: np.asarray(X, dtype=np.float64)
-    if name == "mean and scale":
-        return lambda X: (np.asarray(X, np.float64) - mu_s) / rms_s * rms_t + mu_t
-    if name == "procrustes":
-        rotation = rotation_from_cross((S - mu_s).T @ (T - mu_t))
-        return lambda X: (np.asarray(X, np.float64) - mu_s) / rms_s @ rotation * rms_t + mu_t
-    if name == "least squares":
-        from sklearn.linear_model import LinearRegression
-
-        ols = LinearRegression().fit(S, T)
-        return lambda X: ols.predict(np.asarray(X, np.float64))
-    if name == "ridge":
-        from sklearn.linear_model import RidgeCV
-
-        model = RidgeCV(alphas=np.logspace(-3, 5, 17)).fit(S, T)
-        return lambda X: model.predict(np.asarray(X, np.float64))
-    if name == "cca":
-        from sklearn.cross_decomposition import CCA
-
-        k = max(1, min(n_components, S.shape[1], T.shape[1], S.shape[0] - 1))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model = CCA(n_components=k, max_iter=1000).fit(S, T)
-        return lambda X: model.predict(np.asarray(X, np.float64))
-    raise ValueError(f"Unknown baseline {name!r}; choose from {list(BASELINES)}.")
-
-
 #: held-out metrics of :func:`paired_ablation`: name -> (label, form, higher is better)
 PAIRED_METRICS = {
     "r2": ("held-out r² of the target by the mapped source", "primary", True),
@@ -190,7 +95,7 @@ def paired_ablation(
     *,
     segmenter=None,
     configs: dict | None = None,
-    baselines=BASELINES,
+    baselines=None,
     n_splits: int = 10,
     test_size: float = 0.2,
     rows_per_dim: int = 5,
@@ -233,6 +138,9 @@ def paired_ablation(
     configs : dict, default=None
         Name -> ``(lambda_geo, lambda_info, lambda_curv)``; default: the
         original ablation's rows (:data:`ABLATION_CONFIGS` without its baseline).
+    baselines : sequence of str, default=None
+        Names in :data:`BASELINES` to fit beside the MSMA rows; None: every
+        registered baseline, in registration order.
     pairs : list of (source, target), default=None
         The maps; default :func:`default_pairs`: the original's f_GI and f_IL
         (global -> intermediate, intermediate -> local) when the scales have
@@ -259,7 +167,6 @@ def paired_ablation(
     from sklearn.decomposition import PCA
     from sklearn.model_selection import ShuffleSplit
 
-    from ._ablation import ABLATION_CONFIGS
     from ._aligner import ManifoldAligner
 
     if configs is None:
@@ -305,7 +212,7 @@ def paired_ablation(
         pca.fit(np.vstack([arrays[s][train] for s in names]))
         Z_train = {s: pca.transform(arrays[s][train]) for s in names}
         Z_test = {s: pca.transform(arrays[s][test]) for s in names}
-        for name in baselines:
+        for name in tuple(BASELINES) if baselines is None else baselines:
             for a, b in split_pairs:
                 mapped = fit_baseline(name, Z_train[a], Z_train[b])(Z_test[a])
                 for metric, value in _paired_metrics(mapped, Z_test[b]).items():
@@ -397,7 +304,7 @@ def compare_methods(results, reference: str, others, *, metric: str = "r2", alph
     """
     import pandas as pd
 
-    from ..interventions._effects import holm
+    from ..stats import holm
 
     higher = PAIRED_METRICS[metric][2]
     per_split = per_split_scores(results, metric)

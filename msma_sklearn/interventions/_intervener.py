@@ -18,10 +18,14 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 from transformers import LogitsProcessorList
 
-from ..extraction import HiddenStateExtractor
-from ..extraction._core import pad_batch, pad_token_id, resolve_layout
-from ..extraction._lazy import ModelBackedMixin
-from ..extraction._models import model_fingerprint
+from ..extraction import (
+    HiddenStateExtractor,
+    ModelBackedMixin,
+    model_fingerprint,
+    pad_batch,
+    pad_token_id,
+    resolve_layout,
+)
 from ..utils._hooks import attached_hooks
 from ..utils._validation import check_texts
 from ._sampling import NucleusSampling
@@ -789,7 +793,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         """
         import pandas as pd
 
-        from ._effects import holm, paired_effect
+        from ..stats import holm, paired_effect
 
         check_is_fitted(self, "layers_")
         prompts = check_texts(X, name="X")
@@ -811,7 +815,7 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
     def score(self, X, y=None) -> float:
         """Paired Cohen's d of ``target_metric``, intervened minus baseline (higher = more increase)."""
-        from ._effects import paired_cohens_d
+        from ..stats import paired_cohens_d
 
         names = self._metric_names()
         if self.target_metric not in names:

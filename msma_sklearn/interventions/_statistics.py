@@ -16,17 +16,15 @@ import numpy as np
 from scipy import stats
 from sklearn.utils import check_random_state
 
+from ..stats import paired_power, tost_paired
+
 __all__ = [
     "MIN_PAIRS",
     "PromptEffect",
-    "benjamini_hochberg",
     "collapse_to_prompts",
     "holm_over_claims",
-    "minimum_detectable_effect",
-    "paired_power",
     "prompt_effect",
     "rejudge",
-    "tost_paired",
 ]
 
 #: fewer defined prompt pairs than this and no effect is reported
@@ -90,70 +88,6 @@ def collapse_to_prompts(prompt_ids, values) -> tuple[np.ndarray, np.ndarray, np.
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(n_defined > 0, sums / np.maximum(n_defined, 1), np.nan)
     return prompts[order], means, n_defined
-
-
-def benjamini_hochberg(p_values) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (false discovery rate; scipy's implementation).
-
-    Examples
-    --------
-    >>> benjamini_hochberg([0.01, 0.04, 0.03]).round(3).tolist()
-    [0.03, 0.04, 0.04]
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    if p.size == 0:
-        return p
-    return stats.false_discovery_control(p, method="bh")
-
-
-def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float:
-    """Power of a one-sided paired t-test to detect a mean difference ``effect``.
-
-    ``sd`` is the standard deviation of the paired differences and ``n`` the
-    number of pairs; the power is that of rejecting "no difference" in the
-    direction of ``effect`` at level ``alpha`` (noncentral t distribution).
-    """
-    if n < 2 or not np.isfinite(sd) or sd <= 0:
-        return float("nan")
-    df = n - 1
-    noncentrality = abs(effect) / sd * np.sqrt(n)
-    critical = stats.t.ppf(1 - alpha, df)
-    return float(stats.nct.sf(critical, df, noncentrality))
-
-
-def minimum_detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    """The smallest standardised paired effect ``d_z`` a one-sided paired t-test on ``n``
-    pairs detects with probability ``power`` at level ``alpha`` (a design's sensitivity).
-
-    Examples
-    --------
-    >>> round(minimum_detectable_effect(24, 0.05, 0.8), 2)
-    0.52
-    """
-    if n < 2:
-        return float("nan")
-    if not (0 < alpha < 1 and alpha < power < 1):
-        raise ValueError(f"Need 0 < alpha < power < 1, got alpha={alpha}, power={power}.")
-    from scipy.optimize import brentq
-
-    return float(brentq(lambda d: paired_power(d, 1.0, n, alpha) - power, 1e-6, 50.0))
-
-
-def tost_paired(differences, margin: float) -> float:
-    """Two one-sided tests that the mean paired difference lies within ``(-margin, margin)``.
-
-    Returns the TOST p-value: the larger of the two one-sided t-test
-    p-values (Schuirmann 1987). Small means "equivalent to zero within the
-    margin".
-    """
-    d = np.asarray(differences, dtype=np.float64)
-    if margin <= 0 or not np.isfinite(margin):
-        raise ValueError(f"margin must be positive and finite, got {margin}.")
-    if d.size < 2:
-        return float("nan")
-    above = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
-    below = stats.ttest_1samp(d, margin, alternative="less").pvalue
-    return float(max(above, below))
 
 
 @dataclass(frozen=True)
@@ -394,7 +328,7 @@ def holm_over_claims(effects) -> list[dict]:
         "p_adjusted_smaller"}`` to pass back to :func:`prompt_effect`; an
         empty dict for a claim without a test.
     """
-    from ._effects import holm
+    from ..stats import holm
 
     finite = [i for i, e in enumerate(effects) if np.isfinite(e.p_claimed)]
     out = [{} for _ in effects]

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..utils._validation import check_texts
+from ..utils._validation import check_texts as _check_texts
 
 __all__ = ["TextMetrics", "distinct_n", "non_alpha_share", "perplexity", "type_token_ratio"]
 
@@ -265,11 +265,10 @@ def perplexity(texts, model: str, *, prompts=None, batch_size: int = 16) -> np.n
     """
     import torch
 
-    from ..extraction import load_model
-    from ..extraction._core import pad_batch, pad_token_id
+    from ..extraction import load_model, pad_batch, pad_token_id
 
     if prompts is None:
-        texts = check_texts(texts, name="texts")
+        texts = _check_texts(texts, name="texts")
     else:  # continuations may be empty (an output of no tokens): NaN, not an error
         texts = list(texts)
         bad = [type(t).__name__ for t in texts if not isinstance(t, str)]
@@ -280,7 +279,7 @@ def perplexity(texts, model: str, *, prompts=None, batch_size: int = 16) -> np.n
         ids = tokenizer(texts, add_special_tokens=True)["input_ids"]
         skip = [0] * len(texts)
     else:
-        prompts = check_texts(prompts, name="prompts")
+        prompts = _check_texts(prompts, name="prompts")
         if len(prompts) != len(texts):
             raise ValueError(f"Got {len(prompts)} prompts for {len(texts)} texts; pass one each.")
         ids = tokenizer([p + t for p, t in zip(prompts, texts, strict=True)])["input_ids"]

@@ -15,19 +15,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..alignment._evaluation import (
+from ..alignment import (
     PAIRED_METRICS,
     compare_methods,
     paired_ablation,
     per_split_scores,
 )
+from ..stats import detectable_advantage
 
 __all__ = [
     "ALIGNMENT_CLAIMS",
     "AlignmentClaim",
     "AlignmentClaimSpec",
     "AlignmentStudy",
-    "detectable_advantage",
     "judge_alignment_claims",
     "lambda_search",
     "run_alignment_study",
@@ -231,33 +231,6 @@ def _original_change(scores, method: str, reference: str, metric: str) -> tuple[
     return float(change.mean()), sd
 
 
-def detectable_advantage(
-    differences, n_train: int, n_test: int, *, alpha: float = 0.05, power: float = 0.8
-) -> float:
-    """The mean advantage the corrected resampled t-test detects with ``power``.
-
-    With the spread of ``differences`` (one per split) and Nadeau & Bengio's
-    variance correction: ``(t_{1-alpha/2} + t_{power}) * sqrt((1/J +
-    n_test/n_train) * var)``, Student t with ``J - 1`` degrees of freedom
-    (the usual approximation of the noncentral t). NaN with fewer than two
-    splits.
-
-    Examples
-    --------
-    >>> round(detectable_advantage([0.02, 0.03, 0.01, 0.04, 0.02], 80, 20), 4)
-    0.0284
-    """
-    from scipy import stats
-
-    d = np.asarray(differences, dtype=np.float64)
-    d = d[np.isfinite(d)]
-    j = d.size
-    if j < 2 or n_train < 1 or n_test < 1:
-        return float("nan")
-    quantiles = stats.t.ppf(1 - alpha / 2, j - 1) + stats.t.ppf(power, j - 1)
-    return float(quantiles * math.sqrt((1.0 / j + n_test / n_train) * d.var(ddof=1)))
-
-
 def _differences(scores, reference: str, other: str, metric: str):
     per_split = per_split_scores(scores, metric)
     diff = (per_split.loc[reference] - per_split.loc[other]).to_numpy(dtype=float)
@@ -274,7 +247,7 @@ def judge_alignment_claims(scores, specs=ALIGNMENT_CLAIMS, *, alpha: float = 0.0
     than two splits always inconclusive). A claim whose methods are not in
     ``scores`` is left out.
     """
-    from ..interventions._effects import holm
+    from ..stats import holm
 
     methods = set(scores["method"])
     kept = [s for s in specs if {"Full MSMA", s.tested_against} <= methods]

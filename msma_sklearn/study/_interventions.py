@@ -18,18 +18,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._registry import OPERATORS
-from ..interventions._calibration import STRENGTH, calibrate_doses
-from ..interventions._fluency import FluencyCheck, fluency_summary
-from ..interventions._intervener import Intervener, centred_window
-from ..interventions._statistics import (
+from ..interventions import (
+    FluencyCheck,
+    Intervener,
     PromptEffect,
-    benjamini_hochberg,
+    calibrate_doses,
+    centred_window,
+    fluency_summary,
     holm_over_claims,
-    minimum_detectable_effect,
     prompt_effect,
     rejudge,
 )
 from ..metrics.text import TextMetrics, perplexity
+from ..stats import benjamini_hochberg, minimum_detectable_effect
 
 __all__ = [
     "INTERVENTION_CLAIMS",
@@ -100,9 +101,10 @@ class InterventionDesign:
     random_state: int = 0
 
     def __post_init__(self):
-        bad = [k for k in self.kinds if k not in STRENGTH]
+        kinds = {o.kind for o in OPERATORS.values()}
+        bad = [k for k in self.kinds if k not in kinds]
         if bad or not self.kinds:
-            raise ValueError(f"kinds must be among {sorted(STRENGTH)}, got {list(self.kinds)}.")
+            raise ValueError(f"kinds must be among {sorted(kinds)}, got {list(self.kinds)}.")
         if self.primary_kl not in self.target_kl:
             raise ValueError(
                 f"primary_kl={self.primary_kl} must be one of target_kl={list(self.target_kl)}."

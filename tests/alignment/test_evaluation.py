@@ -5,7 +5,8 @@ import pytest
 from scipy import stats
 from sklearn.metrics import r2_score
 
-from msma_sklearn.alignment import corrected_resampled_ttest, paired_r2, retrieval_top1
+from msma_sklearn.alignment import paired_r2, retrieval_top1
+from msma_sklearn.stats import corrected_resampled_ttest
 
 
 def test_paired_r2_is_sklearns_variance_weighted_r2():

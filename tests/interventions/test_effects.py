@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from msma_sklearn.interventions import (
+from msma_sklearn.stats import (
     bootstrap_ci,
     holm,
     paired_cohens_d,

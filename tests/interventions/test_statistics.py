@@ -4,14 +4,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from msma_sklearn.interventions import (
-    MIN_PAIRS,
-    benjamini_hochberg,
-    collapse_to_prompts,
-    paired_power,
-    prompt_effect,
-    tost_paired,
-)
+from msma_sklearn.interventions import MIN_PAIRS, collapse_to_prompts, prompt_effect
+from msma_sklearn.stats import benjamini_hochberg, paired_power, tost_paired
 
 
 def _paired(n, effect, sd=1.0, seed=0, base=10.0):

@@ -6,12 +6,8 @@ import pandas as pd
 import pytest
 
 from msma_sklearn import ScaleSegmenter
-from msma_sklearn.study import (
-    ALIGNMENT_CLAIMS,
-    detectable_advantage,
-    judge_alignment_claims,
-    run_alignment_study,
-)
+from msma_sklearn.stats import detectable_advantage
+from msma_sklearn.study import ALIGNMENT_CLAIMS, judge_alignment_claims, run_alignment_study
 
 
 def _scores(r2: dict, kl: dict, n_splits=10, noise=0.01, seed=0):
@@ -130,6 +126,7 @@ def test_run_alignment_study_refits_the_scales_and_reports_every_row(monkeypatch
         "no map",
         "mean and scale",
         "procrustes",
+        "least squares",
         "ridge",
         "cca",
         "Full MSMA",
@@ -146,7 +143,7 @@ def test_run_alignment_study_refits_the_scales_and_reports_every_row(monkeypatch
         "lambda_curv",
     }
     # the comparisons: Full MSMA against every other row, on r² and retrieval
-    assert len(study.comparisons) == 2 * 6
+    assert len(study.comparisons) == 2 * 7
     # each term's pull, per MSMA row: no curvature share where λ_curv = 0
     shares = d["term_shares"]
     assert set(shares) == {"Full MSMA", "No Curvature"}
@@ -218,3 +215,35 @@ def test_the_lambda_search_says_which_candidates_tie_with_the_best():
     else:  # the other won; the twins share the next rank
         assert other["tied_with_best"] and not twins[0]["tied_with_best"]
         assert twins[0]["rank"] == twins[1]["rank"] == 2
+
+
+def test_a_registered_baseline_runs_through_the_study_from_one_place():
+    """Registering a baseline is the one change a new baseline needs: the ablation fits
+    it on the training rows, the study's table and comparisons carry it."""
+    from msma_sklearn.alignment import BASELINES, register_baseline
+
+    calls = []
+
+    @register_baseline("target mean")
+    def _target_mean(S, T):
+        calls.append(len(S))
+        mean = T.mean(axis=0)
+        return lambda X: np.tile(mean, (len(X), 1))
+
+    try:
+        seg = ScaleSegmenter(n_scales=2, scale_names=["low", "high"], layers=6, min_scale_size=2)
+        study = run_alignment_study(
+            _planted_states(),
+            seg,
+            configs={"Full MSMA": (0.1, 0.1, 0.01)},
+            n_splits=3,
+            max_iter=20,
+        )
+    finally:
+        del BASELINES["target mean"]
+    assert calls == [64, 64, 64]  # training rows only, once per split and pair
+    table = study.to_dict()["table"]
+    assert "target mean" in table
+    # predicting the training mean scores r² just below 0 on held-out rows
+    assert -0.2 < table["target mean"]["r2"][0] <= 0.0
+    assert "target mean" in set(study.comparisons["other"])

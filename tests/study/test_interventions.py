@@ -8,7 +8,7 @@ import pytest
 
 from msma_sklearn import Intervener
 from msma_sklearn.datasets import load_reference_prose
-from msma_sklearn.interventions import minimum_detectable_effect, paired_power
+from msma_sklearn.stats import minimum_detectable_effect, paired_power
 from msma_sklearn.study import (
     InterventionDesign,
     centred_window,

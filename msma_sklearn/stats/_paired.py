@@ -6,7 +6,7 @@ import numpy as np
 from scipy import stats
 from sklearn.utils import check_random_state
 
-__all__ = ["bootstrap_ci", "holm", "paired_cohens_d", "paired_effect", "percent_change"]
+__all__ = ["bootstrap_ci", "paired_cohens_d", "paired_effect", "percent_change"]
 
 
 def _paired(baseline, treated):
@@ -77,23 +77,6 @@ def bootstrap_ci(
     alpha = (1.0 - confidence) / 2.0
     lo, hi = np.quantile(values, [alpha, 1.0 - alpha])
     return float(lo), float(hi)
-
-
-def holm(p_values) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1).
-
-    Examples
-    --------
-    >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
-    [0.03, 0.06, 0.06]
-    """
-    p = np.asarray(p_values, dtype=np.float64)
-    m = p.size
-    order = np.argsort(p, kind="stable")
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    out = np.empty(m)
-    out[order] = adjusted
-    return out
 
 
 def paired_effect(baseline, treated, *, random_state=None) -> dict:
