@@ -22,7 +22,7 @@ the extractor's warning). Printed per model:
 States are cached under ``results/benchmark_states/`` (git-ignored).
 
 Run:  HF_HUB_OFFLINE=1 python benchmarks/alignment_large.py [--models minilm,smollm2-135m]
-          [--splits 5] [--seeds 3] [--grid] [--max-iter 300]
+          [--splits 5] [--seeds 3] [--grid] [--max-iter 300] [--skip-seeds] [--skip-study]
 """
 
 from __future__ import annotations
@@ -184,13 +184,15 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=300)
     parser.add_argument("--grid", action="store_true")
     parser.add_argument("--skip-study", action="store_true")
+    parser.add_argument("--skip-seeds", action="store_true")
     args = parser.parse_args()
     corpus = load_docstrings()
     texts = list(corpus.texts)
     print(f"{corpus.DESCR}")
     for model in args.models.split(","):
         states = states_of(model, texts)
-        seeds_against_configurations(model, states, args)
+        if not args.skip_seeds:
+            seeds_against_configurations(model, states, args)
         if not args.skip_study:
             study(model, states, args)
 

@@ -121,6 +121,8 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         chooses the accepted checkpoint that is returned. False: train on
         every row and keep the last accepted state.
     validation_fraction : float, default=0.1
+        Share of the rows held out (with ``early_stopping``) to choose among the
+        accepted checkpoints, and (``n_components="auto"``) the PCA dimension.
     n_iter_no_change : int, default=6
         Converged after this many checks in a row that were rejected (each
         halves the step) or gained less than ``tol``.
@@ -140,11 +142,16 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         feature names (``local__0 ...``) or, without names, assumes
         ``("local", "intermediate", "global")``.
     device : str, default="cpu"
+        Torch device the maps are trained on; fitted maps are moved to the CPU.
     n_jobs : int, default=None
         Pairs are fitted in parallel threads, each with its own generator:
         results do not depend on ``n_jobs``.
     random_state : int, RandomState or None, default=None
+        Seeds the validation rows, the PCA, the random start, the MLP's hidden
+        layer and the minibatch order (through local generators); an int makes
+        fits repeat exactly.
     verbose : int, default=0
+        Accepted for scikit-learn compatibility; the aligner prints nothing.
 
     Attributes
     ----------
@@ -464,6 +471,11 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
     def transform(self, X):
         """The mapped source of every pair, in the target scale's original coordinates.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_scales * width)
+            Per-scale representations laid out as in :meth:`fit`.
+
         Returns
         -------
         X_aligned : ndarray of shape (n_samples, n_pairs * scale_width_)
@@ -475,6 +487,11 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
 
     def inverse_transform(self, X):
         """Map aligned blocks back to their source scales (orthogonal and linear maps).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_pairs * scale_width_)
+            Output of :meth:`transform`.
 
         Returns
         -------
@@ -515,6 +532,7 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_scales * width)
+            Held-out per-scale representations laid out as in :meth:`fit`.
         y : None
             Ignored.
 
@@ -525,7 +543,18 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         return alignment_score(self, X, self.scoring)
 
     def get_feature_names_out(self, input_features=None):
-        """``global_to_intermediate__0 ...`` per pair, in ``pairs_`` order."""
+        """``global_to_intermediate__0 ...`` per pair, in ``pairs_`` order.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored (the names come from ``pairs_``).
+
+        Returns
+        -------
+        ndarray of str
+            One name per output column of :meth:`transform`.
+        """
         check_is_fitted(self, "maps_")
         return np.asarray(
             [f"{a}_to_{b}__{u}" for a, b in self.pairs_ for u in range(self.scale_width_)],

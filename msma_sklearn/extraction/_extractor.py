@@ -284,7 +284,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : list of str or iterable of str
+            The texts (read once).
         y : None
+            Ignored.
             Ignored.
         **fit_params : dict
             Passed to :meth:`fit`.
@@ -362,6 +364,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : list of str
+            The texts.
 
         Returns
         -------
@@ -461,7 +464,9 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : list of str
+            The texts.
         return_tokens : bool, default=False
+            Also return each text's token strings.
             Also return each text's token strings.
 
         Returns
@@ -503,6 +508,7 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : list of str
+            The texts.
 
         Returns
         -------
@@ -631,6 +637,11 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features=None):
         """Names ``layer{index}__{unit}`` in output order.
 
+        Parameters
+        ----------
+        input_features : None
+            Ignored (the names come from the fitted layers).
+
         Returns
         -------
         feature_names_out : ndarray of str objects
@@ -640,7 +651,17 @@ class HiddenStateExtractor(ModelBackedMixin, TransformerMixin, BaseEstimator):
         return np.asarray([f"layer{j}__{u}" for j in self.layers_ for u in units], dtype=object)
 
     def reshape_by_layer(self, X) -> np.ndarray:
-        """View ``transform``'s output as ``(n_samples, n_selected_layers, hidden_size)``."""
+        """View ``transform``'s output as ``(n_samples, n_selected_layers, hidden_size)``.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n_samples, n_selected_layers * hidden_size)
+            Output of :meth:`transform`.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_selected_layers, hidden_size)
+        """
         check_is_fitted(self, "layers_")
         return reshape_by_layer(X, len(self.layers_))
 

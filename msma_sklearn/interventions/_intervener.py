@@ -119,26 +119,43 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         operator that compounds over layers (scaling) gets the same dose on
         scales of different sizes. None: every layer of the scale.
     kind : {"translation", "scaling", "noise", "attention"}, default="scaling"
+        The operator (above).
     alpha : float, default=1.0
+        Scaling factor (``kind="scaling"``).
     delta : array-like of shape (hidden_size,), default=None
+        Translation vector (``kind="translation"``); None: from ``direction``.
     direction : {"random", "learned"}, default="random"
+        Where the translation points when ``delta`` is None.
     norm : float, default=1.0
+        Translation length, in units of the layer's typical token-state norm
+        (``"random"``) or of the class-mean difference (``"learned"``).
     sigma : float, default=0.0
+        Noise scale, relative to each state's RMS (``kind="noise"``).
     temperature : float, default=1.0
+        Attention-logit divisor (``kind="attention"``).
     heads : list of int, default=None
         Attention heads to mask (``kind="attention"``), in every selected block.
     positions : {"all", "prompt", "generated"}, default="all"
+        Which forward passes the operator acts on (above).
     max_new_tokens : int, default=20
+        Tokens generated per prompt.
     do_sample : bool, default=False
         Sample instead of greedy decoding: temperature, then nucleus (top-p)
         filtering over the whole vocabulary, nothing else (transformers'
         implicit ``top_k=50`` is switched off).
     top_p : float, default=1.0
+        Nucleus mass kept when sampling (1: the whole vocabulary).
     sampling_temperature : float, default=1.0
+        Softmax temperature of sampling (not the attention operator's).
     num_return_sequences : int, default=1
+        Continuations per prompt.
     batch_size : int, default=8
+        Prompts per forward pass.
     device : str, default="auto"
+        Torch device; "auto": the ``MSMA_DEVICE`` environment variable if set,
+        else CUDA when available, else the CPU.
     dtype : {"float32", "float16", "bfloat16"}, default="float32"
+        Weights' dtype.
     random_state : int or None, default=None
         Seeds random directions, noise and sampling (torch's global generator
         is forked and restored around sampling).
@@ -506,6 +523,11 @@ class Intervener(ModelBackedMixin, BaseEstimator):
     def generate(self, prompts) -> list[str]:
         """Generated continuations with the intervention (prompt excluded).
 
+        Parameters
+        ----------
+        prompts : list of str
+            The prompts.
+
         Returns
         -------
         list of str
@@ -514,7 +536,18 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         return self._generate(prompts, intervene=True)
 
     def generate_baseline(self, prompts) -> list[str]:
-        """The matched baseline: same prompts, settings and seeds, no intervention."""
+        """The matched baseline: same prompts, settings and seeds, no intervention.
+
+        Parameters
+        ----------
+        prompts : list of str
+            The prompts.
+
+        Returns
+        -------
+        list of str
+            One continuation per prompt and return sequence, prompt excluded.
+        """
         return self._generate(prompts, intervene=False)
 
     def _generate(self, prompts, *, intervene: bool) -> list[str]:
@@ -577,6 +610,11 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         intervention acts as on generation's prompt pass). A dose-free
         measure of how much the operator disrupts the model, used by
         :func:`calibrate_dose`.
+
+        Parameters
+        ----------
+        prompts : list of str
+            The prompts.
 
         Returns
         -------
@@ -695,6 +733,9 @@ class Intervener(ModelBackedMixin, BaseEstimator):
             Each containing the tokenizer's mask token at least once (e.g.
             ``"[MASK]"`` for BERT, ``"<mask>"`` for RoBERTa).
         top_k : int, default=5
+            Predictions kept per mask token.
+        baseline : bool, default=False
+            Predict without the intervention.
 
         Returns
         -------
@@ -760,6 +801,11 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         averaged over the text's mask tokens if it has any, else over all
         its tokens.
 
+        Parameters
+        ----------
+        X : list of str
+            The prompts.
+
         Returns
         -------
         ndarray of shape (n_prompts, n_metrics)
@@ -782,6 +828,11 @@ class Intervener(ModelBackedMixin, BaseEstimator):
 
     def effects(self, X):
         """Paired effects (intervened vs matched baseline) of every metric over the prompts.
+
+        Parameters
+        ----------
+        X : list of str
+            The prompts.
 
         Returns
         -------
@@ -814,7 +865,20 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         return table
 
     def score(self, X, y=None) -> float:
-        """Paired Cohen's d of ``target_metric``, intervened minus baseline (higher = more increase)."""
+        """Paired Cohen's d of ``target_metric``, intervened minus baseline (higher = more increase).
+
+        Parameters
+        ----------
+        X : list of str
+            The prompts.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+            d_z of ``target_metric`` over the prompts.
+        """
         from ..stats import paired_cohens_d
 
         names = self._metric_names()
@@ -829,7 +893,17 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         return paired_cohens_d(b[ok], t[ok])
 
     def get_feature_names_out(self, input_features=None):
-        """The metric names of :meth:`transform`'s columns."""
+        """The metric names of :meth:`transform`'s columns.
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored (the names are the metrics').
+
+        Returns
+        -------
+        ndarray of str
+        """
         return np.asarray(self._metric_names(), dtype=object)
 
     def _seed(self, *parts) -> int:

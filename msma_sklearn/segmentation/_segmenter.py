@@ -106,6 +106,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         ``bootstrap_fraction`` of them: resampling with replacement would put
         duplicate rows into the U-statistics behind debiased CKA and KSG).
     bootstrap_fraction : float, default=0.8
+        Share of the samples each bootstrap refit draws (without replacement).
     debiased : bool, default=True
         Debiased (True) or biased linear CKA.
     standardize : bool, default=True
@@ -626,6 +627,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_layers * hidden_size)
+            Per-layer states laid out as in :meth:`fit`.
 
         Returns
         -------
@@ -649,7 +651,18 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         return np.hstack(blocks)
 
     def get_feature_names_out(self, input_features=None):
-        """``local__0 ...`` (mean/weighted) or ``local__layer3__0 ...`` (concat)."""
+        """``local__0 ...`` (mean/weighted) or ``local__layer3__0 ...`` (concat).
+
+        Parameters
+        ----------
+        input_features : None
+            Ignored (the names come from the fitted scales).
+
+        Returns
+        -------
+        ndarray of str
+            One name per output column of :meth:`transform`.
+        """
         check_is_fitted(self, "scale_layers_")
         units = range(self.hidden_size_)
         if self.aggregate == "concat":
@@ -664,7 +677,18 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         return np.asarray(names, dtype=object)
 
     def distribution_table(self, model_name: str = "model") -> str:
-        """One Markdown row in the original README's layer-distribution format."""
+        """One Markdown row in the original README's layer-distribution format.
+
+        Parameters
+        ----------
+        model_name : str, default="model"
+            The row's first cell.
+
+        Returns
+        -------
+        str
+            ``| model | 0-2 (25%) | ... |``: each scale's layers and share.
+        """
         check_is_fitted(self, "scale_layers_")
         cells = []
         for name in self.scale_names_:

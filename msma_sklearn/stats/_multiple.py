@@ -11,6 +11,17 @@ __all__ = ["benjamini_hochberg", "holm"]
 def holm(p_values) -> np.ndarray:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1).
 
+    Parameters
+    ----------
+    p_values : array-like of shape (m,)
+        The unadjusted p-values of a family of m tests.
+
+    Returns
+    -------
+    ndarray of shape (m,)
+        Adjusted p-values, in the input's order: reject where below alpha for a
+        family-wise error rate of alpha.
+
     Examples
     --------
     >>> holm([0.01, 0.04, 0.03]).round(3).tolist()
@@ -27,6 +38,16 @@ def holm(p_values) -> np.ndarray:
 
 def benjamini_hochberg(p_values) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (false discovery rate; scipy's implementation).
+
+    Parameters
+    ----------
+    p_values : array-like of shape (m,)
+        The unadjusted p-values of a family of m tests.
+
+    Returns
+    -------
+    ndarray of shape (m,)
+        Adjusted p-values (q-values), in the input's order.
 
     Examples
     --------

@@ -26,6 +26,16 @@ def _paired(baseline, treated):
 def percent_change(baseline, treated) -> float:
     """``100 * (mean(treated) - mean(baseline)) / |mean(baseline)|``.
 
+    Parameters
+    ----------
+    baseline, treated : array-like of shape (n_pairs,)
+        Paired measurements (finite, at least 2 pairs).
+
+    Returns
+    -------
+    float
+        The percent change; NaN when the baseline mean is 0.
+
     Examples
     --------
     >>> percent_change([2.0, 2.0], [3.0, 3.0])
@@ -43,6 +53,16 @@ def paired_cohens_d(baseline, treated) -> float:
 
     (Cohen's d_z; 0 when nothing changes, nan when every difference is equal
     and non-zero has no spread -- reported as +/-inf.)
+
+    Parameters
+    ----------
+    baseline, treated : array-like of shape (n_pairs,)
+        Paired measurements (finite, at least 2 pairs).
+
+    Returns
+    -------
+    float
+        d_z; 0 when every difference is 0, signed inf when they are equal and not 0.
 
     Examples
     --------
@@ -66,7 +86,26 @@ def bootstrap_ci(
     confidence: float = 0.95,
     random_state=None,
 ) -> tuple[float, float]:
-    """Percentile bootstrap interval of a paired statistic (pairs resampled together)."""
+    """Percentile bootstrap interval of a paired statistic (pairs resampled together).
+
+    Parameters
+    ----------
+    baseline, treated : array-like of shape (n_pairs,)
+        Paired measurements (finite, at least 2 pairs).
+    statistic : callable, default=paired_cohens_d
+        ``statistic(baseline, treated) -> float``.
+    n_resamples : int, default=2000
+        Bootstrap resamples of the pairs.
+    confidence : float, default=0.95
+        Coverage of the interval.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the resampling.
+
+    Returns
+    -------
+    low, high : float
+        The interval's ends (NaN when no resample gives a finite statistic).
+    """
     b, t = _paired(baseline, treated)
     rng = check_random_state(random_state)
     idx = rng.randint(0, b.size, size=(n_resamples, b.size))
@@ -87,6 +126,13 @@ def paired_effect(baseline, treated, *, random_state=None) -> dict:
     dict with keys ``baseline_mean, treated_mean, percent_change, cohens_d,
     ci_low, ci_high, wilcoxon_p, n``. ``wilcoxon_p`` is 1.0 when every
     difference is zero.
+
+    Parameters
+    ----------
+    baseline, treated : array-like of shape (n_pairs,)
+        Paired measurements (finite, at least 2 pairs).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the bootstrap interval.
     """
     b, t = _paired(baseline, treated)
     d = t - b

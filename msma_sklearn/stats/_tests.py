@@ -31,6 +31,13 @@ def corrected_resampled_ttest(differences, n_train: int, n_test: int) -> tuple[f
         Two-sided, Student t with ``J - 1`` degrees of freedom; NaN with fewer
         than two splits or no spread.
 
+    Parameters
+    ----------
+    differences : array-like of shape (n_splits,)
+        One score difference per split (non-finite values are dropped).
+    n_train, n_test : int
+        Training and test rows of each split.
+
     Examples
     --------
     >>> t, p = corrected_resampled_ttest([0.02, 0.03, 0.01, 0.04, 0.02], 80, 20)
@@ -60,6 +67,22 @@ def detectable_advantage(
     (the usual approximation of the noncentral t). NaN with fewer than two
     splits.
 
+    Parameters
+    ----------
+    differences : array-like of shape (n_splits,)
+        One score difference per split; only their spread is used.
+    n_train, n_test : int
+        Training and test rows of each split.
+    alpha : float, default=0.05
+        Two-sided level of the test (pass the Holm-adjusted level a verdict uses).
+    power : float, default=0.8
+        Probability of detecting the advantage.
+
+    Returns
+    -------
+    float
+        The smallest mean advantage detected with ``power``.
+
     Examples
     --------
     >>> round(detectable_advantage([0.02, 0.03, 0.01, 0.04, 0.02], 80, 20), 4)
@@ -82,6 +105,22 @@ def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float
     ``sd`` is the standard deviation of the paired differences and ``n`` the
     number of pairs; the power is that of rejecting "no difference" in the
     direction of ``effect`` at level ``alpha`` (noncentral t distribution).
+
+    Parameters
+    ----------
+    effect : float
+        The mean paired difference to detect.
+    sd : float
+        Standard deviation of the paired differences.
+    n : int
+        Number of pairs.
+    alpha : float, default=0.05
+        One-sided level.
+
+    Returns
+    -------
+    float
+        The power (NaN with fewer than 2 pairs or no spread).
     """
     if n < 2 or not np.isfinite(sd) or sd <= 0:
         return float("nan")
@@ -94,6 +133,20 @@ def paired_power(effect: float, sd: float, n: int, alpha: float = 0.05) -> float
 def minimum_detectable_effect(n: int, alpha: float = 0.05, power: float = 0.8) -> float:
     """The smallest standardised paired effect ``d_z`` a one-sided paired t-test on ``n``
     pairs detects with probability ``power`` at level ``alpha`` (a design's sensitivity).
+
+    Parameters
+    ----------
+    n : int
+        Number of pairs.
+    alpha : float, default=0.05
+        One-sided level.
+    power : float, default=0.8
+        Probability of detection.
+
+    Returns
+    -------
+    float
+        The smallest detectable ``d_z`` (NaN with fewer than 2 pairs).
 
     Examples
     --------
@@ -115,6 +168,18 @@ def tost_paired(differences, margin: float) -> float:
     Returns the TOST p-value: the larger of the two one-sided t-test
     p-values (Schuirmann 1987). Small means "equivalent to zero within the
     margin".
+
+    Parameters
+    ----------
+    differences : array-like of shape (n_pairs,)
+        Paired differences.
+    margin : float
+        Positive half-width of the equivalence interval.
+
+    Returns
+    -------
+    float
+        The TOST p-value (NaN with fewer than 2 differences).
     """
     d = np.asarray(differences, dtype=np.float64)
     if margin <= 0 or not np.isfinite(margin):
