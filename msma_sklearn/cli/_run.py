@@ -343,7 +343,7 @@ def _run_stages(
 def _write_outputs(run_dir, config, results, sections, seconds, resumed) -> None:
     import yaml
 
-    from ._report import write_csvs, write_report
+    from ..report import write_csvs, write_report
 
     meta = {
         "config": config.as_yaml_dict(),

@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from ..metrics import cka_matrix, ksg_mutual_information
+from ..utils._format import layer_ranges
 from ._dp import cut_costs, optimal_segments, similarity_costs, sse_costs
 from ._layout import check_layer_width as _check_layer_width
 from ._presets import preset_scale_layers
@@ -693,7 +694,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         cells = []
         for name in self.scale_names_:
             layer_list = self.scale_layers_[name]
-            cells.append(f"{_ranges(layer_list)} ({self.layer_shares_[name]:.0%})")
+            cells.append(f"{layer_ranges(layer_list)} ({self.layer_shares_[name]:.0%})")
         return f"| {model_name} | " + " | ".join(cells) + " |"
 
 
@@ -706,15 +707,3 @@ def _standardized(X: np.ndarray) -> np.ndarray:
 def _groups(starts: list[int], n: int) -> list[list[int]]:
     bounds = [0, *starts, n]
     return [list(range(a, b)) for a, b in pairwise(bounds)]
-
-
-def _ranges(indices: list[int]) -> str:
-    """``[0, 1, 2, 5]`` -> ``"0-2, 5"``."""
-    parts, start = [], None
-    for i, j in enumerate(indices):
-        if start is None:
-            start = j
-        if i + 1 == len(indices) or indices[i + 1] != j + 1:
-            parts.append(f"{start}-{j}" if j != start else f"{j}")
-            start = None
-    return ", ".join(parts)

@@ -266,8 +266,8 @@ def test_a_local_checkpoint_runs_with_safe_names_every_figure_embedded_and_its_f
     1 of 5, and segmentation.method 'readme' died with KeyError 'preset: readme'."""
     import re
 
-    from msma_sklearn.cli._stages import file_stem
     from msma_sklearn.extraction import load_model
+    from msma_sklearn.report import file_stem
 
     model, tok = load_model("tiny-gpt2")
     checkpoint = tmp_path / "ckpts" / "my model"
@@ -330,7 +330,7 @@ def test_model_family_from_the_config():
 def test_the_report_says_how_many_samples_each_steered_model_had():
     from types import SimpleNamespace
 
-    from msma_sklearn.cli._stages import _samples_phrase
+    from msma_sklearn.report import samples_phrase as _samples_phrase
 
     def study(n):
         return SimpleNamespace(design=SimpleNamespace(n_samples=n))

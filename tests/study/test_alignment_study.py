@@ -163,7 +163,7 @@ def test_the_report_section_is_drawn_from_the_results_and_the_config():
     """Every number in the alignment section is a field of the results; a setting changed in
     the config (the segmentation method, the seed) changes the prose."""
     from msma_sklearn.cli._config import load_config
-    from msma_sklearn.cli._stages import _align_markdown
+    from msma_sklearn.report import alignment_section as _align_markdown
 
     study = run_alignment_study(
         _planted_states(),

@@ -47,7 +47,7 @@ def test_run_extraction_returns_the_states_and_the_probes(extraction):
 
 def test_the_probe_section_is_the_results_fields(extraction):
     from msma_sklearn.cli._config import load_config
-    from msma_sklearn.cli._stages import _extract_markdown
+    from msma_sklearn.report import extraction_section as _extract_markdown
 
     _, _, result = extraction
     d = result.to_dict()

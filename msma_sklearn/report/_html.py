@@ -33,7 +33,15 @@ def _frame_csv(run_dir: Path, name: str, rows: list[dict]) -> None:
 
 
 def write_csvs(run_dir: Path, results: dict) -> None:
-    """Every metric of the run in long-format CSVs beside ``summary.json``."""
+    """Every metric of the run in long-format CSVs beside ``summary.json``.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run's folder.
+    results : dict
+        Stage -> model -> results, as ``summary.json`` holds them.
+    """
     probes, segments, ablation, search = [], [], [], []
     for model, r in results.get("extract", {}).items():
         for scale, p in r.get("probes", {}).items():
@@ -99,7 +107,22 @@ def _embed_images(body: str, run_dir: Path) -> str:
 
 
 def write_report(run_dir: Path, markdown_text: str, *, title: str) -> Path:
-    """Render the run's Markdown to one HTML file with every PNG embedded."""
+    """Render the run's Markdown to one HTML file with every PNG embedded.
+
+    Parameters
+    ----------
+    run_dir : Path
+        The run's folder (figures are read from it; ``report.html`` is written there).
+    markdown_text : str
+        The whole report.
+    title : str
+        The page's title.
+
+    Returns
+    -------
+    Path
+        The written ``report.html``.
+    """
     import markdown
 
     body = markdown.markdown(markdown_text, extensions=["tables"])

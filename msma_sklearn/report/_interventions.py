@@ -1,0 +1,178 @@
+"""The report's intervention section: doses, the claims with their verdicts, the fluency guard."""
+
+from __future__ import annotations
+
+from .._registry import OPERATORS
+from ._format import file_stem, fmt_optional, layer_span
+
+__all__ = ["interventions_section"]
+
+
+def samples_phrase(studies) -> str:
+    """'2 time(s)' or, when the models differ, '2 time(s) on `a` and 1 on `b`'.
+
+    Parameters
+    ----------
+    studies : dict
+        Model -> ``InterventionStudy``.
+
+    Returns
+    -------
+    str
+    """
+    counts = {m: st.design.n_samples for m, st in studies.items()}
+    if len(set(counts.values())) == 1:
+        return f"{next(iter(counts.values()))} time(s)"
+    parts = [f"{n} time(s) on `{m}`" for m, n in counts.items()]
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def interventions_section(results, studies, effects) -> str:
+    """The intervention section: calibrated doses, the claims and their verdicts, fluency.
+
+    Parameters
+    ----------
+    results : dict
+        Per model, the stage's results as ``summary.json`` holds them.
+    studies : dict
+        Model -> ``InterventionStudy``.
+    effects : list of DataFrame
+        Per model, every condition x metric effect.
+
+    Returns
+    -------
+    str
+        The section's Markdown.
+    """
+    swept = {m: st for m, st in studies.items() if st.design.dose_response_kinds}
+    first = next(iter(studies.values()))
+    design = next(iter(swept.values())).design if swept else first.design
+    power = first.power
+    names = {o.kind: o.name for o in OPERATORS.values()}
+    lines = [
+        "## Interventions",
+        "",
+        f"Causal LMs: {', '.join(f'`{m}`' for m in studies)}. Prompts: {design.n_prompts} "
+        f"evaluation and {design.n_calibration} other calibration prompts, the first "
+        f"{design.prompt_words} words of {results['prompt_source']}. Each prompt is continued "
+        f"{samples_phrase(studies)} by nucleus sampling (top-p {design.top_p}, "
+        f"{design.max_new_tokens} new tokens), the baseline and every condition sharing the "
+        "seeds; the samples of a prompt are averaged before any test, so the prompt is the "
+        "unit.",
+        "",
+        f"Doses. Every operator acts on the {design.window} hidden states at the centre of "
+        "each scale (attention: the blocks producing them, hidden state 0 having none), and "
+        "its strength is calibrated on the calibration prompts to a mean next-token KL "
+        f"(baseline ‖ intervened) of {', '.join(f'{t:g}' for t in design.target_kl)} nats "
+        f"(within {design.calibration_tol:.0%}), so scales are compared at matched "
+        f"disruption. The exploratory grid and the claims are at {design.primary_kl:g} nats"
+        + (
+            f"; on {', '.join(f'`{m}`' for m in swept)}, "
+            f"{', '.join(names[k] for k in design.dose_response_kinds)} also at every other "
+            "dose (the dose-response)"
+            + (
+                f"; {', '.join(f'`{m}`' for m in studies if m not in swept)} at "
+                f"{design.primary_kl:g} nats only ('interventions.dose_response_models')."
+                if len(swept) < len(studies)
+                else "."
+            )
+            if swept and len(design.target_kl) > 1
+            else "; no operator is generated at other doses in this run."
+        ),
+        "",
+        f"Design power: with {power['n_prompts']} prompts a one-sided paired t-test detects "
+        f"d_z ≥ {power['mde_d_z']:.2f} with 80% power at α = {power['alpha']} and d_z ≥ "
+        f"{power['mde_d_z_holm']:.2f} at Holm's strictest step over {power['n_claims']} "
+        "claims; smaller effects can come out inconclusive.",
+        "",
+    ]
+    for (model, study), model_effects in zip(studies.items(), effects, strict=True):
+        lines += [f"### {model}", ""]
+        lines += [
+            "| scale | operator | hidden states | target KL | strength | KL reached "
+            "| median ppl vs baseline | fluency |",
+            "|---|---|---|---:|---:|---:|---:|---|",
+        ]
+        for r in study.conditions:
+            c = r.condition
+            lines.append(
+                f"| {c.scale} | {names[c.kind]} | {layer_span(list(c.layers))} | {c.target_kl:g} | "
+                f"{c.parameter} {c.strength:.3g} | {c.calibrated_kl:.2g}"
+                f"{'' if c.converged else ' (not reached)'} | "
+                f"{r.fluency.ppl_ratio:.2f}× | "
+                f"{'flagged (> 2× baseline)' if r.fluency.flagged else 'ok'} |"
+            )
+        lines += [
+            "",
+            f"Baseline median perplexity {study.baseline_fluency['median_perplexity']:.1f} "
+            "(continuation given prompt, under the unmodified model). A flagged condition's "
+            "text metrics describe degraded text.",
+            "",
+            f"Effects at next-token KL {design.primary_kl:g} nats, Benjamini-Hochberg q < 0.05 "
+            "over every condition x metric of this model (exploratory); percent change of the "
+            "prompt means [95% bootstrap CI over prompts]; how often each metric is defined "
+            "(with / without the operator) is an outcome of its own, and below 20 defined "
+            "prompt pairs no effect is given.",
+            "",
+            "| scale | operator | effects at FDR 5% | metrics with ≥ 20 defined pairs "
+            "| defined share (baseline → treated), sentence metrics |",
+            "|---|---|---|---:|---|",
+        ]
+        frame = model_effects
+        frame = frame[frame["target_kl"] == design.primary_kl]
+        for (scale, kind), sub in frame.groupby(["scale", "kind"], sort=False):
+            measured = sub.dropna(subset=["percent_change"])
+            found = measured[measured["q_bh"] < 0.05]
+            cells = "; ".join(
+                f"{r['metric']} {r['percent_change']:+.1f}% [{r['ci_low']:+.1f}, "
+                f"{r['ci_high']:+.1f}], q {r['q_bh']:.2g}"
+                for _, r in found.iterrows()
+            )
+            defined = "; ".join(
+                f"{r['metric']} {r['defined_baseline']:.0%} → {r['defined_treated']:.0%}"
+                for _, r in sub.iterrows()
+                if r["metric"] in ("coherence", "sentiment_spread")
+            )
+            lines.append(
+                f"| {scale} | {names[kind]} | {cells or 'none'} | {len(measured)} of "
+                f"{len(sub)} | {defined} |"
+            )
+        lines += [
+            "",
+            f"The original README's GPT-2 claims, tested on {model} at the calibrated dose "
+            "(amplify = scaling with alpha > 1): one pre-registered metric per claim, "
+            "one-sided paired t-tests (in the claimed direction; opposite to it; smaller "
+            "than half of it), each Holm-adjusted over the claims; 'supported' when the "
+            "first rejects, 'contradicted' when the effect is shown opposite to the claim or "
+            "smaller than half of it, 'inconclusive' otherwise or below 20 defined "
+            "prompt pairs; the power to detect the claimed size is given beside each.",
+            "",
+        ]
+        for c in results["models"][model]["claims"]:
+            fmt = fmt_optional
+            measured = (
+                f"measured {fmt(c['measured_percent'], '+.1f')}% [{fmt(c['ci'][0], '+.1f')}, "
+                f"{fmt(c['ci'][1], '+.1f')}], d_z {fmt(c['d_z'], '+.2f')}, Holm p "
+                f"{fmt(c['p_holm'], '.3g')}, power {fmt(c['power'], '.0%')}; "
+                if c["measured_percent"] is not None
+                else ""
+            )
+            guard = " (fluency guard flagged this dose)" if c["fluency_flagged"] else ""
+            lines.append(
+                f"- {c['claim']} — on {model} at {c['dose']}: {measured}**{c['verdict']}** "
+                f"({c['reason']}; {c['n_pairs']} of {c['n_prompts']} prompts defined){guard}."
+            )
+        lines += [
+            "",
+            f"![{model} dose-response](dose_response_{file_stem(model)}.png)",
+            "",
+            f"![{model} intervention effects](intervention_forest_{file_stem(model)}.png)",
+            "",
+        ]
+    lines += [
+        "Every condition x metric is in `interventions.csv`, the fluency guard in "
+        "`intervention_fluency.csv`, every calibration measurement in "
+        "`intervention_calibration.csv`. These verdicts are about these models at these "
+        "doses only.",
+    ]
+    return "\n".join(lines) + "\n"
