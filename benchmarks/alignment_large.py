@@ -49,7 +49,8 @@ README_CONFIGS = {
     "No Information": (0.1, 0.0, 0.01),
     "No Curvature": (0.1, 0.1, 0.0),
 }
-GRID = {"lambda_geo": [0.0, 0.1], "lambda_info": [0.0, 0.1], "lambda_curv": [0.0, 0.01]}
+#: the README's three configurations and curvature alone (a product grid: 4 candidates)
+GRID = {"lambda_geo": [0.0, 0.1], "lambda_info": [0.0, 0.1], "lambda_curv": [0.01]}
 
 
 def states_of(model: str, texts: list[str]):
