@@ -46,9 +46,24 @@ def blocks(page: Path):
 PYTHON_PAGES = [p for p in PAGES if any(b[0] == "python" for b in blocks(p))]
 
 
+@pytest.fixture
+def registries_restored():
+    """A page may register a method (docs/concepts.md shows how): the registries are put
+    back as they were after the page, so later tests see the package's own."""
+    from msma_sklearn import _registry
+    from msma_sklearn.alignment import ABLATION_CONFIGS, BASELINES
+
+    tables = [BASELINES, ABLATION_CONFIGS, _registry.SEGMENTATION_METHODS, _registry.OPERATORS]
+    saved = [dict(t) for t in tables]
+    yield
+    for table, copy in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(copy)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("page", PYTHON_PAGES, ids=lambda p: p.name)
-def test_python_blocks_run_as_written(page, tmp_path, monkeypatch):
+def test_python_blocks_run_as_written(page, tmp_path, monkeypatch, registries_restored):
     from joblib.externals.loky import get_reusable_executor
 
     monkeypatch.chdir(tmp_path)
