@@ -370,7 +370,9 @@ def _write_outputs(run_dir, config, results, sections, seconds, resumed) -> None
         f"max_length {config.max_length}, seed {config.random_state}; "
         f"{meta['seconds']} s{resumed_s}. Settings: `config.yaml`.\n"
     )
-    markdown = "\n".join([header, *sections.values()])
+    from ..report import summary_section
+
+    markdown = "\n".join([header, summary_section(results), *sections.values()])
     atomic_write_text(run_dir / "summary.md", markdown)
     write_report(run_dir, markdown, title=f"msma run {config.run_id}")
     atomic_write_text(run_dir / "reproduction.md", _reproduction(config, meta, sections))

@@ -8,11 +8,13 @@ Nothing here runs a model or decides a verdict: the sections render what
 from ._alignment import alignment_section
 from ._extraction import extraction_section
 from ._format import file_stem, layer_ranges
-from ._html import write_csvs, write_report
+from ._html import FOLD_ROWS, write_csvs, write_report
 from ._interventions import interventions_section, samples_phrase
 from ._segmentation import README_TABLE, segmentation_section
+from ._summary import summary_section
 
 __all__ = [
+    "FOLD_ROWS",
     "README_TABLE",
     "alignment_section",
     "extraction_section",
@@ -21,6 +23,7 @@ __all__ = [
     "layer_ranges",
     "samples_phrase",
     "segmentation_section",
+    "summary_section",
     "write_csvs",
     "write_report",
 ]

@@ -20,7 +20,13 @@ th { background: #f3f3f3; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.5rem 0; }
 code { background: #f5f5f5; padding: 0 0.2rem; }
 h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2rem; margin-top: 2.5rem; }
+details { margin: 0.5rem 0; }
+summary { cursor: pointer; color: #444; }
+nav.toc { background: #fafafa; border: 1px solid #eee; padding: 0.5rem 1rem; }
 """
+
+#: tables with more body rows than this are folded (``<details>``), with their size shown
+FOLD_ROWS = 12
 
 
 def _frame_csv(run_dir: Path, name: str, rows: list[dict]) -> None:
@@ -106,6 +112,19 @@ def _embed_images(body: str, run_dir: Path) -> str:
     return re.sub(r'(<img[^>]*?src=)"([^"]+\.png)"', inline, body)
 
 
+def _fold_long_tables(body: str) -> str:
+    """Each table with more than :data:`FOLD_ROWS` body rows inside ``<details>``."""
+
+    def fold(match):
+        table = match.group(0)
+        rows = table.count("<tr") - 1  # the header row
+        if rows <= FOLD_ROWS:
+            return table
+        return f"<details><summary>table of {rows} rows</summary>\n{table}\n</details>"
+
+    return re.sub(r"<table>.*?</table>", fold, body, flags=re.S)
+
+
 def write_report(run_dir: Path, markdown_text: str, *, title: str) -> Path:
     """Render the run's Markdown to one HTML file with every PNG embedded.
 
@@ -125,7 +144,14 @@ def write_report(run_dir: Path, markdown_text: str, *, title: str) -> Path:
     """
     import markdown
 
-    body = markdown.markdown(markdown_text, extensions=["tables"])
+    md = markdown.Markdown(
+        extensions=["tables", "toc"], extension_configs={"toc": {"toc_depth": "2-2"}}
+    )
+    body = _fold_long_tables(md.convert(markdown_text))
+    toc = f'<nav class="toc"><strong>Contents</strong>{md.toc}</nav>' if md.toc_tokens else ""
+    # the contents after the title and the opening paragraph (the run's settings)
+    first_h2 = body.find("<h2")
+    body = body[:first_h2] + toc + "\n" + body[first_h2:] if first_h2 != -1 else toc + body
     page = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n<body>\n"
