@@ -86,11 +86,13 @@ def alignment_ablation(
         Repetitions; seed ``s`` draws its own train/test split and seeds the
         aligner.
     test_size : float, default=0.2
+        Held-out share of the rows in each seed's split.
     map : {"orthogonal", "linear", "mlp"}, default="mlp"
         ``"mlp"`` so that the curvature term acts (it is zero for affine maps).
     scales : sequence of str, default=None
         Passed to :class:`ManifoldAligner`.
     max_iter : int, default=300
+        Epoch budget of every aligner.
     random_state : int, default=0
         Seeds are ``random_state, random_state + 1, ...``.
     return_fits : bool, default=False
@@ -159,6 +161,11 @@ def summarise_ablation(results):
     -------
     pandas.DataFrame
         Index: config (in the order given); columns: ``(metric, "mean" | "sd")``.
+
+    Parameters
+    ----------
+    results : DataFrame
+        :func:`alignment_ablation`'s output.
     """
     per_seed = results.groupby(["config", "seed", "metric"], sort=False)["value"].mean()
     table = per_seed.groupby(["config", "metric"], sort=False).agg(["mean", "std"])

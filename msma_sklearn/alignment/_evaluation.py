@@ -29,6 +29,15 @@ def paired_r2(mapped, target) -> float:
     predicting each dimension's mean, negative when worse than that. Unlike KL
     between the two clouds, it depends on which row maps to which.
 
+    Parameters
+    ----------
+    mapped, target : array-like of shape (n_rows, d)
+        Mapped sources and their paired targets, row by row.
+
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> T = np.array([[0.0, 1.0], [2.0, 3.0], [4.0, 5.0]])
@@ -48,6 +57,15 @@ def paired_r2(mapped, target) -> float:
 def retrieval_top1(mapped, target) -> float:
     """Share of rows whose nearest target row (cosine, after centring both on their
     own means) is their own pair; chance is ``1 / n_rows``.
+
+    Parameters
+    ----------
+    mapped, target : array-like of shape (n_rows, d)
+        Mapped sources and their paired targets, row by row.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -141,6 +159,18 @@ def paired_ablation(
     baselines : sequence of str, default=None
         Names in :data:`BASELINES` to fit beside the MSMA rows; None: every
         registered baseline, in registration order.
+    n_splits : int, default=10
+        Repeated random splits (``ShuffleSplit``, seed ``random_state + i``).
+    test_size : float, default=0.2
+        Held-out share of the texts in each split.
+    rows_per_dim : int, default=5
+        Training rows per PCA dimension (sets the basis's size).
+    map : {"orthogonal", "linear", "mlp"}, default="mlp"
+        The MSMA rows' map family.
+    max_iter : int, default=300
+        The MSMA rows' epoch budget.
+    random_state : int, default=0
+        Seeds the splits, the PCA and every aligner.
     pairs : list of (source, target), default=None
         The maps; default :func:`default_pairs`: the original's f_GI and f_IL
         (global -> intermediate, intermediate -> local) when the scales have
@@ -273,6 +303,16 @@ def default_pairs(names) -> list[tuple[str, str]]:
     (intermediate -> local), when ``names`` holds those three scales (the
     default of :class:`ManifoldAligner` too); otherwise each scale to the next.
 
+    Parameters
+    ----------
+    names : sequence of str
+        The scales, in layer order.
+
+    Returns
+    -------
+    list of (str, str)
+        ``(source, target)`` pairs.
+
     Examples
     --------
     >>> default_pairs(["local", "intermediate", "global"])
@@ -288,7 +328,20 @@ def default_pairs(names) -> list[tuple[str, str]]:
 
 def per_split_scores(results, metric: str):
     """Method x split table of ``metric`` from :func:`paired_ablation`'s output, each
-    split averaged over the pairs (the unit of the corrected resampled t-test)."""
+    split averaged over the pairs (the unit of the corrected resampled t-test).
+
+    Parameters
+    ----------
+    results : DataFrame
+        :func:`paired_ablation`'s output.
+    metric : str
+        A key of :data:`PAIRED_METRICS`.
+
+    Returns
+    -------
+    DataFrame
+        Index: methods; columns: splits.
+    """
     rows = results[results["metric"] == metric]
     return rows.groupby(["method", "split"], sort=False)["value"].mean().unstack("split")
 
@@ -301,6 +354,25 @@ def compare_methods(results, reference: str, others, *, metric: str = "r2", alph
     :func:`corrected_resampled_ttest`; Holm over the comparisons. Verdict:
     "supported" (reference better, Holm p < alpha), "contradicted" (the other
     better, Holm p < alpha), otherwise "inconclusive".
+
+    Parameters
+    ----------
+    results : DataFrame
+        :func:`paired_ablation`'s output (with its ``attrs``).
+    reference : str
+        The method tested for being better.
+    others : sequence of str
+        The methods it is compared with.
+    metric : str, default="r2"
+        A key of :data:`PAIRED_METRICS`.
+    alpha : float, default=0.05
+        Family-wise level (Holm over ``others``).
+
+    Returns
+    -------
+    DataFrame
+        One row per other method: means, advantage, ``t``, ``p``, ``p_holm``,
+        ``verdict``.
     """
     import pandas as pd
 

@@ -105,6 +105,7 @@ def fit_baseline(name: str, source, target):
     name : str
         A key of :data:`BASELINES`.
     source, target : array-like of shape (n_rows, d_source) and (n_rows, d_target)
+        Paired training rows.
 
     Returns
     -------

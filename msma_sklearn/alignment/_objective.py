@@ -51,6 +51,15 @@ def rotation_from_cross(cross: np.ndarray) -> np.ndarray:
     with zeros, so ``R`` is the leading block of a rotation. Used by
     :meth:`ManifoldAligner.fit` and :meth:`ManifoldAligner.fit_store` alike
     (the latter accumulates ``S^T T`` over shards).
+
+    Parameters
+    ----------
+    cross : ndarray of shape (d_in, d_out)
+        ``S^T T``.
+
+    Returns
+    -------
+    ndarray of shape (d_in, d_out)
     """
     cross = np.asarray(cross, dtype=np.float64)
     d_in, d_out = cross.shape
@@ -136,6 +145,15 @@ def pca_dimension_scores(
 def procrustes_rotation(S: np.ndarray, T: np.ndarray) -> np.ndarray:
     """Closed-form orthogonal R minimising ``||S R - T||_F`` (:func:`rotation_from_cross`).
 
+    Parameters
+    ----------
+    S, T : ndarray of shape (n, d_in) and (n, d_out)
+        Paired rows.
+
+    Returns
+    -------
+    ndarray of shape (d_in, d_out)
+
     Examples
     --------
     >>> import numpy as np
@@ -156,6 +174,16 @@ def geometry_loss(mapped: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     already normalised (``1 - r^2`` on centred data). For an orthogonal map its
     minimiser is the orthogonal Procrustes solution, which is also where every
     map family is initialised.
+
+    Parameters
+    ----------
+    mapped, target : Tensor of shape (n, d)
+        Mapped sources and their targets.
+
+    Returns
+    -------
+    Tensor
+        A scalar.
     """
     return ((mapped - target) ** 2).mean()
 
@@ -166,6 +194,11 @@ class BilinearCritic(nn.Module):
     W starts at I and the log-temperature ``c`` at 0. The scalar temperature
     (as in CLIP) lets the critic sharpen its scores in a few steps; through W
     alone, whose per-step change is bounded in norm, that takes hundreds.
+
+    Parameters
+    ----------
+    dim_a, dim_t : int
+        Widths of the mapped sources and of the targets.
     """
 
     def __init__(self, dim_a: int, dim_t: int):
@@ -175,6 +208,17 @@ class BilinearCritic(nn.Module):
         self.scale = 1.0 / math.sqrt(dim_t)
 
     def forward(self, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Scores ``(len(a), len(t))`` of every source against every target.
+
+        Parameters
+        ----------
+        a, t : Tensor of shape (n_a, dim_a) and (n_t, dim_t)
+            Mapped sources and targets.
+
+        Returns
+        -------
+        Tensor of shape (n_a, n_t)
+        """
         scale = self.scale * self.log_temperature.exp()
         return (a @ self.weight) @ t.T * scale  # (B, B) scores, positives on the diagonal
 
@@ -185,6 +229,18 @@ def infonce_bound(critic: nn.Module, a: torch.Tensor, t: torch.Tensor) -> torch.
     Row i's positive is ``t_i``; its negatives are the other targets of the
     block, i.e. targets shuffled away from their sources (minibatches are
     reshuffled every epoch). The bound is at most ``log(len(a))``.
+
+    Parameters
+    ----------
+    critic : nn.Module
+        ``critic(a, t)`` -> ``(n, n)`` scores of every source against every target.
+    a, t : Tensor of shape (n, d)
+        Mapped sources and their targets.
+
+    Returns
+    -------
+    Tensor
+        A scalar, in nats.
     """
     scores = critic(a, t)
     return math.log(a.shape[0]) + torch.diagonal(torch.log_softmax(scores, dim=1)).mean()
@@ -204,6 +260,22 @@ def information_loss(
     0 means every source identifies its target among the block and 1 means
     chance. ``normalize=False``: minus the bound in nats. Blocks of one row
     carry no information and are left out (a single-row minibatch gives 0).
+
+    Parameters
+    ----------
+    critic : nn.Module
+        The InfoNCE critic.
+    a, t : Tensor of shape (n, d)
+        Mapped sources and their targets.
+    normalize : bool, default=True
+        Scale-free form (see above) or nats.
+    candidates : int, default=INFONCE_CANDIDATES
+        Largest block: each row's negatives are the other rows of its block.
+
+    Returns
+    -------
+    Tensor
+        A scalar.
     """
     n = a.shape[0]
     n_blocks = max(1, -(-n // candidates))
@@ -226,6 +298,19 @@ def knn_graph(
     Neighbours are searched within near-equal blocks of at most ``block``
     consecutive rows (minibatches are random, so each block is a random
     subsample), which keeps the cost per row independent of the batch size.
+
+    Parameters
+    ----------
+    s : Tensor of shape (n, d)
+        The points (the source rows).
+    k : int, default=CURVATURE_NEIGHBORS
+        Neighbours per row (fewer when a block is smaller).
+    block : int, default=INFONCE_CANDIDATES
+        Largest block searched.
+
+    Returns
+    -------
+    Tensor of int64, shape (n, k)
     """
     n = s.shape[0]
     n_blocks = max(1, -(-n // block))
@@ -265,6 +350,20 @@ def mean_curvature_loss(
     and for a residual MLP at its zero start, this term has a gradient for
     every map family at the Procrustes start: the start minimises the
     residual of the points, not of their local curvature.
+
+    Parameters
+    ----------
+    mapped, target : Tensor of shape (n, d)
+        Mapped sources and their targets.
+    neighbors : Tensor of int64, shape (n, k)
+        :func:`knn_graph` of the source rows.
+    normalize : bool, default=True
+        Divide by the target's Laplacian energy (else per row and dimension).
+
+    Returns
+    -------
+    Tensor
+        A scalar.
     """
     n, k = neighbors.shape
     rows = torch.arange(n, device=neighbors.device).repeat_interleave(k)
@@ -289,6 +388,18 @@ def ot_loss(mapped: torch.Tensor, target: torch.Tensor, reg: float = 0.1) -> tor
     Costs are squared Euclidean distances divided by their mean (so ``reg`` is
     scale-free and the term is already normalised); uniform weights. Computed
     per minibatch, so the total cost grows linearly with the number of samples.
+
+    Parameters
+    ----------
+    mapped, target : Tensor of shape (n, d)
+        A minibatch of mapped points and one of targets.
+    reg : float, default=0.1
+        Entropic regularisation (relative to the mean cost).
+
+    Returns
+    -------
+    Tensor
+        A scalar.
     """
     import ot
 

@@ -62,6 +62,7 @@ def alignment_score(aligner, X, metric: str = "r2") -> float:
     Parameters
     ----------
     aligner : fitted ManifoldAligner
+        The maps to score.
     X : array-like
         Scale features of the rows to score (held-out rows, for a fair score).
     metric : str, default="r2"
@@ -120,6 +121,16 @@ class AlignmentScorer:
 
 def get_alignment_scorer(metric: str) -> AlignmentScorer:
     """The scorer for ``metric`` (a key of :data:`ALIGNMENT_METRICS`), for ``scoring=``.
+
+    Parameters
+    ----------
+    metric : str
+        A key of :data:`ALIGNMENT_METRICS`.
+
+    Returns
+    -------
+    AlignmentScorer
+        ``scorer(aligner, X, y=None)``, higher is better.
 
     Examples
     --------

@@ -58,6 +58,31 @@ class SolverSettings:
     the map moves (0: none). Training stops when the training objective (mean over the
     steps between two checks) has not dropped by more than ``tol`` (relative) for
     ``n_iter_no_change`` checks, or after ``max_iter`` epochs.
+
+    Parameters
+    ----------
+    weights : dict
+        Term (``"geo"``, ``"info"``, ``"curv"``, ``"ot"``) -> lambda.
+    family : {"orthogonal", "linear", "mlp"}, default="orthogonal"
+        The map family.
+    hidden_size : int, default=64
+        Width of the MLP's residual.
+    learning_rate : float, default=0.05
+        About how far each tensor moves per Adam step (Frobenius norm).
+    max_iter : int, default=300
+        Epoch budget.
+    tol : float, default=1e-3
+        Relative gain of the training objective that counts as progress.
+    n_iter_no_change : int, default=6
+        Checks in a row without progress that end training.
+    check_interval : int, default=5
+        Optimiser steps between two checks of the training objective.
+    critic_warmup : int, default=50
+        Steps of the InfoNCE critic alone on the start's outputs.
+    normalize_terms : bool, default=True
+        Scale-free terms (see :mod:`msma_sklearn.alignment`).
+    device : str, default="cpu"
+        Torch device.
     """
 
     weights: dict
@@ -84,7 +109,12 @@ class SolverSettings:
         )
 
     def options(self) -> dict:
-        """Every field but the weights and the family (:func:`fit_map`'s ``**settings``)."""
+        """Every field but the weights and the family (:func:`fit_map`'s ``**settings``).
+
+        Returns
+        -------
+        dict
+        """
         out = dict(vars(self))
         del out["weights"], out["family"]
         return out
@@ -94,7 +124,7 @@ class SolverSettings:
 class MapFit:
     """One fitted map and how it got there.
 
-    Attributes
+    Parameters
     ----------
     map, critic : torch.nn.Module
         On the CPU, in eval mode.
@@ -158,6 +188,21 @@ def start_matrix(
     linear part). ``"identity"``: the identity (padded or cut when the widths
     differ). ``"random"``: a Haar-random orthogonal matrix drawn from ``seed``
     (unit-RMS outputs for unit-RMS inputs, like the other starts).
+
+    Parameters
+    ----------
+    family : {"orthogonal", "linear", "mlp"}
+        The map family.
+    init : {"least_squares", "identity", "random"}
+        The start.
+    gram, cross : ndarray of shape (d_in, d_in) and (d_in, d_out)
+        ``S^T S`` and ``S^T T`` of the training rows.
+    seed : int, default=0
+        Seeds the random start.
+
+    Returns
+    -------
+    ndarray of shape (d_in, d_out)
 
     Examples
     --------
@@ -250,6 +295,7 @@ def fit_map(
         accepted checkpoints (never the untrained start). None: the last
         accepted state.
     batch_size : int, default=1024
+        Rows per minibatch (and per chunk when the objective is evaluated).
     random_state : int, default=0
         Seeds the random start, the MLP's hidden layer and the minibatch order.
     **settings
@@ -333,6 +379,25 @@ def fit_map_batches(
        last accepted state is kept.
     4. A returned map whose training objective is worse than the start's is
        replaced by the start (``returned_start``).
+
+    Parameters
+    ----------
+    start : ndarray of shape (d_in, d_out)
+        The start (:func:`start_matrix`).
+    train_batches : callable or None
+        ``train_batches(generator)`` yields one epoch of ``(s, t)`` tensors.
+    train_chunks : callable
+        ``train_chunks()`` yields fixed chunks of the training rows.
+    val_chunks : callable or None
+        The same for the validation rows (None: no validation).
+    settings : SolverSettings
+        The weights, the family and the optimiser's settings.
+    seed : int, default=0
+        Seeds the map's hidden layer and the minibatch order.
+
+    Returns
+    -------
+    MapFit
     """
     conf = settings
     w = conf.weights

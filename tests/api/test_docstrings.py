@@ -20,33 +20,6 @@ CHECKED = {"PR01", "PR02", "PR07", "RT01", "GL08"}
 
 BACKLOG = set(
     """
-    msma_sklearn.alignment.BilinearCritic
-    msma_sklearn.alignment.BilinearCritic.forward
-    msma_sklearn.alignment.MapFit
-    msma_sklearn.alignment.SolverSettings
-    msma_sklearn.alignment.SolverSettings.options
-    msma_sklearn.alignment.alignment_ablation
-    msma_sklearn.alignment.alignment_score
-    msma_sklearn.alignment.compare_methods
-    msma_sklearn.alignment.default_pairs
-    msma_sklearn.alignment.fit_baseline
-    msma_sklearn.alignment.fit_map
-    msma_sklearn.alignment.fit_map_batches
-    msma_sklearn.alignment.geometry_loss
-    msma_sklearn.alignment.get_alignment_scorer
-    msma_sklearn.alignment.infonce_bound
-    msma_sklearn.alignment.information_loss
-    msma_sklearn.alignment.knn_graph
-    msma_sklearn.alignment.mean_curvature_loss
-    msma_sklearn.alignment.ot_loss
-    msma_sklearn.alignment.paired_ablation
-    msma_sklearn.alignment.paired_r2
-    msma_sklearn.alignment.per_split_scores
-    msma_sklearn.alignment.procrustes_rotation
-    msma_sklearn.alignment.retrieval_top1
-    msma_sklearn.alignment.rotation_from_cross
-    msma_sklearn.alignment.start_matrix
-    msma_sklearn.alignment.summarise_ablation
     msma_sklearn.datasets.load_docstrings
     msma_sklearn.extraction.HiddenStateStore.feature_names
     msma_sklearn.extraction.HiddenStateStore.read_shard
