@@ -29,7 +29,8 @@ from tqdm.auto import tqdm
 
 from ..extraction._models import OFFLINE_MODELS
 from ..utils._io import atomic_path, atomic_write_text
-from ._config import ConfigError, RunConfig, load_config, run_id_problem
+from ._config import ConfigError, RunConfig, load_config
+from ._fields import run_id_problem
 from ._preflight import _preflight, text_requirements
 
 __all__ = [

@@ -330,7 +330,7 @@ def stage_intervene(config, run_dir: Path, context: dict):
     from ..datasets import load_reference_prose
     from ..plotting import plot_dose_response, plot_intervention_effects, save_figure
     from ..study import prompt_sets, run_intervention_study
-    from ._config import STEERED_MODELS
+    from ._fields import STEERED_MODELS
 
     models = [m for m in config.intervention_models if m in context.get("segmenters", {})]
     if not models:

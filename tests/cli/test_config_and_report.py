@@ -225,7 +225,9 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     for png in pngs:
         assert (run_dir / png).read_bytes()[:4] == b"\x89PNG", png
     report = (run_dir / "report.html").read_text()
-    assert report.count('src="data:image/png;base64,') == len(pngs)
+    # every figure embedded, and the summary opens with the first model's layer similarity
+    assert report.count('src="data:image/png;base64,') == len(pngs) + 1
+    assert report.index('alt="layer similarity"') < report.index('id="extraction"')
     assert "<table>" in report and "msma run r" in report
 
     # a second re-run recomputes nothing; a changed setting is refused, --restart redoes it
@@ -289,7 +291,9 @@ def test_a_local_checkpoint_runs_with_safe_names_every_figure_embedded_and_its_f
     assert pngs and all(stem in p for p in pngs)
     assert not [p for p in run_dir.rglob("*.png") if p.parent != run_dir]  # no nested folders
     report = (run_dir / "report.html").read_text()
-    assert report.count('src="data:image/png;base64,') == len(pngs)
+    # every figure embedded, and the summary opens with the first model's layer similarity
+    assert report.count('src="data:image/png;base64,') == len(pngs) + 1
+    assert report.index('alt="layer similarity"') < report.index('id="extraction"')
     assert not re.search(r'<img [^>]*src="(?!data:)', report)  # no link to a missing file
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["segment"][spec]["family"] == "gpt2"  # from the checkpoint's config
