@@ -103,6 +103,18 @@ def histogram_mi_original(X, Y, *, bins: int = 64) -> float:
     original README's numbers; use :func:`ksg_mutual_information` (on reduced
     dimensions) for the MI between representations.
 
+    Parameters
+    ----------
+    X, Y : array-like of shape (n_samples, d)
+        Same shape: coordinates are matched by row and column.
+    bins : int, default=64
+        Equal-width bins per axis.
+
+    Returns
+    -------
+    float
+        In nats, at most ``log(bins)``.
+
     Examples
     --------
     >>> x = np.random.default_rng(0).normal(size=(200, 4))
@@ -123,7 +135,9 @@ def distance_correlation(X, Y, *, max_samples: int = 1024, random_state=None) ->
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features_x)
+        One representation of the samples.
     Y : array-like of shape (n_samples, n_features_y)
+        Another representation of the same samples.
     max_samples : int, default=1024
         Above this many rows, a seeded random subsample of this size is used
         (the statistic costs O(n^2) memory).
@@ -170,6 +184,16 @@ def procrustes_disparity(X, Y) -> float:
     :func:`scipy.spatial.procrustes`'s. A narrower input is zero-padded to
     the wider one's width.
 
+    Parameters
+    ----------
+    X, Y : array-like of shape (n_samples, d_x) and (n_samples, d_y)
+        Two representations of the same samples.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
     Examples
     --------
     >>> rng = np.random.default_rng(0)
@@ -195,6 +219,18 @@ def cca_similarity_original(X, Y, *, n_components: int = 32) -> float:
     """The original MSMA code's CCA similarity: PCA each side to ``n_components``,
     then the mean canonical correlation of a CCA fitted and measured on the
     same samples (so it is optimistic; kept for like-for-like reproduction).
+
+    Parameters
+    ----------
+    X, Y : array-like of shape (n_samples, n_features)
+        Two representations of the same samples.
+    n_components : int, default=32
+        PCA dimensions per side (at most the width and n_samples - 1).
+
+    Returns
+    -------
+    float
+        Mean absolute canonical correlation, in [0, 1].
 
     Examples
     --------
@@ -222,6 +258,18 @@ def covariance_distance(X, Y, *, ridge: float = 1e-6) -> float:
     invertible linear map applied to both; 0 when the covariances agree.
     Rows need not correspond; widths must match (reduce with PCA first for
     wide states: the cost is cubic in the width).
+
+    Parameters
+    ----------
+    X, Y : array-like of shape (n_x, d) and (n_y, d)
+        Two clouds of the same width; rows need not correspond.
+    ridge : float, default=1e-6
+        Added to each covariance's diagonal (relative to Y's mean variance) so
+        both are positive definite.
+
+    Returns
+    -------
+    float
 
     Examples
     --------

@@ -21,8 +21,11 @@ def ksg_mutual_information(X, Y, *, n_neighbors: int = 3, random_state=None) -> 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features_x)
+        One variable's samples.
     Y : array-like of shape (n_samples, n_features_y)
+        The other's, row by row.
     n_neighbors : int, default=3
+        k of the k-nearest-neighbour estimator.
     random_state : int, RandomState or None
         Seeds the tiny jitter (1e-10 of each column's scale) that breaks ties
         between identical samples.

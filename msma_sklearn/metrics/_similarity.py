@@ -135,12 +135,16 @@ def linear_cka(X, Y, *, debiased: bool = True) -> float:
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features_x)
+        One representation of the samples.
     Y : array-like of shape (n_samples, n_features_y)
+        Another representation of the same samples.
     debiased : bool, default=True
+        The debiased HSIC estimator (Song et al. 2012) instead of the biased one.
 
     Returns
     -------
     float
+        1 for representations equal up to an isotropic scaling, rotation and shift.
 
     Examples
     --------

@@ -48,15 +48,8 @@ BACKLOG = set(
     msma_sklearn.load_texts
     msma_sklearn.metrics.LayerProbes
     msma_sklearn.metrics.LayerProbes.to_dict
-    msma_sklearn.metrics.cca_similarity_original
     msma_sklearn.metrics.control_labels
-    msma_sklearn.metrics.covariance_distance
-    msma_sklearn.metrics.distance_correlation
-    msma_sklearn.metrics.histogram_mi_original
-    msma_sklearn.metrics.ksg_mutual_information
-    msma_sklearn.metrics.linear_cka
     msma_sklearn.metrics.probe_layers
-    msma_sklearn.metrics.procrustes_disparity
     msma_sklearn.metrics.text.TextMetrics
     msma_sklearn.metrics.text.TextMetrics.compute
     msma_sklearn.metrics.text.distinct_n
