@@ -13,6 +13,15 @@ def similarity_costs(S: np.ndarray) -> np.ndarray:
     ``C[a, b]`` (segment ``a .. b-1``) is minus the summed similarity of all
     pairs in the segment divided by its size -- the kernel k-means objective
     restricted to contiguous clusters, with ``S`` as the kernel.
+
+    Parameters
+    ----------
+    S : ndarray of shape (n, n)
+        A symmetric similarity kernel.
+
+    Returns
+    -------
+    ndarray of shape (n + 1, n + 1)
     """
     S = np.asarray(S, dtype=np.float64)
     n = S.shape[0]
@@ -28,7 +37,18 @@ def similarity_costs(S: np.ndarray) -> np.ndarray:
 
 
 def sse_costs(values: np.ndarray) -> np.ndarray:
-    """Segment costs for a piecewise-constant least-squares fit of a 1-D sequence."""
+    """Segment costs for a piecewise-constant least-squares fit of a 1-D sequence.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+        The sequence.
+
+    Returns
+    -------
+    ndarray of shape (n + 1, n + 1)
+        ``C[a, b]``: squared error of ``values[a:b]`` about its mean.
+    """
     v = np.asarray(values, dtype=np.float64)
     n = v.size
     s1 = np.concatenate([[0.0], v.cumsum()])
@@ -51,6 +71,16 @@ def cut_costs(links: np.ndarray) -> np.ndarray:
     the first segment, so the best split cuts the weakest links; with a
     minimum segment size (``optimal_segments(min_size=...)``) it cuts the
     weakest links that leave every segment large enough.
+
+    Parameters
+    ----------
+    links : ndarray of shape (n - 1,)
+        Strength of each adjacent link.
+
+    Returns
+    -------
+    ndarray of shape (n + 1, n + 1)
+        ``C[a, b]``, the cost of the segment ``a .. b-1``.
 
     Examples
     --------
@@ -77,7 +107,9 @@ def optimal_segments(costs: np.ndarray, n_segments: int, min_size: int = 1) -> l
     costs : ndarray of shape (n + 1, n + 1)
         ``costs[a, b]``: cost of the segment ``a .. b-1``.
     n_segments : int
+        Number of segments.
     min_size : int, default=1
+        Fewest items per segment.
 
     Returns
     -------

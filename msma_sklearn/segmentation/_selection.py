@@ -32,6 +32,17 @@ __all__ = [
 def segment_labels(starts, n: int) -> np.ndarray:
     """Scale index (0..k-1) of each of ``n`` layers, from the scales' start positions.
 
+    Parameters
+    ----------
+    starts : sequence of int
+        Start positions of the scales after the first.
+    n : int
+        Number of layers.
+
+    Returns
+    -------
+    ndarray of int, shape (n,)
+
     Examples
     --------
     >>> segment_labels([2, 5], 7).tolist()
@@ -48,6 +59,15 @@ def boundary_distance(a, b) -> float:
 
     Both splits must have the same number of scales; boundary ``i`` of ``a`` is
     matched with boundary ``i`` of ``b``.
+
+    Parameters
+    ----------
+    a, b : sequence of int
+        Start positions of the scales after the first, same length.
+
+    Returns
+    -------
+    float
 
     Examples
     --------
@@ -71,6 +91,17 @@ def random_contiguous_splits(
     Every split when there are at most ``max_splits`` of them (the uniform
     distribution over contiguous splits, exactly); otherwise ``max_splits``
     drawn uniformly at random.
+
+    Parameters
+    ----------
+    n : int
+        Number of layers.
+    k : int
+        Number of scales.
+    max_splits : int, default=5000
+        Most splits returned.
+    random_state : int, RandomState or None, default=None
+        Seeds the draw when there are more than ``max_splits``.
 
     Returns
     -------
@@ -99,7 +130,7 @@ def random_contiguous_splits(
 class SplitComparison:
     """A segmentation against a reference, beside random contiguous splits.
 
-    Attributes
+    Parameters
     ----------
     ari : float
         Adjusted Rand index between the two layer labellings.
@@ -165,6 +196,14 @@ def compare_to_random_splits(
         Start positions of the scales after the first (same length).
     n : int
         Number of layers.
+    max_splits : int, default=5000
+        Random contiguous splits behind the null (all of them when fewer).
+    random_state : int, RandomState or None, default=None
+        Seeds the draw when there are more than ``max_splits``.
+
+    Returns
+    -------
+    SplitComparison
 
     Examples
     --------
@@ -200,6 +239,17 @@ def explained_similarity(S: np.ndarray, starts) -> float:
     cross-validation: boundaries from one half of the texts, ``S`` from the
     other).
 
+    Parameters
+    ----------
+    S : ndarray of shape (n, n)
+        A layer-similarity kernel (e.g. CKA).
+    starts : sequence of int
+        Start positions of the scales after the first.
+
+    Returns
+    -------
+    float
+
     Examples
     --------
     >>> S = np.kron(np.eye(2), np.ones((2, 2)))
@@ -234,7 +284,7 @@ def _toeplitz_null(S: np.ndarray) -> np.ndarray:
 class ScaleCountCurve:
     """Cross-validated evidence for each number of scales.
 
-    Attributes
+    Parameters
     ----------
     k : ndarray of int
         Numbers of scales tried (1..k_max).
@@ -256,6 +306,7 @@ class ScaleCountCurve:
         A ``best_k`` equal to the largest k tried means the curve had not
         levelled off: the data do not single out a number of scales in range.
     n_splits : int
+        Random halvings of the texts behind the means.
     """
 
     k: np.ndarray
@@ -267,7 +318,13 @@ class ScaleCountCurve:
     n_splits: int
 
     def as_rows(self) -> list[dict]:
-        """One dict per k (for tables)."""
+        """One dict per k (for tables).
+
+        Returns
+        -------
+        list of dict
+            ``k``, ``explained``, ``null``, ``gap``, ``gap_se`` per number of scales.
+        """
         return [
             {
                 "k": int(k),
@@ -307,7 +364,9 @@ def scale_count_curve(
     layer_arrays : list of ndarray of shape (n_samples, n_features)
         One (already standardised, if wanted) representation per layer.
     k_max : int, default=6
+        Largest number of scales tried.
     n_splits : int, default=10
+        Random halvings of the texts.
     min_size : int, default=1
         Minimum layers per scale.
     tol : float, default=0.01
@@ -316,7 +375,9 @@ def scale_count_curve(
         standard error alone calls gaps of 0.006 "significant" on a
         random-weight MiniLM (benchmarks/segmentation_evidence.py).
     debiased : bool, default=True
+        Debiased (True) or biased linear CKA.
     random_state : int or None
+        Seeds the halvings.
 
     Returns
     -------

@@ -64,19 +64,6 @@ BACKLOG = set(
     msma_sklearn.plotting.plot_layer_similarity
     msma_sklearn.plotting.plot_scale_count_curves
     msma_sklearn.plotting.save_figure
-    msma_sklearn.segmentation.ScaleCountCurve
-    msma_sklearn.segmentation.ScaleCountCurve.as_rows
-    msma_sklearn.segmentation.SplitComparison
-    msma_sklearn.segmentation.boundary_distance
-    msma_sklearn.segmentation.compare_to_random_splits
-    msma_sklearn.segmentation.cut_costs
-    msma_sklearn.segmentation.explained_similarity
-    msma_sklearn.segmentation.optimal_segments
-    msma_sklearn.segmentation.random_contiguous_splits
-    msma_sklearn.segmentation.scale_count_curve
-    msma_sklearn.segmentation.segment_labels
-    msma_sklearn.segmentation.similarity_costs
-    msma_sklearn.segmentation.sse_costs
     msma_sklearn.study.AlignmentClaim
     msma_sklearn.study.AlignmentClaimSpec
     msma_sklearn.study.AlignmentStudy
