@@ -75,6 +75,7 @@ def load_texts(path, *, text_column: str = "text") -> list[str]:
     Parameters
     ----------
     path : str or path-like
+        The file.
     text_column : str, default="text"
         Column (CSV) or key (JSON Lines) holding the text.
 

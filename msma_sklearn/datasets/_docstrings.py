@@ -121,8 +121,11 @@ def load_docstrings(
     Parameters
     ----------
     packages : sequence of str, default=("numpy", "scipy", "sklearn", "pandas", "matplotlib")
+        Installed packages whose public functions and classes are read.
     min_paragraphs : int, default=3
+        Fewest prose paragraphs a document keeps.
     min_words : int, default=8
+        Fewest words a paragraph needs to count.
 
     Returns
     -------

@@ -101,6 +101,11 @@ def reshape_by_layer(X, n_layers: int) -> np.ndarray:
     n_layers : int
         Number of selected layers (``len(extractor.layers_)``).
 
+    Returns
+    -------
+    ndarray of shape (n_samples, n_layers, hidden_size)
+        A view of ``X`` when it is contiguous.
+
     Examples
     --------
     >>> reshape_by_layer(np.arange(12).reshape(2, 6), 3)[1, 2]
@@ -118,7 +123,23 @@ def reshape_by_layer(X, n_layers: int) -> np.ndarray:
 # ---------------------------------------------------------------- model layout
 @dataclass(frozen=True)
 class ModelLayout:
-    """Where the transformer blocks of one stack live and how to call it."""
+    """Where the transformer blocks of one stack live and how to call it.
+
+    Parameters
+    ----------
+    stack : {"encoder", "decoder"}
+        Which stack this is.
+    module : nn.Module
+        The module whose forward runs the stack.
+    blocks : nn.ModuleList
+        Its transformer blocks, in order.
+    encoder : nn.Module or None
+        The encoder, for the decoder stack of an encoder-decoder.
+    pass_position_ids : bool
+        Whether position ids derived from the mask are passed.
+    causal : bool
+        Whether the stack attends causally.
+    """
 
     stack: str  # "encoder" or "decoder"
     module: nn.Module  # the module whose forward runs the stack
@@ -143,7 +164,19 @@ def _block_list(module: nn.Module, expected: int | None) -> nn.ModuleList:
 
 
 def resolve_layout(model: nn.Module, stack: str = "auto") -> ModelLayout:
-    """Find the stack to read in a loaded model (encoder-only, decoder-only or T5-like)."""
+    """Find the stack to read in a loaded model (encoder-only, decoder-only or T5-like).
+
+    Parameters
+    ----------
+    model : nn.Module
+        A loaded transformers model.
+    stack : {"auto", "encoder", "decoder"}, default="auto"
+        For encoder-decoders, which stack ("auto": the encoder).
+
+    Returns
+    -------
+    ModelLayout
+    """
     config = model.config
     if getattr(config, "is_encoder_decoder", False):
         stack = "encoder" if stack == "auto" else stack
@@ -276,6 +309,21 @@ def pad_batch(
 
     Vectorised: one boolean mask marks the real-token slots of every row, and
     the concatenated ids fill them in row-major order.
+
+    Parameters
+    ----------
+    seqs : list of list of int
+        Token ids per text.
+    pad_id : int
+        The padding id.
+    side : {"left", "right"}
+        Where the padding goes.
+    length : int, default=None
+        Padded length (None: the longest sequence).
+
+    Returns
+    -------
+    input_ids, attention_mask : Tensor of int64, shape (n, length)
     """
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     width = int(length if length is not None else lengths.max())
@@ -302,7 +350,19 @@ def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 
 def pad_token_id(tokenizer, model) -> int:
-    """Pad id to use; models without one (GPT-2, some Llamas) pad with EOS, masked out."""
+    """Pad id to use; models without one (GPT-2, some Llamas) pad with EOS, masked out.
+
+    Parameters
+    ----------
+    tokenizer : PreTrainedTokenizer
+        The model's tokenizer.
+    model : PreTrainedModel
+        The model (its config may name a pad id).
+
+    Returns
+    -------
+    int
+    """
     for candidate in (
         tokenizer.pad_token_id,
         getattr(model.config, "pad_token_id", None),

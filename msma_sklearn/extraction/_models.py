@@ -244,6 +244,16 @@ def model_fingerprint(model) -> str:
     forward pass (for result caches), not where they were loaded from: the
     same model saved and reloaded from another path has the same fingerprint.
     Memoised on the model object, so computed once per loaded model.
+
+    Parameters
+    ----------
+    model : PreTrainedModel
+        A loaded model.
+
+    Returns
+    -------
+    str
+        The hex digest.
     """
     cached = getattr(model, "_msma_fingerprint", None)
     if cached is not None:

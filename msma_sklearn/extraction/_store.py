@@ -97,6 +97,10 @@ class HiddenStateStore:
         """``layer{j}__{u}`` names, as :meth:`HiddenStateExtractor.get_feature_names_out`.
 
         A store written by :func:`write_array_store` returns the names it was given.
+
+        Returns
+        -------
+        ndarray of str
         """
         if "feature_names" in self.manifest:
             return np.asarray(self.manifest["feature_names"], dtype=object)
@@ -110,7 +114,17 @@ class HiddenStateStore:
         return len(self.manifest["shards"])
 
     def read_shard(self, index: int) -> np.ndarray:
-        """Shard ``index`` read into memory (freed when the caller drops it)."""
+        """Shard ``index`` read into memory (freed when the caller drops it).
+
+        Parameters
+        ----------
+        index : int
+            The shard's position, ``0 .. n_shards - 1``.
+
+        Returns
+        -------
+        ndarray of shape (n_rows_in_shard, n_features)
+        """
         return np.load(self.path / self.manifest["shards"][index]["file"])
 
     def iter_shards(self) -> Iterator[np.ndarray]:
@@ -119,7 +133,12 @@ class HiddenStateStore:
             yield np.load(self.path / shard["file"], mmap_mode="r")
 
     def to_numpy(self) -> np.ndarray:
-        """The whole store in memory (n_rows, n_features)."""
+        """The whole store in memory.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_features)
+        """
         return np.concatenate([np.asarray(s) for s in self.iter_shards()], axis=0)
 
 
@@ -176,6 +195,7 @@ def extract_to_store(texts, path, extractor, *, n_jobs=-1, scheduler=None, progr
     Parameters
     ----------
     texts : list of str
+        The texts, in order.
     path : str or path-like
         Store directory (created). If it already holds a store of the same
         texts and settings, only the shards without a valid receipt are
@@ -297,12 +317,18 @@ def write_array_store(X, path, *, shard_rows: int = 4096, feature_names=None) ->
     Parameters
     ----------
     X : array-like of shape (n_rows, n_features)
+        The rows to store.
     path : str or path-like
         A new or empty directory.
     shard_rows : int, default=4096
+        Rows per shard.
     feature_names : sequence of str, default=None
         Stored with the data (e.g. ``global__0`` ... for
         :meth:`ManifoldAligner.fit_store`); None: ``x0``, ``x1``, ...
+
+    Returns
+    -------
+    HiddenStateStore
     """
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)

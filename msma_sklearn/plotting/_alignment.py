@@ -15,6 +15,13 @@ def plot_alignment_ablation(study, *, metrics=("r2", "retrieval", "cka", "kl_sum
     One panel per metric of :data:`msma_sklearn.alignment.PAIRED_METRICS`;
     baselines in grey, MSMA rows in blue; the original-form KL on a log axis.
 
+    Parameters
+    ----------
+    study : AlignmentStudy
+        From :func:`~msma_sklearn.study.run_alignment_study`.
+    metrics : sequence of str, default=("r2", "retrieval", "cka", "kl_sum")
+        Keys of ``PAIRED_METRICS``, one panel each.
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -57,6 +64,13 @@ def plot_lambda_search(search: list[dict], name: str):
 
     ``search``: rows with ``lambda_geo, lambda_info, lambda_curv, mean_r2``
     (:attr:`AlignmentStudy.grid_search`).
+
+    Parameters
+    ----------
+    search : list of dict
+        The grid's rows.
+    name : str
+        The model, for the title.
 
     Returns
     -------

@@ -18,6 +18,13 @@ def plot_dose_response(study, *, metrics=None):
     claims' metrics): percent change against the baseline (95% CI over
     prompts) at each target KL, for the operators generated at every dose.
 
+    Parameters
+    ----------
+    study : InterventionStudy
+        From :func:`~msma_sklearn.study.run_intervention_study`.
+    metrics : sequence of str, default=None
+        The bottom row's metrics (None: the claims').
+
     Returns
     -------
     matplotlib.figure.Figure
@@ -88,6 +95,13 @@ def plot_intervention_effects(study, *, target_kl=None):
     """Forest plot of every scale x operator at one calibrated dose (default: the
     primary), one panel per metric: percent change with its 95% CI over prompts.
     Conditions flagged by the fluency guard are drawn hollow.
+
+    Parameters
+    ----------
+    study : InterventionStudy
+        From :func:`~msma_sklearn.study.run_intervention_study`.
+    target_kl : float, default=None
+        The dose drawn, in nats of next-token KL (None: the primary).
 
     Returns
     -------

@@ -17,7 +17,9 @@ def plot_scale_count_curves(curves: dict, *, ax=None, title=None):
     curves : dict of str -> ScaleCountCurve
         E.g. ``{"trained": ..., "random weights": ...}``.
     ax : matplotlib Axes, default=None
+        Drawn into a new figure if None.
     title : str, default=None
+        The axes' title.
 
     Returns
     -------
@@ -63,7 +65,9 @@ def plot_boundary_distributions(rows: list[dict], *, n_layers: int, ax=None, tit
     n_layers : int
         Hidden states 0..n_layers-1 (x axis).
     ax : matplotlib Axes, default=None
+        Drawn into a new figure if None.
     title : str, default=None
+        The axes' title.
 
     Returns
     -------

@@ -24,9 +24,11 @@ def plot_layer_similarity(segmenter, *, ax=None, title=None, compare=None):
     Parameters
     ----------
     segmenter : fitted ScaleSegmenter
+        Its ``layer_similarity_`` and boundaries are drawn.
     ax : matplotlib Axes, default=None
         Drawn into a new figure if None.
     title : str, default=None
+        The axes' title.
     compare : dict of str -> list of int, default=None
         Other boundaries to draw dashed (e.g. ``{"README": [3, 9]}``).
 
@@ -73,7 +75,17 @@ def plot_layer_similarity(segmenter, *, ax=None, title=None, compare=None):
 
 
 def save_figure(fig, path: str | Path, dpi: int = 120) -> None:
-    """Save a figure as PNG atomically, then close it."""
+    """Save a figure as PNG atomically, then close it.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure
+        Closed after saving.
+    path : str or Path
+        The PNG's path.
+    dpi : int, default=120
+        Resolution.
+    """
     from ..utils._io import atomic_path
 
     plt = _pyplot()

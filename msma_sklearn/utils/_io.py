@@ -37,6 +37,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     :func:`os.replace` is atomic on POSIX and Windows: a reader sees either the
     old file or the complete new one, never a partial write. On any exception
     the temporary file is removed and ``path`` is left untouched.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file to write (its folder is created if needed).
+
+    Yields
+    ------
+    Path
+        The temporary file to write to.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +64,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file written.
+    data : bytes
+        Its new content.
+    """
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(data)
@@ -63,12 +81,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    """Write ``text`` (UTF-8) to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file written.
+    text : str
+        Its new content.
+    """
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's content, read in 1 MiB chunks."""
+    """Hex SHA-256 of a file's content, read in 1 MiB chunks.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    str
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
@@ -81,6 +117,10 @@ def user_cache_dir() -> Path:
 
     ``$MSMA_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/msma_sklearn``, else
     ``~/.cache/msma_sklearn``. The directory is not created here.
+
+    Returns
+    -------
+    Path
     """
     env = os.environ.get("MSMA_CACHE_DIR")
     if env:

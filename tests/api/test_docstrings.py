@@ -20,18 +20,6 @@ CHECKED = {"PR01", "PR02", "PR07", "RT01", "GL08"}
 
 BACKLOG = set(
     """
-    msma_sklearn.datasets.load_docstrings
-    msma_sklearn.extraction.HiddenStateStore.feature_names
-    msma_sklearn.extraction.HiddenStateStore.read_shard
-    msma_sklearn.extraction.HiddenStateStore.to_numpy
-    msma_sklearn.extraction.ModelLayout
-    msma_sklearn.extraction.extract_to_store
-    msma_sklearn.extraction.model_fingerprint
-    msma_sklearn.extraction.pad_batch
-    msma_sklearn.extraction.pad_token_id
-    msma_sklearn.extraction.reshape_by_layer
-    msma_sklearn.extraction.resolve_layout
-    msma_sklearn.extraction.write_array_store
     msma_sklearn.interventions.DoseCalibration
     msma_sklearn.interventions.FluencyCheck
     msma_sklearn.interventions.FluencyCheck.to_dict
@@ -45,7 +33,6 @@ BACKLOG = set(
     msma_sklearn.interventions.fluency_summary
     msma_sklearn.interventions.prompt_effect
     msma_sklearn.interventions.rejudge
-    msma_sklearn.load_texts
     msma_sklearn.metrics.LayerProbes
     msma_sklearn.metrics.LayerProbes.to_dict
     msma_sklearn.metrics.control_labels
@@ -56,14 +43,6 @@ BACKLOG = set(
     msma_sklearn.metrics.text.non_alpha_share
     msma_sklearn.metrics.text.perplexity
     msma_sklearn.metrics.text.type_token_ratio
-    msma_sklearn.plotting.plot_alignment_ablation
-    msma_sklearn.plotting.plot_boundary_distributions
-    msma_sklearn.plotting.plot_dose_response
-    msma_sklearn.plotting.plot_intervention_effects
-    msma_sklearn.plotting.plot_lambda_search
-    msma_sklearn.plotting.plot_layer_similarity
-    msma_sklearn.plotting.plot_scale_count_curves
-    msma_sklearn.plotting.save_figure
     msma_sklearn.study.AlignmentClaim
     msma_sklearn.study.AlignmentClaimSpec
     msma_sklearn.study.AlignmentStudy
@@ -92,11 +71,6 @@ BACKLOG = set(
     msma_sklearn.study.run_extraction
     msma_sklearn.study.run_intervention_study
     msma_sklearn.study.run_segmentation
-    msma_sklearn.utils.atomic_path
-    msma_sklearn.utils.atomic_write_bytes
-    msma_sklearn.utils.atomic_write_text
-    msma_sklearn.utils.file_sha256
-    msma_sklearn.utils.user_cache_dir
 """.split()
 )
 
