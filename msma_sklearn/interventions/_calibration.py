@@ -25,6 +25,21 @@ class DoseCalibration:
     ``evaluations`` lists every ``(strength, mean KL)`` tried, in order;
     ``converged`` is False when the bracket or ``max_evals`` ran out (then
     ``strength`` is the closest one tried).
+
+    Parameters
+    ----------
+    parameter : str
+        The operator's strength parameter (``alpha``, ``norm``, ...).
+    strength : float
+        The calibrated value.
+    mean_kl : float
+        Its mean next-token KL, in nats.
+    target_kl : float
+        The target, in nats.
+    converged : bool
+        Whether ``mean_kl`` is within the tolerance of the target.
+    evaluations : list of (float, float)
+        Every ``(strength, mean KL)`` tried, in order.
     """
 
     parameter: str
@@ -74,6 +89,22 @@ def dose_response(intervener, prompts, strengths, *, fit_texts=None) -> list[tup
 
     ``fit_texts`` (default: the prompts) are passed to ``fit``: they set the
     scale of random translation directions.
+
+    Parameters
+    ----------
+    intervener : Intervener
+        Cloned for every strength.
+    prompts : sequence of str
+        The prompts whose next-token distributions are compared.
+    strengths : sequence of float
+        Values of the operator's strength parameter.
+    fit_texts : sequence of str, default=None
+        Passed to ``fit``; None: the prompts.
+
+    Returns
+    -------
+    list of (float, float)
+        ``(strength, mean KL in nats)``.
     """
     measure = _MeanKL(intervener, prompts, fit_texts)
     return [(float(v), measure(v)) for v in strengths]
@@ -106,6 +137,7 @@ def calibrate_dose(
         Unfitted or fitted; cloned for every strength (its other settings,
         layers included, are kept).
     prompts : sequence of str
+        The prompts whose next-token distributions are compared.
     target_kl : float
         Target mean KL(baseline || intervened) of the next token, in nats.
     upper : float
@@ -114,8 +146,13 @@ def calibrate_dose(
     tol : float, default=0.1
         Relative tolerance on the mean KL.
     max_evals : int, default=20
+        Most strengths evaluated.
     fit_texts : sequence of str, default=None
         Passed to ``fit`` (the scale of random translations); None: the prompts.
+
+    Returns
+    -------
+    DoseCalibration
     """
     return calibrate_doses(
         intervener,
@@ -144,6 +181,28 @@ def calibrate_doses(
     is measured once, so the later targets start from the bracket the
     earlier ones found. ``evaluations`` of each result lists what that
     target's search looked at (memoised values included).
+
+    Parameters
+    ----------
+    intervener : Intervener
+        Cloned for every strength.
+    prompts : sequence of str
+        The prompts whose next-token distributions are compared.
+    targets : sequence of float
+        Target mean KLs, in nats (positive).
+    upper : float
+        The strongest setting to consider.
+    tol : float, default=0.1
+        Relative tolerance on the mean KL.
+    max_evals : int, default=20
+        Most strengths evaluated per target.
+    fit_texts : sequence of str, default=None
+        Passed to ``fit``; None: the prompts.
+
+    Returns
+    -------
+    list of DoseCalibration
+        One per target, in order.
     """
     targets = [float(t) for t in targets]
     if not targets or min(targets) <= 0:

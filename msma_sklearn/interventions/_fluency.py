@@ -27,6 +27,27 @@ class FluencyCheck:
     perplexity; ``flagged`` is ``ppl_ratio > threshold``. ``defined_*`` are
     the shares of texts where perplexity is defined (a continuation of at
     least one token).
+
+    Parameters
+    ----------
+    n_texts : int
+        Continuations per side.
+    median_ppl_baseline, median_ppl_treated : float
+        Median perplexity of each side, given its prompt.
+    ppl_ratio : float
+        Treated over baseline median.
+    share_over_threshold : float
+        Share of treated texts above ``threshold`` times the baseline median.
+    distinct_2_baseline, distinct_2_treated : float
+        Median distinct-2 of each side.
+    non_alpha_baseline, non_alpha_treated : float
+        Median share of non-letter characters of each side.
+    defined_baseline, defined_treated : float
+        Share of texts whose perplexity is defined.
+    threshold : float
+        The flagging multiple.
+    flagged : bool
+        ``ppl_ratio > threshold``.
     """
 
     n_texts: int
@@ -44,6 +65,12 @@ class FluencyCheck:
     flagged: bool
 
     def to_dict(self) -> dict:
+        """Every field, JSON-able.
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
 
@@ -64,6 +91,19 @@ def fluency_summary(
 
     ``share_over_threshold`` is the share of treated texts whose perplexity
     exceeds ``threshold`` times the baseline median.
+
+    Parameters
+    ----------
+    baseline_texts, treated_texts : sequence of str
+        Continuations without and with the intervention.
+    baseline_ppl, treated_ppl : array-like of float
+        Their perplexities, in the same order.
+    threshold : float, default=2.0
+        Flag when the treated median exceeds this multiple of the baseline's.
+
+    Returns
+    -------
+    FluencyCheck
 
     Examples
     --------
@@ -123,6 +163,12 @@ def fluency_check(
         The model whose own, unmodified distribution judges fluency.
     threshold : float, default=2.0
         Flag when the median perplexity exceeds this multiple of the baseline's.
+    batch_size : int, default=16
+        Texts per forward pass.
+
+    Returns
+    -------
+    FluencyCheck
     """
     if not (len(prompts) == len(baseline_texts) == len(treated_texts)):
         raise ValueError(

@@ -1062,6 +1062,17 @@ def centred_window(layers, window: int) -> list[int]:
     """The ``window`` consecutive entries at the centre of ``layers`` (lower middle on
     a parity mismatch; all of them when the scale is smaller than the window).
 
+    Parameters
+    ----------
+    layers : sequence of int
+        A scale's hidden-state indices, in order.
+    window : int
+        How many to keep.
+
+    Returns
+    -------
+    list of int
+
     Examples
     --------
     >>> centred_window([3, 4, 5, 6, 7, 8, 9, 10], 3)

@@ -104,6 +104,33 @@ class PromptEffect:
     against half the claimed size, ``power`` the power to detect the claimed
     size at this n, and ``verdict`` one of "supported", "contradicted",
     "inconclusive" (with ``reason``).
+
+    Parameters
+    ----------
+    n_prompts, n_pairs : int
+        Prompts, and prompts where the metric is defined on both sides.
+    defined_baseline, defined_treated : float
+        Share of samples where the metric is defined, per side.
+    baseline_mean, treated_mean : float
+        Means over the defined prompts.
+    percent_change : float
+        The effect size (above).
+    ci_low, ci_high : float
+        Its bootstrap interval over prompts.
+    d_z : float
+        Paired standardised mean difference.
+    claimed_percent : float or None
+        The claim's size (None: exploratory).
+    p_claimed, p_opposite, p_smaller : float
+        One-sided p-values (above).
+    p_equivalence : float
+        TOST p-value against half the claimed size.
+    power : float
+        Power to detect the claimed size at this n.
+    verdict : str
+        "supported", "contradicted", "inconclusive" or "exploratory".
+    reason : str
+        Why, in words.
     """
 
     n_prompts: int
@@ -126,6 +153,12 @@ class PromptEffect:
     reason: str
 
     def to_dict(self) -> dict:
+        """Every field, JSON-able.
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
 
@@ -159,6 +192,7 @@ def prompt_effect(
         exploratory, a two-sided test (``p_claimed`` is two-sided) and no
         verdict beyond "exploratory".
     alpha : float, default=0.05
+        Level of every test behind the verdict.
     p_adjusted, p_adjusted_opposite, p_adjusted_smaller : float, default=None
         ``p_claimed``, ``p_opposite`` and ``p_smaller`` after a
         multiple-comparison correction over the family (Holm over the
@@ -167,6 +201,7 @@ def prompt_effect(
     n_resamples : int, default=2000
         Bootstrap resamples of prompts for the percent-change interval.
     random_state : int, RandomState or None
+        Seeds the bootstrap.
 
     Returns
     -------
@@ -278,6 +313,19 @@ def rejudge(
     Each ``p_adjusted*`` replaces the effect's raw ``p_claimed``,
     ``p_opposite`` or ``p_smaller`` (None keeps the raw one); the measurement
     itself (effect sizes, interval, power) is reused, not recomputed.
+
+    Parameters
+    ----------
+    effect : PromptEffect
+        The measured effect.
+    alpha : float, default=0.05
+        Level of every test behind the verdict.
+    p_adjusted, p_adjusted_opposite, p_adjusted_smaller : float, default=None
+        Adjusted p-values (None: the raw ones).
+
+    Returns
+    -------
+    PromptEffect
     """
     from dataclasses import replace
 

@@ -29,8 +29,11 @@ def control_labels(texts, y, *, random_state=None) -> np.ndarray:
     Parameters
     ----------
     texts : sequence of str
+        The texts.
     y : array-like of shape (n_texts,)
+        The task's labels (their classes and frequencies are drawn from).
     random_state : int or None
+        Seeds the labels of the word types.
 
     Returns
     -------
@@ -64,7 +67,7 @@ def control_labels(texts, y, *, random_state=None) -> np.ndarray:
 class LayerProbes:
     """Linear-probe accuracy per layer, with intervals and a control task.
 
-    Attributes
+    Parameters
     ----------
     accuracy : ndarray of shape (n_layers,)
         Out-of-fold accuracy (every text predicted once, by a probe that did
@@ -80,7 +83,9 @@ class LayerProbes:
     chance, control_chance : float
         Share of the most frequent class, for the task and the control.
     n_texts, folds, n_bootstrap : int
+        The design: texts, cross-validation folds, bootstrap resamples.
     confidence : float
+        Coverage of the intervals.
     """
 
     accuracy: np.ndarray
@@ -96,7 +101,13 @@ class LayerProbes:
     confidence: float
 
     def to_dict(self) -> dict:
-        """JSON-able, rounded to 4 digits."""
+        """JSON-able, rounded to 4 digits.
+
+        Returns
+        -------
+        dict
+            Every field, arrays as lists.
+        """
         return {
             "accuracy": np.round(self.accuracy, 4).tolist(),
             "accuracy_ci": np.round(self.accuracy_ci, 4).tolist(),
@@ -143,15 +154,21 @@ def probe_layers(
     Parameters
     ----------
     layer_states : array-like of shape (n_texts, n_layers, n_features)
+        Each text's state at every layer.
     y : array-like of shape (n_texts,)
+        The label probed for.
     texts : sequence of str
         The texts behind the rows (for the control task).
     folds : int, default=5
+        Stratified cross-validation folds.
     alpha : float, default=10.0
         Ridge penalty.
     n_bootstrap : int, default=1000
+        Resamples of the texts behind each interval.
     confidence : float, default=0.95
+        Coverage of the intervals.
     random_state : int, default=0
+        Seeds the folds, the control labels and the bootstrap.
 
     Returns
     -------

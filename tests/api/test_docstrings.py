@@ -20,29 +20,6 @@ CHECKED = {"PR01", "PR02", "PR07", "RT01", "GL08"}
 
 BACKLOG = set(
     """
-    msma_sklearn.interventions.DoseCalibration
-    msma_sklearn.interventions.FluencyCheck
-    msma_sklearn.interventions.FluencyCheck.to_dict
-    msma_sklearn.interventions.PromptEffect
-    msma_sklearn.interventions.PromptEffect.to_dict
-    msma_sklearn.interventions.calibrate_dose
-    msma_sklearn.interventions.calibrate_doses
-    msma_sklearn.interventions.centred_window
-    msma_sklearn.interventions.dose_response
-    msma_sklearn.interventions.fluency_check
-    msma_sklearn.interventions.fluency_summary
-    msma_sklearn.interventions.prompt_effect
-    msma_sklearn.interventions.rejudge
-    msma_sklearn.metrics.LayerProbes
-    msma_sklearn.metrics.LayerProbes.to_dict
-    msma_sklearn.metrics.control_labels
-    msma_sklearn.metrics.probe_layers
-    msma_sklearn.metrics.text.TextMetrics
-    msma_sklearn.metrics.text.TextMetrics.compute
-    msma_sklearn.metrics.text.distinct_n
-    msma_sklearn.metrics.text.non_alpha_share
-    msma_sklearn.metrics.text.perplexity
-    msma_sklearn.metrics.text.type_token_ratio
     msma_sklearn.study.AlignmentClaim
     msma_sklearn.study.AlignmentClaimSpec
     msma_sklearn.study.AlignmentStudy
