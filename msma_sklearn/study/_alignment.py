@@ -44,6 +44,23 @@ class AlignmentClaimSpec:
     re-measured in that form (reported, not tested) and tested in a paired
     form: is ``"Full MSMA"`` better than ``tested_against`` on held-out
     ``metric`` over the repeated splits?
+
+    Parameters
+    ----------
+    claim : str
+        The claim in the original README's words.
+    original_method, original_reference : str
+        The rows the original compared.
+    original_metric : str
+        The metric it was made on (a key of ``PAIRED_METRICS``).
+    claimed_range : tuple of float
+        The claimed relative change, low and high.
+    tested_against : str
+        The row Full MSMA is tested against.
+    metric : str
+        The paired metric of the test.
+    tested_form : str
+        The tested claim, in words.
     """
 
     claim: str
@@ -98,7 +115,25 @@ ALIGNMENT_CLAIMS = (
 
 @dataclass(frozen=True)
 class AlignmentClaim:
-    """A claim re-measured in its original form and tested in its paired form."""
+    """A claim re-measured in its original form and tested in its paired form.
+
+    Parameters
+    ----------
+    spec : AlignmentClaimSpec
+        The claim.
+    original_change, original_change_sd : float
+        Mean and sd over splits of the relative change, in the original form.
+    advantage : float
+        Full MSMA minus the other row on the tested metric, mean over splits.
+    t, p : float
+        The corrected resampled t-test.
+    p_holm : float
+        ``p`` after Holm over the claims.
+    verdict : str
+        "supported", "contradicted" or "inconclusive".
+    detectable : float
+        The advantage the test finds with 80% power at Holm's level.
+    """
 
     spec: AlignmentClaimSpec
     original_change: float  # mean over splits of the relative change, original form
@@ -113,7 +148,31 @@ class AlignmentClaim:
 
 @dataclass(frozen=True)
 class AlignmentStudy:
-    """Everything :func:`run_alignment_study` measured, for one model."""
+    """Everything :func:`run_alignment_study` measured, for one model.
+
+    Parameters
+    ----------
+    model : str
+        The model's name.
+    scores : DataFrame
+        :func:`~msma_sklearn.alignment.paired_ablation`'s long-format scores.
+    comparisons : DataFrame
+        Full MSMA against every other row.
+    claims : list of AlignmentClaim
+        The original's claims, judged.
+    n_splits, n_train, n_test, n_components : int
+        The design: splits, texts per side, PCA dimensions.
+    scale_layers : list of dict
+        The segmenter's scales on each split's training texts.
+    grid_search : list of dict
+        One row per λ candidate (empty: no search).
+    best_params : dict
+        The search's choice.
+    search_folds : int
+        Folds of the search (0: none).
+    standardized : bool
+        Whether each scale's units were z-scored on the training rows.
+    """
 
     model: str
     scores: object  # pandas.DataFrame from paired_ablation (long format)
@@ -130,7 +189,12 @@ class AlignmentStudy:
     standardized: bool = True  # each scale's units z-scored on the training rows
 
     def summary_frame(self):
-        """Method x metric: mean and sd over splits (each split averaged over the pairs)."""
+        """Method x metric: mean and sd over splits (each split averaged over the pairs).
+
+        Returns
+        -------
+        DataFrame
+        """
         per_split = self.scores.groupby(["method", "kind", "metric", "split"], sort=False)[
             "value"
         ].mean()
@@ -140,7 +204,12 @@ class AlignmentStudy:
     def term_shares(self) -> dict:
         """MSMA row -> mean share of the gradient norm per term, mean optimiser steps and
         mean relative change of the training predictions from the start, over maps and
-        splits (how much each term pulled, and how far the maps moved)."""
+        splits (how much each term pulled, and how far the maps moved).
+
+        Returns
+        -------
+        dict
+        """
         import pandas as pd
 
         fits = pd.DataFrame(self.scores.attrs.get("fits", []))
@@ -151,7 +220,12 @@ class AlignmentStudy:
         return {m: {k: round(float(v), 4) for k, v in row.items()} for m, row in means.iterrows()}
 
     def to_dict(self) -> dict:
-        """A JSON-able summary: design, every row's mean and sd, comparisons and claims."""
+        """A JSON-able summary: design, every row's mean and sd, comparisons and claims.
+
+        Returns
+        -------
+        dict
+        """
 
         def num(v, digits=4):
             v = float(v)
@@ -246,6 +320,19 @@ def judge_alignment_claims(scores, specs=ALIGNMENT_CLAIMS, *, alpha: float = 0.0
     "contradicted": the other better; otherwise "inconclusive" (with fewer
     than two splits always inconclusive). A claim whose methods are not in
     ``scores`` is left out.
+
+    Parameters
+    ----------
+    scores : DataFrame
+        :func:`~msma_sklearn.alignment.paired_ablation`'s output.
+    specs : sequence of AlignmentClaimSpec, default=ALIGNMENT_CLAIMS
+        The claims.
+    alpha : float, default=0.05
+        Family-wise level.
+
+    Returns
+    -------
+    list of AlignmentClaim
     """
     from ..stats import holm
 
@@ -322,11 +409,22 @@ def run_alignment_study(
     configs : dict, default=None
         MSMA rows, name -> ``(lambda_geo, lambda_info, lambda_curv)``; default
         the original ablation's rows. The baselines are always fitted.
-    n_splits, test_size : repeated ``ShuffleSplit`` design of :func:`paired_ablation`.
+    model : str, default=""
+        The model's name (for the tables).
+    n_splits, test_size : int and float, default=10 and 0.2
+        The repeated ``ShuffleSplit`` design of :func:`paired_ablation`.
     lambda_grid : dict, default=None
         ``{"lambda_geo": [...], "lambda_info": [...], "lambda_curv": [...]}``:
         a ``GridSearchCV`` over ``Pipeline([segmenter, ManifoldAligner])``
         with ``search_folds`` folds, scored by held-out r² (``None``: no search).
+    search_folds : int, default=3
+        Folds of the λ search.
+    max_iter : int, default=300
+        Epoch budget of every aligner.
+    random_state : int, default=0
+        Seeds the splits, the aligners and the search's folds.
+    n_jobs : int, default=None
+        Parallel fits of the λ search (results do not depend on it).
     standardize : bool, default=True
         Z-score every unit of every scale on the training rows (of each split,
         of each search fold) before anything is fitted, so a decoder's rogue
@@ -417,6 +515,30 @@ def lambda_search(
     its own, global -> intermediate -> local). ``standardize``: a
     ``StandardScaler`` between the two steps (every unit of every scale
     z-scored on the fold's training texts).
+
+    Parameters
+    ----------
+    states : DataFrame or array of shape (n_texts, n_states * width)
+        ``HiddenStateExtractor`` output.
+    segmenter : ScaleSegmenter
+        Cloned and refitted on each fold's training texts.
+    grid : dict
+        Aligner parameter -> candidate values.
+    folds : int, default=3
+        ``KFold`` folds (shuffled with ``random_state``).
+    random_state : int, default=0
+        Seeds the folds and the aligner.
+    n_jobs : int, default=None
+        Parallel fits.
+    pairs : list of (str, str), default=None
+        The aligner's maps.
+    standardize : bool, default=True
+        A ``StandardScaler`` between segmenter and aligner.
+
+    Returns
+    -------
+    rows : list of dict
+    best_params : dict
     """
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning

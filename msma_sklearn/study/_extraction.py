@@ -21,6 +21,29 @@ class ExtractionResult:
     (hidden state 0 = the embedding output); ``extractor`` and ``states`` (the
     fitted :class:`HiddenStateExtractor` and its output) feed the later stages
     and are left out of :meth:`to_dict`.
+
+    Parameters
+    ----------
+    model, model_type : str
+        The spec and the architecture (``config.model_type``).
+    n_layers, hidden_size : int
+        Hidden states read and their width.
+    n_texts, n_tokens : int
+        Texts and real tokens extracted.
+    load_seconds, extract_seconds : float
+        Wall time to load the model and to extract.
+    mean_state_norm : ndarray of shape (n_layers,)
+        Mean norm of each hidden state's pooled vectors.
+    sink_tokens : int
+        Leading tokens left out of pooling (the extractor's ``sink_tokens_``).
+    probes : dict
+        Label -> :class:`~msma_sklearn.metrics.LayerProbes`.
+    chance : dict
+        Label -> share of its most frequent class.
+    extractor : HiddenStateExtractor
+        The fitted extractor.
+    states : ndarray
+        Its output.
     """
 
     model: str
@@ -43,7 +66,12 @@ class ExtractionResult:
         return self.n_tokens / self.extract_seconds if self.extract_seconds > 0 else float("nan")
 
     def to_dict(self) -> dict:
-        """The JSON-able summary ``msma run`` writes (``summary.json``'s ``extract``)."""
+        """The JSON-able summary ``msma run`` writes (``summary.json``'s ``extract``).
+
+        Returns
+        -------
+        dict
+        """
         return {
             "model_type": self.model_type,
             "n_layers": self.n_layers,
@@ -67,6 +95,16 @@ def layers_above_embedding(probes) -> dict:
     Returns ``best`` (the layer of highest accuracy) and ``beyond`` (the
     layers whose interval lies wholly above layer 0's), from a
     :class:`~msma_sklearn.metrics.LayerProbes` or its ``to_dict()``.
+
+    Parameters
+    ----------
+    probes : LayerProbes or dict
+        One label's probes.
+
+    Returns
+    -------
+    dict
+        ``{"best": int, "beyond": list of int}``.
     """
     get = probes.get if isinstance(probes, dict) else lambda k: getattr(probes, k)
     acc = np.asarray(get("accuracy"), dtype=float)
@@ -96,6 +134,7 @@ def run_extraction(
     model : str
         A model spec :func:`load_model` accepts.
     texts : list of str
+        The texts.
     labels : dict of str -> array, default=None
         Label name -> one label per text; a label with one class is not probed
         (warned).
@@ -105,6 +144,8 @@ def run_extraction(
         :func:`~msma_sklearn.metrics.probe_layers` settings.
     load_seconds : float, default=None
         The model's load time if it was loaded before (else measured here).
+    verbose : int, default=1
+        The extractor's progress bar (0: none).
 
     Returns
     -------

@@ -66,20 +66,45 @@ TEXT_METRICS = tuple(m for m in TextMetrics.ALL if m not in ("distinct_1", "dist
 class InterventionDesign:
     """The settings of one intervention study; every number the report states comes from here.
 
-    Attributes
+    Parameters
     ----------
-    kinds : operators, each at its calibrated strength: ``translation`` (a
+    kinds : tuple of str
+        Operators, each at its calibrated strength: ``translation`` (a
         random unit direction per layer times ``norm`` x the layer's median
         token norm, sinks left out), ``scaling`` (alpha > 1: "amplify"),
         ``noise`` (Gaussian, sigma x each token's RMS), ``attention``
         (temperature > 1 on the attention logits).
-    target_kl : mean next-token KL (nats) each scale x operator is calibrated to.
-    primary_kl : the dose of the exploratory grid and of the claims (one of ``target_kl``).
-    dose_response_kinds : operators also generated at every other target dose.
-    window : hidden states per scale the operators act on (the centre of the scale).
-    n_prompts, n_calibration : evaluation and (disjoint) calibration prompts.
-    n_samples : sampled continuations per prompt (nucleus ``top_p``), baseline and
+    target_kl : tuple of float
+        Mean next-token KL (nats) each scale x operator is calibrated to.
+    primary_kl : float
+        The dose of the exploratory grid and of the claims (one of ``target_kl``).
+    dose_response_kinds : tuple of str
+        Operators also generated at every other target dose.
+    window : int
+        Hidden states per scale the operators act on (the centre of the scale).
+    n_prompts, n_calibration : int
+        Evaluation and (disjoint) calibration prompts.
+    prompt_words : int
+        Words per prompt.
+    n_samples : int
+        Sampled continuations per prompt (nucleus ``top_p``), baseline and
         treated sharing their seeds; averaged within the prompt before any test.
+    max_new_tokens : int
+        Tokens generated per continuation.
+    top_p : float
+        Nucleus mass of sampling.
+    calibration_tol : float
+        Relative tolerance of the calibrated KL.
+    calibration_max_evals : int
+        Most strengths the calibration evaluates per condition.
+    fluency_threshold : float
+        The fluency guard's perplexity multiple.
+    alpha : float
+        Level of every test.
+    batch_size : int
+        Prompts per forward pass.
+    random_state : int
+        Seeds prompts, directions, noise and sampling.
     """
 
     kinds: tuple = ("translation", "scaling", "noise", "attention")
@@ -117,7 +142,17 @@ class InterventionDesign:
 
     def power(self, n_claims: int = len(INTERVENTION_CLAIMS)) -> dict:
         """The design's sensitivity: the smallest d_z detected with 80% power, one-sided,
-        at alpha (one test) and at alpha / n_claims (Holm's first step)."""
+        at alpha (one test) and at alpha / n_claims (Holm's first step).
+
+        Parameters
+        ----------
+        n_claims : int, default=len(INTERVENTION_CLAIMS)
+            The family Holm corrects over.
+
+        Returns
+        -------
+        dict
+        """
         return {
             "n_prompts": self.n_prompts,
             "mde_d_z": minimum_detectable_effect(self.n_prompts, self.alpha),
@@ -130,7 +165,25 @@ class InterventionDesign:
 
 @dataclass(frozen=True)
 class Condition:
-    """One scale x operator at one calibrated dose."""
+    """One scale x operator at one calibrated dose.
+
+    Parameters
+    ----------
+    scale, kind : str
+        Where and which operator.
+    target_kl : float
+        The dose aimed at, in nats.
+    parameter : str
+        The operator's strength parameter.
+    strength : float
+        Its calibrated value.
+    calibrated_kl : float
+        The mean next-token KL it gave.
+    converged : bool
+        Whether that is within the tolerance of the target.
+    layers : tuple of int
+        The hidden states it acts on.
+    """
 
     scale: str
     kind: str
@@ -154,7 +207,17 @@ class Condition:
 
 @dataclass(frozen=True)
 class ConditionResult:
-    """A condition's generations measured against the baseline (metric -> effect)."""
+    """A condition's generations measured against the baseline.
+
+    Parameters
+    ----------
+    condition : Condition
+        The condition.
+    effects : dict
+        Metric -> PromptEffect.
+    fluency : FluencyCheck
+        The fluency guard.
+    """
 
     condition: Condition
     effects: dict
@@ -163,7 +226,27 @@ class ConditionResult:
 
 @dataclass(frozen=True)
 class ClaimResult:
-    """One of the original's claims judged at the primary dose (Holm over the claims)."""
+    """One of the original's claims judged at the primary dose (Holm over the claims).
+
+    Parameters
+    ----------
+    claim : str
+        The claim in words.
+    scale, kind, metric : str
+        Where, which operator, which text metric.
+    claimed_percent : float
+        The claimed percent change.
+    condition : Condition
+        The condition it is judged on.
+    effect : PromptEffect
+        The effect and its verdict.
+    p_holm : float
+        The claimed direction, Holm over the claims.
+    p_holm_opposite : float
+        An effect opposite to the claim, Holm over the claims.
+    p_holm_smaller : float
+        An effect smaller than half the claim, Holm over the claims.
+    """
 
     claim: str
     scale: str
@@ -179,7 +262,29 @@ class ClaimResult:
 
 @dataclass(frozen=True)
 class InterventionStudy:
-    """Everything :func:`run_intervention_study` measured, for one model."""
+    """Everything :func:`run_intervention_study` measured, for one model.
+
+    Parameters
+    ----------
+    model : str
+        The model's name.
+    design : InterventionDesign
+        The settings.
+    scale_layers : dict
+        Scale -> hidden-state indices.
+    prompts, calibration_prompts : list of str
+        Evaluation and calibration prompts.
+    calibrations : dict
+        ``(scale, kind)`` -> list of DoseCalibration, one per target KL.
+    baseline_fluency : dict
+        Median perplexity, distinct-2 and non-alpha share of the baseline.
+    conditions : list of ConditionResult
+        Every condition generated.
+    claims : list of ClaimResult
+        The original's claims, judged.
+    power : dict
+        The design's sensitivity (:meth:`InterventionDesign.power`).
+    """
 
     model: str
     design: InterventionDesign
@@ -193,7 +298,12 @@ class InterventionStudy:
     power: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        """A JSON-able summary: design, power, calibrations, fluency and claims."""
+        """A JSON-able summary: design, power, calibrations, fluency and claims.
+
+        Returns
+        -------
+        dict
+        """
 
         def num(v, digits=4):
             v = float(v)
@@ -241,7 +351,12 @@ class InterventionStudy:
         }
 
     def effects_frame(self):
-        """One row per condition x metric, with Benjamini-Hochberg q over the whole grid."""
+        """One row per condition x metric, with Benjamini-Hochberg q over the whole grid.
+
+        Returns
+        -------
+        DataFrame
+        """
         import pandas as pd
 
         rows = []
@@ -280,7 +395,12 @@ class InterventionStudy:
         return frame
 
     def fluency_frame(self):
-        """One row per condition: the fluency guard's measurements."""
+        """One row per condition: the fluency guard's measurements.
+
+        Returns
+        -------
+        DataFrame
+        """
         import pandas as pd
 
         return pd.DataFrame(
@@ -297,7 +417,12 @@ class InterventionStudy:
         )
 
     def calibration_frame(self):
-        """Every (strength, mean KL) the calibration measured, per scale x operator."""
+        """Every (strength, mean KL) the calibration measured, per scale x operator.
+
+        Returns
+        -------
+        DataFrame
+        """
         import pandas as pd
 
         rows = []
@@ -322,6 +447,17 @@ class InterventionStudy:
 def prompt_sets(texts, n_prompts: int, n_calibration: int, words: int, *, random_state=0):
     """Disjoint evaluation and calibration prompts: the first ``words`` words of texts
     longer than that, drawn without replacement in a seeded order (each text used once).
+
+    Parameters
+    ----------
+    texts : sequence of str
+        The pool.
+    n_prompts, n_calibration : int
+        Evaluation and calibration prompts.
+    words : int
+        Words per prompt.
+    random_state : int, default=0
+        Seeds the order.
 
     Returns
     -------
@@ -370,10 +506,15 @@ def run_intervention_study(
     prompts, calibration_prompts : sequence of str
         Evaluation prompts and the disjoint prompts the doses are calibrated on.
     design : InterventionDesign, default=None
+        The settings (None: the defaults).
     claims : sequence of (scale, kind, metric, claimed %, wording)
         Judged at ``design.primary_kl`` with Holm over those whose scale and kind ran.
     verbose : bool, default=True
         Progress bars.
+
+    Returns
+    -------
+    InterventionStudy
     """
     design = design or InterventionDesign()
     table = dict(getattr(scale_layers, "scale_layers_", scale_layers))

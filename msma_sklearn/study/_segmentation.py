@@ -27,6 +27,31 @@ class SegmentationResult:
     :class:`ScaleSegmenter` (left out of :meth:`to_dict`); ``used`` is the
     label of the one the later stages use; ``curves`` the scale-count curves
     (``"trained"`` or ``"this model"``, and ``"random weights"``).
+
+    Parameters
+    ----------
+    model : str
+        The model's name.
+    family : str or None
+        Its architecture family for the presets.
+    n_states : int
+        Hidden states segmented.
+    random_weights_model : bool
+        Whether the model itself has random weights.
+    attention_spans : ndarray of shape (n_states,)
+        Mean attention distance per hidden state, in tokens.
+    used : str
+        The method whose scales the later stages use.
+    fitted : dict
+        Method label -> fitted ScaleSegmenter.
+    curves : dict
+        Name -> ScaleCountCurve.
+    random_weights : dict or None
+        The random-weight twin's boundaries against the trained model's.
+    robustness : list or None
+        Boundaries under every pooling x standardisation.
+    vs_readme : dict or None
+        The boundaries against the original README's preset, beside random splits.
     """
 
     model: str
@@ -47,7 +72,12 @@ class SegmentationResult:
         return self.fitted[self.used]
 
     def to_dict(self) -> dict:
-        """The JSON-able summary ``msma run`` writes (``summary.json``'s ``segment``)."""
+        """The JSON-able summary ``msma run`` writes (``summary.json``'s ``segment``).
+
+        Returns
+        -------
+        dict
+        """
         cka = self.fitted["cka"]
         return {
             "family": self.family,
@@ -191,11 +221,17 @@ def run_segmentation(
         random-weight twin and the pooling variants are extracted.
     states : DataFrame
         ``extractor``'s output on ``texts`` (its feature names as columns).
+    texts : list of str
+        The texts behind the rows.
     family : str, default=None
         The architecture family of the original README's presets (None: the
         presets that need one are left out).
     used : str, default="cka"
         The ``segmentation.method`` whose scales the later stages use.
+    n_bootstrap : int, default=20
+        Refits on subsamples of the texts (boundary confidence, robustness).
+    random_state : int, default=0
+        Seeds every data-driven method, the nulls and the refits.
     random_weights : bool
         Also segment ``random:<model>`` (same architecture, random weights)
         with CKA and compare its boundaries with the trained model's.

@@ -1,10 +1,5 @@
 """numpydoc's own validator on every public callable: each parameter documented and
-described, a Returns section where something is returned, no undocumented method.
-
-``BACKLOG`` names the callables that do not pass yet. The test fails when one of them
-starts passing (take it off the list) and when anything else fails, so the list can
-only shrink.
-"""
+described, a Returns section where something is returned, no undocumented method."""
 
 import importlib
 import inspect
@@ -17,39 +12,6 @@ from .test_public_api import public_packages
 #: parameter not documented, unknown parameter, parameter without description, no Returns
 #: section, no docstring
 CHECKED = {"PR01", "PR02", "PR07", "RT01", "GL08"}
-
-BACKLOG = set(
-    """
-    msma_sklearn.study.AlignmentClaim
-    msma_sklearn.study.AlignmentClaimSpec
-    msma_sklearn.study.AlignmentStudy
-    msma_sklearn.study.AlignmentStudy.summary_frame
-    msma_sklearn.study.AlignmentStudy.term_shares
-    msma_sklearn.study.AlignmentStudy.to_dict
-    msma_sklearn.study.ClaimResult
-    msma_sklearn.study.Condition
-    msma_sklearn.study.ConditionResult
-    msma_sklearn.study.ExtractionResult
-    msma_sklearn.study.ExtractionResult.to_dict
-    msma_sklearn.study.InterventionDesign
-    msma_sklearn.study.InterventionDesign.power
-    msma_sklearn.study.InterventionStudy
-    msma_sklearn.study.InterventionStudy.calibration_frame
-    msma_sklearn.study.InterventionStudy.effects_frame
-    msma_sklearn.study.InterventionStudy.fluency_frame
-    msma_sklearn.study.InterventionStudy.to_dict
-    msma_sklearn.study.SegmentationResult
-    msma_sklearn.study.SegmentationResult.to_dict
-    msma_sklearn.study.judge_alignment_claims
-    msma_sklearn.study.lambda_search
-    msma_sklearn.study.layers_above_embedding
-    msma_sklearn.study.prompt_sets
-    msma_sklearn.study.run_alignment_study
-    msma_sklearn.study.run_extraction
-    msma_sklearn.study.run_intervention_study
-    msma_sklearn.study.run_segmentation
-""".split()
-)
 
 
 def public_callables():
@@ -78,13 +40,8 @@ def failures(name):
     return [f"{code}: {message}" for code, message in errors if code in CHECKED]
 
 
-def test_every_public_callable_passes_or_is_on_the_backlog():
+def test_every_public_callable_passes_numpydocs_checks():
     names = public_callables()
     assert len(names) > 150  # the walk found the API
-    failing = {n: failures(n) for n in names}
-    new = {n: f for n, f in failing.items() if f and n not in BACKLOG}
-    fixed = sorted(n for n in BACKLOG if n in failing and not failing[n])
-    gone = sorted(BACKLOG - set(failing))
-    assert not new, "\n".join(f"{n}: {f}" for n, f in new.items())
-    assert not fixed, f"these pass now; take them off BACKLOG: {fixed}"
-    assert not gone, f"not public callables any more; take them off BACKLOG: {gone}"
+    failing = {n: f for n in names if (f := failures(n))}
+    assert not failing, "\n".join(f"{n}: {f}" for n, f in failing.items())
