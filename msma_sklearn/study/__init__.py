@@ -26,7 +26,7 @@ from ._alignment import (
     run_alignment_study,
 )
 from ._extraction import ExtractionResult, layers_above_embedding, run_extraction
-from ._interventions import (
+from ._intervention_results import (
     INTERVENTION_CLAIMS,
     TEXT_METRICS,
     UPPER,
@@ -35,10 +35,8 @@ from ._interventions import (
     ConditionResult,
     InterventionDesign,
     InterventionStudy,
-    centred_window,
-    prompt_sets,
-    run_intervention_study,
 )
+from ._interventions import centred_window, prompt_sets, run_intervention_study
 from ._segmentation import SegmentationResult, run_segmentation
 
 __all__ = [
