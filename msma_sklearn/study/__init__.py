@@ -16,14 +16,12 @@ generates with sampled decoding under shared seeds, guards fluency and judges
 the original's claims with the prompt as the unit.
 """
 
-from ._alignment import (
+from ._alignment import judge_alignment_claims, lambda_search, run_alignment_study
+from ._alignment_results import (
     ALIGNMENT_CLAIMS,
     AlignmentClaim,
     AlignmentClaimSpec,
     AlignmentStudy,
-    judge_alignment_claims,
-    lambda_search,
-    run_alignment_study,
 )
 from ._extraction import ExtractionResult, layers_above_embedding, run_extraction
 from ._intervention_results import (
