@@ -20,13 +20,19 @@ from sklearn.utils.validation import check_is_fitted
 from ..utils._io import atomic_path
 from ..utils._validation import check_texts
 from ..utils._warnings import warn_user
-from ._batching import _BatchRun, _decoder_start, _pool_on, _position_limit, _shift_right
+from ._batching import (
+    _BatchRun,
+    _decoder_start,
+    _pool_on,
+    _position_limit,
+    _shift_right,
+    batch_limits,
+    length_batches,
+)
 from ._core import (
     POOLINGS,
     attention_distance,
-    batch_limits,
     drop_leading_tokens,
-    length_batches,
     pad_batch,
     pad_token_id,
     reshape_by_layer,
