@@ -138,7 +138,7 @@ def padding_ceiling(lengths, batch_size) -> tuple[float, float]:
     plain loop (input order) over (1) padded tokens of the extractor's length-sorted
     batches, (2) real tokens (no padding at all: the bound for any batching or packing).
     """
-    from msma_sklearn.extraction._core import length_batches
+    from msma_sklearn.extraction._batching import length_batches
 
     lengths = np.asarray(lengths)
     plain = sum(

@@ -4,7 +4,7 @@ Builds the SmolLM2-135M architecture with random weights (as
 ``extraction_gpu.py`` does), extracts 2,048 corpus texts twice to warm up,
 prints the wall time of ``transform`` and ``fit``, on CUDA the peak memory of one
 128 x 128 forward pass with capture and pooling per token beside
-``extraction._core.bytes_per_token``'s estimate, then one profiled
+``extraction._batching.bytes_per_token``'s estimate, then one profiled
 ``transform``: operators by CPU and by CUDA time, and Python functions by own
 time. On CUDA, ``cudaStreamSynchronize`` rows show where the host waited.
 
@@ -34,7 +34,8 @@ from msma_sklearn.datasets import load_corpus  # noqa: E402
 def _memory_check(ext, device, rows: int = 128, length: int = 128) -> None:
     """Peak memory of one forward pass with capture and pooling, per padded token,
     beside ``bytes_per_token``'s estimate (the basis of the automatic budget's cap)."""
-    from msma_sklearn.extraction._core import bytes_per_token, capture_layers, pool, resolve_layout
+    from msma_sklearn.extraction._batching import bytes_per_token
+    from msma_sklearn.extraction._core import capture_layers, pool, resolve_layout
 
     model = ext._loaded()[0]
     layers = ext.layers_.tolist()

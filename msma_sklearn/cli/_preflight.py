@@ -68,7 +68,7 @@ def _preflight(config: RunConfig) -> dict:
     for every stage) and the models (each loads; max_length fits it; each steered one
     generates text). Returns each model's load time (s)."""
     from ..extraction import load_model
-    from ..extraction._extractor import _position_limit
+    from ..extraction._batching import _position_limit
     from ..interventions._intervener import _is_generative
     from ._stages import load_run_texts, model_family
 

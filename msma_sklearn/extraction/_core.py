@@ -8,7 +8,6 @@ holds state.
 from __future__ import annotations
 
 import inspect
-import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,6 @@ __all__ = [
     "resolve_layout",
 ]
 
-logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "mean_all", "first", "cls", "last", "max")
 
@@ -471,155 +469,3 @@ def capture_layers(
     if deepest == n:
         captured[n] = out.last_hidden_state
     return captured
-
-
-#: What ``batch_size="auto"`` and ``max_batch_tokens="auto"`` resolve to, per device
-#: type: (most texts per batch, most padded tokens per batch). On a CPU 32 texts
-#: per batch measured as fast as any token budget (docs/extraction.md); an
-#: accelerator needs large batches to be busy, so the token budget decides there
-#: (docs/benchmarks.md, GPU table).
-AUTO_BATCH = {"cpu": (32, None), "accelerator": (None, 16384)}
-
-
-def batch_limits(batch_size, max_batch_tokens, device) -> tuple[int | None, int | None]:
-    """Resolve ``batch_size`` / ``max_batch_tokens`` (``"auto"`` or a number) on ``device``.
-
-    Returns ``(max_rows, max_tokens)``; ``None`` means no cap. Without any token
-    budget the rows are capped at 32, so a batch is never unbounded.
-
-    Examples
-    --------
-    >>> batch_limits("auto", "auto", torch.device("cpu"))
-    (32, None)
-    >>> batch_limits("auto", "auto", torch.device("meta"))
-    (None, 16384)
-    >>> batch_limits(8, "auto", torch.device("meta"))
-    (8, 16384)
-    """
-    key = "cpu" if torch.device(device).type == "cpu" else "accelerator"
-    rows, tokens = AUTO_BATCH[key]
-    rows = rows if batch_size == "auto" else batch_size
-    tokens = tokens if max_batch_tokens == "auto" else max_batch_tokens
-    if rows is None and tokens is None:
-        rows = AUTO_BATCH["cpu"][0]
-    return rows, tokens
-
-
-def bytes_per_token(config, n_kept: int, dtype: torch.dtype) -> int:
-    """Estimated accelerator memory one padded token needs during :func:`capture_layers`.
-
-    The ``n_kept`` captured hidden states stay alive until pooled; on top, the
-    block being run holds its feed-forward activations (three of width
-    ``intermediate_size``, for gated MLPs), about six hidden-width tensors
-    (attention projections and residuals) and the float32 copy pooling makes
-    of one state. Attention scores are not counted: the SDPA kernels keep them
-    per block of queries, not per token pair.
-
-    Examples
-    --------
-    >>> from transformers import LlamaConfig
-    >>> cfg = LlamaConfig(hidden_size=2048, intermediate_size=8192)
-    >>> bytes_per_token(cfg, n_kept=17, dtype=torch.bfloat16)
-    151552
-    """
-    text = config.get_text_config()
-    width = int(text.hidden_size)
-    inner = None
-    for name in ("intermediate_size", "n_inner", "d_ff", "ffn_dim"):
-        inner = getattr(text, name, None)
-        if inner:
-            break
-    inner = int(inner or 4 * width)
-    size = torch.empty((), dtype=dtype).element_size()
-    return size * (n_kept * width + 3 * inner + 6 * width) + 4 * width
-
-
-def memory_token_budget(per_token: int, free_bytes: int, fraction: float = 0.5) -> int:
-    """Most padded tokens per batch that fit in ``fraction`` of ``free_bytes``, rounded
-    down to a power of two, so that small changes in free memory between calls do not
-    change the batches (and with them the last bits of the states).
-
-    Examples
-    --------
-    >>> memory_token_budget(151552, 8 * 2**30)  # 28,339 fit
-    16384
-    """
-    fits = max(1, int(fraction * free_bytes) // per_token)
-    return 1 << (fits.bit_length() - 1)
-
-
-def memory_capped_budget(tokens: int, config, n_kept: int, dtype, free_bytes: int) -> int:
-    """``tokens``, lowered to :func:`memory_token_budget` of the estimated
-    :func:`bytes_per_token` when that is smaller (logged).
-
-    Examples
-    --------
-    >>> from transformers import LlamaConfig
-    >>> cfg = LlamaConfig(hidden_size=2048, intermediate_size=8192)
-    >>> memory_capped_budget(16384, cfg, 17, torch.bfloat16, 2 * 2**30)
-    4096
-    >>> memory_capped_budget(16384, cfg, 17, torch.bfloat16, 80 * 2**30)
-    16384
-    """
-    per_token = bytes_per_token(config, n_kept, dtype)
-    fits = memory_token_budget(per_token, free_bytes)
-    if fits >= tokens:
-        return tokens
-    logger.info(
-        "max_batch_tokens='auto': %d tokens, not %d, fit in half of the %.1f GiB free "
-        "(about %d bytes per token)",
-        fits,
-        tokens,
-        free_bytes / 2**30,
-        per_token,
-    )
-    return fits
-
-
-def free_memory(device: torch.device) -> int | None:
-    """Free bytes on a CUDA device (``None`` on any other device: no estimate)."""
-    if device.type != "cuda":
-        return None
-    free, _ = torch.cuda.mem_get_info(device)
-    return int(free)
-
-
-def length_batches(
-    lengths, max_rows: int | None, max_tokens: int | None = None
-) -> list[np.ndarray]:
-    """Group text indices into batches of similar length, longest first.
-
-    Texts are sorted by decreasing length (stable) and cut into consecutive
-    batches of at most ``max_rows`` texts (``None``: no cap); with ``max_tokens``, a batch also
-    stops before its padded size (rows x its longest text) would exceed the
-    budget, so batches of short texts hold more rows than batches of long
-    ones. A text longer than the budget gets a batch of its own.
-
-    Examples
-    --------
-    >>> [b.tolist() for b in length_batches([3, 9, 4, 8, 2], max_rows=2)]
-    [[1, 3], [2, 0], [4]]
-    >>> [b.tolist() for b in length_batches([3, 9, 4, 8, 2], max_rows=8, max_tokens=12)]
-    [[1], [3], [2, 0, 4]]
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    order = np.argsort(-lengths, kind="stable")
-    if (max_rows is not None and max_rows < 1) or (max_tokens is not None and max_tokens < 1):
-        raise ValueError(f"max_rows and max_tokens must be >= 1, got {max_rows}, {max_tokens}.")
-    if max_rows is None and max_tokens is None:
-        raise ValueError("length_batches needs max_rows or max_tokens (or both).")
-    max_rows = order.size if max_rows is None else max_rows
-    batches, start = [], 0
-    while start < order.size:
-        longest = max(int(lengths[order[start]]), 1)  # sorted: the first row is the longest
-        rows = max_rows if max_tokens is None else max(1, min(max_rows, max_tokens // longest))
-        batches.append(order[start : start + rows])
-        start += rows
-    return batches
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """True for an accelerator's (or the allocator's) out-of-memory error."""
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()

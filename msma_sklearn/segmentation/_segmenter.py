@@ -2,30 +2,34 @@
 
 from __future__ import annotations
 
-import re
 import warnings
-from itertools import pairwise
 from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.decomposition import PCA
-from sklearn.metrics import adjusted_rand_score
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
-from ..metrics import cka_matrix, ksg_mutual_information
+from ..metrics import cka_matrix
 from ..utils._format import layer_ranges
 from ._dp import cut_costs, optimal_segments, similarity_costs, sse_costs
 from ._layout import check_layer_width as _check_layer_width
 from ._presets import preset_scale_layers
-from ._selection import compare_to_random_splits, scale_count_curve, segment_labels
+from ._selection import scale_count_curve
+from ._steps import (
+    _groups,
+    _standardized,
+    adjacent_mi,
+    bootstrap_stability,
+    manual_groups,
+    parse_layout,
+    spans_per_state,
+)
 
 __all__ = ["ScaleSegmenter"]
 
-_NAME = re.compile(r"^layer(\d+)__(\d+)$")
 _DEFAULT_NAMES = ("local", "intermediate", "global")
 
 
@@ -263,66 +267,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ layout
     def _layout(self, n_features: int, names) -> tuple[np.ndarray, int]:
-        if self.layers is not None:
-            if isinstance(self.layers, str):  # "columns"
-                return np.arange(n_features), 1
-            idx = (
-                np.arange(int(self.layers))
-                if isinstance(self.layers, Integral)
-                else np.asarray(self.layers)
-            )
-            if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-                raise ValueError(f"layers must be an int or a list of ints, got {self.layers!r}.")
-            if n_features % idx.size:
-                raise ValueError(
-                    f"X has {n_features} features, not a multiple of the {idx.size} layers given "
-                    f"by layers={self.layers!r}."
-                )
-            if names is not None and _NAME.match(str(names[0])):  # the extractor's names
-                named = len(dict.fromkeys(_NAME.match(str(n)).group(1) for n in names))
-                if named != idx.size:
-                    raise ValueError(
-                        f"layers={self.layers!r} cuts X into {idx.size} blocks of "
-                        f"{n_features // idx.size} columns, but its feature names hold "
-                        f"{named} layers of {n_features // named}; leave layers=None to read "
-                        "the layout from the names."
-                    )
-            if np.any(np.diff(idx) <= 0) or idx.min() < 0:
-                raise ValueError(
-                    f"layers must be increasing non-negative indices, got {idx.tolist()}."
-                )
-            return idx.astype(np.int64), n_features // idx.size
-        if names is None:
-            raise ValueError(
-                "Cannot tell which columns belong to which layer: X has no feature names. "
-                "Pass a DataFrame with HiddenStateExtractor's names (e.g. "
-                "pipeline.set_output(transform='pandas')), or layers=<number of hidden states "
-                "or their indices>."
-            )
-        parsed = [_NAME.match(str(n)) for n in names]
-        bad = [str(n) for n, m in zip(names, parsed, strict=True) if m is None]
-        if bad:
-            raise ValueError(
-                f"Feature names must look like 'layer3__17' (HiddenStateExtractor output); "
-                f"got {bad[:3]}{' ...' if len(bad) > 3 else ''}. Pass layers= for other inputs."
-            )
-        layer_col = np.array([int(m.group(1)) for m in parsed])
-        unit_col = np.array([int(m.group(2)) for m in parsed])
-        uniq = list(dict.fromkeys(layer_col.tolist()))
-        hidden = n_features // len(uniq)
-        expected_layers = np.repeat(uniq, hidden)
-        expected_units = np.tile(np.arange(hidden), len(uniq))
-        if (
-            n_features % len(uniq)
-            or not np.array_equal(layer_col, expected_layers)
-            or not np.array_equal(unit_col, expected_units)
-            or np.any(np.diff(uniq) <= 0)
-        ):
-            raise ValueError(
-                "Feature names do not form equal, contiguous per-layer blocks in increasing layer "
-                f"order (layers seen: {uniq[:10]}); pass HiddenStateExtractor output unchanged."
-            )
-        return np.asarray(uniq, dtype=np.int64), hidden
+        return parse_layout(n_features, names, self.layers)
 
     # --------------------------------------------------------------------- fit
     def fit(self, X, y=None):
@@ -464,86 +409,22 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         return [[position[j] for j in s] for s in per_scale]
 
     def _manual(self, used) -> list[list[int]]:
-        if self.scale_layers is None:
-            raise ValueError("method='manual' needs scale_layers={'local': [...], ...}.")
-        if isinstance(self.scale_layers, dict):
-            if tuple(self.scale_layers) != self.scale_names_:
-                raise ValueError(
-                    f"scale_layers keys {list(self.scale_layers)} must be the scale names "
-                    f"{list(self.scale_names_)} in that order (or pass scale_names=)."
-                )
-            lists = list(self.scale_layers.values())
-        else:
-            lists = list(self.scale_layers)
-        if len(lists) != self.n_scales_:
-            raise ValueError(f"scale_layers has {len(lists)} lists but n_scales={self.n_scales}.")
-        out, seen = [], {}
-        for name, lst in zip(self.scale_names_, lists, strict=True):
-            arr = np.asarray(lst)
-            if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-                raise ValueError(f"scale {name!r}: expected a non-empty list of ints, got {lst!r}.")
-            lo, hi = 0, int(self.layers_.max())
-            out_of_range = [int(j) for j in arr if not lo <= j <= hi]
-            if out_of_range:
-                raise ValueError(f"scale {name!r}: indices {out_of_range} out of range {lo}..{hi}.")
-            for j in arr.tolist():
-                if j in seen:
-                    raise ValueError(
-                        f"Hidden state {j} is in both {seen[j]!r} and {name!r}: scales must be "
-                        "disjoint."
-                    )
-                seen[j] = name
-            if self.require_contiguous and np.any(np.diff(np.sort(arr)) != 1):
-                raise ValueError(
-                    f"scale {name!r} = {sorted(arr.tolist())} is not contiguous; pass "
-                    "require_contiguous=False to allow gaps."
-                )
-            out.append(sorted(arr.tolist()))
-        if self.require_contiguous:
-            firsts = [s[0] for s in out]
-            if firsts != sorted(firsts) or any(a[-1] > b[0] for a, b in pairwise(out)):
-                raise ValueError(
-                    f"scales {list(self.scale_names_)} must follow each other in depth order, "
-                    f"got {out}."
-                )
-        return out
+        return manual_groups(
+            self.scale_layers,
+            self.scale_names_,
+            self.n_scales_,
+            int(self.layers_.max()),
+            self.require_contiguous,
+        )
 
     def _adjacent_mi(self, layer_arrays, rng) -> np.ndarray:
-        """KSG MI between the PCA projections of adjacent layers (standardised first if
-        ``standardize``: the layer arrays arrive z-scored)."""
-        n = layer_arrays[0].shape[0]
-        if n <= self.n_neighbors + 1:
-            raise ValueError(
-                f"method='mi' needs more than {self.n_neighbors + 1} samples, got {n}."
-            )
-        reduced = []
-        for arr in layer_arrays:
-            k = min(self.n_components, arr.shape[1], n - 1)
-            pca = PCA(n_components=k, svd_solver="full")
-            reduced.append(pca.fit_transform(arr))
         seed = rng.randint(np.iinfo(np.int32).max)
-        return np.array(
-            [
-                ksg_mutual_information(a, b, n_neighbors=self.n_neighbors, random_state=seed)
-                for a, b in pairwise(reduced)
-            ]
+        return adjacent_mi(
+            layer_arrays, n_components=self.n_components, n_neighbors=self.n_neighbors, seed=seed
         )
 
     def _spans(self, used) -> np.ndarray:
-        if self.attention_spans is None:
-            raise ValueError(
-                "method='attention_span' needs attention_spans=HiddenStateExtractor(...)"
-                ".fit(texts).attention_span(texts)."
-            )
-        spans = np.asarray(self.attention_spans, dtype=float)
-        n_blocks = int(self.layers_.max())
-        if spans.ndim != 1 or spans.size != n_blocks or not np.isfinite(spans).all():
-            raise ValueError(
-                f"attention_spans must hold {n_blocks} finite values (one per block 1..{n_blocks}), "
-                f"got shape {spans.shape}."
-            )
-        per_state = np.concatenate([[0.0], spans])  # hidden state 0: embeddings, no attention
-        return per_state[used]
+        return spans_per_state(self.attention_spans, int(self.layers_.max()), used)
 
     def _store(self, groups, used) -> None:
         self.scale_layers_ = {
@@ -602,24 +483,12 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
             self.bootstrap_boundaries_ == np.asarray(self.boundaries_)[None, :]
         ).mean(axis=0)
         pos = {int(j): i for i, j in enumerate(used)}
-        fitted = [pos[b] for b in self.boundaries_]
-        refits = [[pos[int(b)] for b in row] for row in self.bootstrap_boundaries_]
-        ref_labels = segment_labels(fitted, used.size)
-        null = compare_to_random_splits(
-            fitted, fitted, used.size, random_state=rng.randint(np.iinfo(np.int32).max)
+        self.bootstrap_stability_ = bootstrap_stability(
+            [pos[b] for b in self.boundaries_],
+            [[pos[int(b)] for b in row] for row in self.bootstrap_boundaries_],
+            used.size,
+            seed=rng.randint(np.iinfo(np.int32).max),
         )
-        self.bootstrap_stability_ = {
-            "ari": float(
-                np.mean(
-                    [adjusted_rand_score(ref_labels, segment_labels(r, used.size)) for r in refits]
-                )
-            ),
-            "distance": float(np.mean(np.abs(np.asarray(refits) - np.asarray(fitted)[None, :])))
-            if fitted
-            else 0.0,
-            "null_ari": null.null_ari_mean,
-            "null_distance": null.null_distance_mean,
-        }
 
     # --------------------------------------------------------------- transform
     def transform(self, X):
@@ -696,14 +565,3 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
             layer_list = self.scale_layers_[name]
             cells.append(f"{layer_ranges(layer_list)} ({self.layer_shares_[name]:.0%})")
         return f"| {model_name} | " + " | ".join(cells) + " |"
-
-
-def _standardized(X: np.ndarray) -> np.ndarray:
-    """Every column z-scored; constant columns become 0."""
-    scale = X.std(axis=0)
-    return (X - X.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
-
-
-def _groups(starts: list[int], n: int) -> list[list[int]]:
-    bounds = [0, *starts, n]
-    return [list(range(a, b)) for a, b in pairwise(bounds)]

@@ -16,17 +16,15 @@ generates with sampled decoding under shared seeds, guards fluency and judges
 the original's claims with the prompt as the unit.
 """
 
-from ._alignment import (
+from ._alignment import judge_alignment_claims, lambda_search, run_alignment_study
+from ._alignment_results import (
     ALIGNMENT_CLAIMS,
     AlignmentClaim,
     AlignmentClaimSpec,
     AlignmentStudy,
-    judge_alignment_claims,
-    lambda_search,
-    run_alignment_study,
 )
 from ._extraction import ExtractionResult, layers_above_embedding, run_extraction
-from ._interventions import (
+from ._intervention_results import (
     INTERVENTION_CLAIMS,
     TEXT_METRICS,
     UPPER,
@@ -35,10 +33,8 @@ from ._interventions import (
     ConditionResult,
     InterventionDesign,
     InterventionStudy,
-    centred_window,
-    prompt_sets,
-    run_intervention_study,
 )
+from ._interventions import centred_window, prompt_sets, run_intervention_study
 from ._segmentation import SegmentationResult, run_segmentation
 
 __all__ = [

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from msma_sklearn import HiddenStateExtractor
-from msma_sklearn.extraction import _extractor
-from msma_sklearn.extraction._core import AUTO_BATCH, batch_limits, length_batches
+from msma_sklearn.extraction import _batching, _extractor
+from msma_sklearn.extraction._batching import AUTO_BATCH, batch_limits, length_batches
 
 
 @pytest.mark.parametrize("max_tokens", [None, 1, 7, 40, 1000])
@@ -57,13 +57,13 @@ def test_auto_batching_resolves_per_device(batch_size, max_batch_tokens, device,
 def _record_batch_sizes(monkeypatch, shapes: bool = False) -> list:
     """Rows (or ``(rows, padded length)``) of every forward pass the extractor makes."""
     seen = []
-    real = _extractor.capture_layers
+    real = _batching.capture_layers
 
     def capture(layout, input_ids, *args, **kwargs):
         seen.append(tuple(input_ids.shape) if shapes else input_ids.shape[0])
         return real(layout, input_ids, *args, **kwargs)
 
-    monkeypatch.setattr(_extractor, "capture_layers", capture)
+    monkeypatch.setattr(_batching, "capture_layers", capture)
     return seen
 
 
@@ -95,7 +95,7 @@ def test_token_budget_gives_the_same_states(name, stack, pooling, texts):
 
 
 def _oom_above(monkeypatch, rows: int):
-    real = _extractor.capture_layers
+    real = _batching.capture_layers
     seen = []
 
     def capture(layout, input_ids, *args, **kwargs):
@@ -104,7 +104,7 @@ def _oom_above(monkeypatch, rows: int):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(layout, input_ids, *args, **kwargs)
 
-    monkeypatch.setattr(_extractor, "capture_layers", capture)
+    monkeypatch.setattr(_batching, "capture_layers", capture)
     return seen
 
 
@@ -131,7 +131,7 @@ def test_other_errors_are_not_retried(monkeypatch, texts):
     def broken(*args, **kwargs):
         raise RuntimeError("shape mismatch")
 
-    monkeypatch.setattr(_extractor, "capture_layers", broken)
+    monkeypatch.setattr(_batching, "capture_layers", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         ext.transform(texts)
 
@@ -293,7 +293,7 @@ def test_shards_in_one_process_run_as_one_pipeline(monkeypatch, texts):
 
 def test_bytes_per_token_reads_each_architecture_s_widths():
     from msma_sklearn.extraction import load_model
-    from msma_sklearn.extraction._core import bytes_per_token
+    from msma_sklearn.extraction._batching import bytes_per_token
 
     gpt2 = load_model("tiny-gpt2")[0].config  # n_inner unset: 4 x hidden
     h = gpt2.hidden_size
@@ -306,16 +306,15 @@ def test_bytes_per_token_reads_each_architecture_s_widths():
 
 
 def test_auto_budget_is_capped_by_free_memory_and_a_set_budget_is_not(monkeypatch, texts):
-    from msma_sklearn.extraction import _core
-    from msma_sklearn.extraction._core import bytes_per_token
+    from msma_sklearn.extraction._batching import bytes_per_token
 
     many = texts * 4
     ext = HiddenStateExtractor("tiny-gpt2", batch_size="auto").fit(many)
     expected = ext.transform(many)
     per_token = bytes_per_token(ext._loaded()[0].config, len(ext.layers_), torch.float32)
     # pretend the device has a budget and memory for 40 tokens in half its free bytes
-    monkeypatch.setitem(_core.AUTO_BATCH, "cpu", (None, 16384))
-    monkeypatch.setattr(_extractor, "free_memory", lambda device: 2 * 40 * per_token)
+    monkeypatch.setitem(_batching.AUTO_BATCH, "cpu", (None, 16384))
+    monkeypatch.setattr(_batching, "free_memory", lambda device: 2 * 40 * per_token)
     seen = _record_batch_sizes(monkeypatch, shapes=True)
     np.testing.assert_allclose(ext.transform(many), expected, atol=1e-5, rtol=0)
     assert max(rows * width for rows, width in seen if rows > 1) <= 40

@@ -1,0 +1,424 @@
+"""The intervention study's design and typed results: the settings, every condition at
+its calibrated dose, the claims as judged, and their tables."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .._registry import OPERATORS
+from ..interventions import FluencyCheck, PromptEffect
+from ..metrics.text import TextMetrics
+from ..stats import benjamini_hochberg, minimum_detectable_effect
+
+__all__ = [
+    "INTERVENTION_CLAIMS",
+    "TEXT_METRICS",
+    "UPPER",
+    "ClaimResult",
+    "Condition",
+    "ConditionResult",
+    "InterventionDesign",
+    "InterventionStudy",
+]
+
+#: The original README's GPT-2 claims: (scale, operator, metric, claimed % change, wording).
+#: "amplify" is scaling with alpha > 1; each claim has one pre-registered metric.
+INTERVENTION_CLAIMS = (
+    ("global", "scaling", "mtld", 7.4, "+7.4% lexical diversity"),
+    ("global", "scaling", "coherence", -24.0, "-24% coherence"),
+    ("intermediate", "scaling", "sentence_count", 25.0, "+25% sentence count"),
+    ("intermediate", "scaling", "mean_sentence_length", -19.0, "-19% mean sentence length"),
+    ("local", "scaling", "ttr", 34.0, "+34% lexical variation"),
+)
+
+#: the strongest setting the calibration considers, per operator (its own parameter)
+UPPER = {o.kind: o.upper for o in OPERATORS.values()}
+
+#: every text metric except the distinct-n counts (TTR and MTLD already cover diversity;
+#: distinct-2 is part of the fluency check)
+TEXT_METRICS = tuple(m for m in TextMetrics.ALL if m not in ("distinct_1", "distinct_2"))
+
+
+@dataclass(frozen=True)
+class InterventionDesign:
+    """The settings of one intervention study; every number the report states comes from here.
+
+    Parameters
+    ----------
+    kinds : tuple of str
+        Operators, each at its calibrated strength: ``translation`` (a
+        random unit direction per layer times ``norm`` x the layer's median
+        token norm, sinks left out), ``scaling`` (alpha > 1: "amplify"),
+        ``noise`` (Gaussian, sigma x each token's RMS), ``attention``
+        (temperature > 1 on the attention logits).
+    target_kl : tuple of float
+        Mean next-token KL (nats) each scale x operator is calibrated to.
+    primary_kl : float
+        The dose of the exploratory grid and of the claims (one of ``target_kl``).
+    dose_response_kinds : tuple of str
+        Operators also generated at every other target dose.
+    window : int
+        Hidden states per scale the operators act on (the centre of the scale).
+    n_prompts, n_calibration : int
+        Evaluation and (disjoint) calibration prompts.
+    prompt_words : int
+        Words per prompt.
+    n_samples : int
+        Sampled continuations per prompt (nucleus ``top_p``), baseline and
+        treated sharing their seeds; averaged within the prompt before any test.
+    max_new_tokens : int
+        Tokens generated per continuation.
+    top_p : float
+        Nucleus mass of sampling.
+    calibration_tol : float
+        Relative tolerance of the calibrated KL.
+    calibration_max_evals : int
+        Most strengths the calibration evaluates per condition.
+    fluency_threshold : float
+        The fluency guard's perplexity multiple.
+    alpha : float
+        Level of every test.
+    batch_size : int
+        Prompts per forward pass.
+    random_state : int
+        Seeds prompts, directions, noise and sampling.
+    """
+
+    kinds: tuple = ("translation", "scaling", "noise", "attention")
+    target_kl: tuple = (0.1, 0.3, 1.0)
+    primary_kl: float = 0.3
+    dose_response_kinds: tuple = ("scaling",)
+    window: int = 3
+    n_prompts: int = 32
+    n_calibration: int = 16
+    prompt_words: int = 24
+    n_samples: int = 2
+    max_new_tokens: int = 64
+    top_p: float = 0.95
+    calibration_tol: float = 0.15
+    calibration_max_evals: int = 8
+    fluency_threshold: float = 2.0
+    alpha: float = 0.05
+    batch_size: int = 32
+    random_state: int = 0
+
+    def __post_init__(self):
+        kinds = {o.kind for o in OPERATORS.values()}
+        bad = [k for k in self.kinds if k not in kinds]
+        if bad or not self.kinds:
+            raise ValueError(f"kinds must be among {sorted(kinds)}, got {list(self.kinds)}.")
+        if self.primary_kl not in self.target_kl:
+            raise ValueError(
+                f"primary_kl={self.primary_kl} must be one of target_kl={list(self.target_kl)}."
+            )
+        if min(self.target_kl) <= 0:
+            raise ValueError(f"target_kl must be positive, got {list(self.target_kl)}.")
+        for name in ("window", "n_prompts", "n_calibration", "n_samples", "max_new_tokens"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+
+    def power(self, n_claims: int = len(INTERVENTION_CLAIMS)) -> dict:
+        """The design's sensitivity: the smallest d_z detected with 80% power, one-sided,
+        at alpha (one test) and at alpha / n_claims (Holm's first step).
+
+        Parameters
+        ----------
+        n_claims : int, default=len(INTERVENTION_CLAIMS)
+            The family Holm corrects over.
+
+        Returns
+        -------
+        dict
+        """
+        return {
+            "n_prompts": self.n_prompts,
+            "mde_d_z": minimum_detectable_effect(self.n_prompts, self.alpha),
+            "mde_d_z_holm": minimum_detectable_effect(self.n_prompts, self.alpha / n_claims),
+            "alpha": self.alpha,
+            "n_claims": n_claims,
+            "power": 0.8,
+        }
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One scale x operator at one calibrated dose.
+
+    Parameters
+    ----------
+    scale, kind : str
+        Where and which operator.
+    target_kl : float
+        The dose aimed at, in nats.
+    parameter : str
+        The operator's strength parameter.
+    strength : float
+        Its calibrated value.
+    calibrated_kl : float
+        The mean next-token KL it gave.
+    converged : bool
+        Whether that is within the tolerance of the target.
+    layers : tuple of int
+        The hidden states it acts on.
+    """
+
+    scale: str
+    kind: str
+    target_kl: float
+    parameter: str
+    strength: float
+    calibrated_kl: float
+    converged: bool
+    layers: tuple
+
+    @property
+    def dose(self) -> str:
+        """The dose in words: the operator's setting, the KL it gave and where it acts."""
+        span = f"{self.layers[0]}-{self.layers[-1]}" if len(self.layers) > 1 else self.layers[0]
+        reached = "" if self.converged else f", target {self.target_kl:g} not reached"
+        return (
+            f"{self.kind} {self.parameter}={self.strength:.3g} on hidden states {span} "
+            f"(next-token KL {self.calibrated_kl:.2g} nats{reached})"
+        )
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    """A condition's generations measured against the baseline.
+
+    Parameters
+    ----------
+    condition : Condition
+        The condition.
+    effects : dict
+        Metric -> PromptEffect.
+    fluency : FluencyCheck
+        The fluency guard.
+    """
+
+    condition: Condition
+    effects: dict
+    fluency: FluencyCheck
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One of the original's claims judged at the primary dose (Holm over the claims).
+
+    Parameters
+    ----------
+    claim : str
+        The claim in words.
+    scale, kind, metric : str
+        Where, which operator, which text metric.
+    claimed_percent : float
+        The claimed percent change.
+    condition : Condition
+        The condition it is judged on.
+    effect : PromptEffect
+        The effect and its verdict.
+    p_holm : float
+        The claimed direction, Holm over the claims.
+    p_holm_opposite : float
+        An effect opposite to the claim, Holm over the claims.
+    p_holm_smaller : float
+        An effect smaller than half the claim, Holm over the claims.
+    """
+
+    claim: str
+    scale: str
+    kind: str
+    metric: str
+    claimed_percent: float
+    condition: Condition
+    effect: PromptEffect
+    p_holm: float  # the claimed direction, Holm over the claims
+    p_holm_opposite: float = math.nan  # effect opposite to the claim
+    p_holm_smaller: float = math.nan  # effect smaller than half the claim
+
+
+@dataclass(frozen=True)
+class InterventionStudy:
+    """Everything :func:`run_intervention_study` measured, for one model.
+
+    Parameters
+    ----------
+    model : str
+        The model's name.
+    design : InterventionDesign
+        The settings.
+    scale_layers : dict
+        Scale -> hidden-state indices.
+    prompts, calibration_prompts : list of str
+        Evaluation and calibration prompts.
+    calibrations : dict
+        ``(scale, kind)`` -> list of DoseCalibration, one per target KL.
+    baseline_fluency : dict
+        Median perplexity, distinct-2 and non-alpha share of the baseline.
+    conditions : list of ConditionResult
+        Every condition generated.
+    claims : list of ClaimResult
+        The original's claims, judged.
+    power : dict
+        The design's sensitivity (:meth:`InterventionDesign.power`).
+    """
+
+    model: str
+    design: InterventionDesign
+    scale_layers: dict
+    prompts: list
+    calibration_prompts: list
+    calibrations: dict  # (scale, kind) -> list[DoseCalibration], one per target KL
+    baseline_fluency: dict  # median perplexity, distinct-2, non-alpha share of the baseline
+    conditions: list  # list[ConditionResult]
+    claims: list  # list[ClaimResult]
+    power: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """A JSON-able summary: design, power, calibrations, fluency and claims.
+
+        Returns
+        -------
+        dict
+        """
+
+        def num(v, digits=4):
+            v = float(v)
+            return round(v, digits) if math.isfinite(v) else None
+
+        return {
+            "model": self.model,
+            "design": asdict(self.design),
+            "power": {k: num(v) if isinstance(v, float) else v for k, v in self.power.items()},
+            "scales": self.scale_layers,
+            "prompts": self.prompts,
+            "calibration_prompts": self.calibration_prompts,
+            "baseline_fluency": {k: num(v) for k, v in self.baseline_fluency.items()},
+            "conditions": [
+                {
+                    **{k: v for k, v in asdict(r.condition).items()},
+                    "dose": r.condition.dose,
+                    "fluency_ppl_ratio": num(r.fluency.ppl_ratio),
+                    "fluency_flagged": r.fluency.flagged,
+                }
+                for r in self.conditions
+            ],
+            "claims": [
+                {
+                    "claim": c.claim,
+                    "metric": c.metric,
+                    "dose": c.condition.dose,
+                    "verdict": c.effect.verdict,
+                    "reason": c.effect.reason,
+                    "n_prompts": c.effect.n_prompts,
+                    "n_pairs": c.effect.n_pairs,
+                    "measured_percent": num(c.effect.percent_change, 2),
+                    "ci": [num(c.effect.ci_low, 2), num(c.effect.ci_high, 2)],
+                    "d_z": num(c.effect.d_z, 3),
+                    "p_holm": num(c.p_holm),
+                    "p_holm_opposite": num(c.p_holm_opposite),
+                    "p_holm_smaller": num(c.p_holm_smaller),
+                    "power": num(c.effect.power, 3),
+                    "fluency_flagged": next(
+                        r.fluency.flagged for r in self.conditions if r.condition == c.condition
+                    ),
+                }
+                for c in self.claims
+            ],
+        }
+
+    def effects_frame(self):
+        """One row per condition x metric, with Benjamini-Hochberg q over the whole grid.
+
+        Returns
+        -------
+        DataFrame
+        """
+        import pandas as pd
+
+        rows = []
+        for result in self.conditions:
+            c = result.condition
+            for metric, e in result.effects.items():
+                rows.append(
+                    {
+                        "scale": c.scale,
+                        "kind": c.kind,
+                        "target_kl": c.target_kl,
+                        "strength": c.strength,
+                        "calibrated_kl": c.calibrated_kl,
+                        "converged": c.converged,
+                        "metric": metric,
+                        "n_prompts": e.n_prompts,
+                        "n_pairs": e.n_pairs,
+                        "defined_baseline": e.defined_baseline,
+                        "defined_treated": e.defined_treated,
+                        "baseline_mean": e.baseline_mean,
+                        "treated_mean": e.treated_mean,
+                        "percent_change": e.percent_change,
+                        "ci_low": e.ci_low,
+                        "ci_high": e.ci_high,
+                        "d_z": e.d_z,
+                        "p": e.p_claimed,
+                        "ppl_ratio": result.fluency.ppl_ratio,
+                        "fluency_flagged": result.fluency.flagged,
+                    }
+                )
+        frame = pd.DataFrame(rows)  # never empty: every design has a condition
+        valid = frame["p"].notna()
+        frame["q_bh"] = np.nan
+        if valid.any():
+            frame.loc[valid, "q_bh"] = benjamini_hochberg(frame.loc[valid, "p"])
+        return frame
+
+    def fluency_frame(self):
+        """One row per condition: the fluency guard's measurements.
+
+        Returns
+        -------
+        DataFrame
+        """
+        import pandas as pd
+
+        return pd.DataFrame(
+            [
+                {
+                    "scale": r.condition.scale,
+                    "kind": r.condition.kind,
+                    "target_kl": r.condition.target_kl,
+                    "strength": r.condition.strength,
+                    **asdict(r.fluency),
+                }
+                for r in self.conditions
+            ]
+        )
+
+    def calibration_frame(self):
+        """Every (strength, mean KL) the calibration measured, per scale x operator.
+
+        Returns
+        -------
+        DataFrame
+        """
+        import pandas as pd
+
+        rows = []
+        for (scale, kind), cals in self.calibrations.items():
+            seen = set()
+            for cal in cals:
+                for strength, kl in cal.evaluations:
+                    if strength not in seen:
+                        seen.add(strength)
+                        rows.append(
+                            {
+                                "scale": scale,
+                                "kind": kind,
+                                "parameter": cal.parameter,
+                                "strength": strength,
+                                "mean_kl": kl,
+                            }
+                        )
+        return pd.DataFrame(rows).sort_values(["scale", "kind", "strength"], ignore_index=True)
