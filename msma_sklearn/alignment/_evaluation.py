@@ -376,7 +376,7 @@ def compare_methods(results, reference: str, others, *, metric: str = "r2", alph
     """
     import pandas as pd
 
-    from ..stats import holm
+    from ..stats import decide, holm
 
     higher = PAIRED_METRICS[metric][2]
     per_split = per_split_scores(results, metric)
@@ -406,12 +406,15 @@ def compare_methods(results, reference: str, others, *, metric: str = "r2", alph
     frame["p_holm"] = np.nan
     if finite.any():
         frame.loc[finite, "p_holm"] = holm(frame.loc[finite, "p"].to_numpy())
-    shown = frame["p_holm"] < alpha
-    frame["verdict"] = np.where(
-        shown & (frame["mean_advantage"] > 0),
-        "supported",
-        np.where(shown & (frame["mean_advantage"] < 0), "contradicted", "inconclusive"),
-    )
+    # the one judge's rule, two-sided: the Holm p speaks for the side the mean is on
+    frame["verdict"] = [
+        decide(
+            ph if adv > 0 else 1.0 if np.isfinite(ph) else np.nan,
+            ph if adv < 0 else 1.0,
+            alpha=alpha,
+        )[0]
+        for ph, adv in zip(frame["p_holm"], frame["mean_advantage"], strict=True)
+    ]
     return frame
 
 

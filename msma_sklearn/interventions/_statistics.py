@@ -16,7 +16,7 @@ import numpy as np
 from scipy import stats
 from sklearn.utils import check_random_state
 
-from ..stats import paired_power, tost_paired
+from ..stats import decide, paired_power, tost_paired
 
 __all__ = [
     "MIN_PAIRS",
@@ -336,21 +336,17 @@ def rejudge(
     p_judge_opp = pick(p_adjusted_opposite, effect.p_opposite)
     p_judge_small = pick(p_adjusted_smaller, effect.p_smaller)
     word = "Holm p" if p_adjusted is not None else "p"
-    half = abs(effect.claimed_percent) / 2
-    if p_judge_opp < alpha:
-        verdict = "contradicted"
-        reason = f"effect opposite to the claim ({word} = {p_judge_opp:.3g})"
-    elif p_judge_small < alpha:
-        verdict = "contradicted"
-        reason = (
-            f"effect smaller than half the claimed size, {half:g}% ({word} = {p_judge_small:.3g})"
-        )
-        if effect.p_equivalence < alpha:
-            reason += f"; within ±{half:g}% of zero (TOST p = {effect.p_equivalence:.3g})"
-    elif p_judge < alpha:
-        verdict, reason = "supported", f"effect in the claimed direction ({word} = {p_judge:.3g})"
-    else:
-        verdict = "inconclusive"
+    verdict, reason = decide(
+        p_judge,
+        p_judge_opp,
+        p_judge_small,
+        effect.p_equivalence,
+        alpha=alpha,
+        half=abs(effect.claimed_percent) / 2,
+        word=word,
+        unit="%",
+    )
+    if verdict == "inconclusive":
         reason = f"no test rejects; power {effect.power:.0%} at the claimed size"
     return replace(effect, verdict=verdict, reason=reason)
 

@@ -89,16 +89,22 @@ def alignment_section(config, results) -> str:
             )
         lines += [
             "",
-            "The original README's claims on this model: each re-measured in its original "
-            "form (the relative change on the original metric, mean ± sd over splits; "
-            "reported, not tested: the original metrics ignore which text maps to which) "
-            "and tested in a paired form (held-out r², Holm over the claims; 'detectable': "
-            "the advantage the test finds with 80% power at Holm's first step, from the "
-            "spread over splits):",
+            "The original README's claims on this model, each judged twice by the one "
+            "judge (`msma_sklearn.stats.judge_claims`: corrected resampled t-test over the "
+            "splits, one-sided tests Holm-adjusted over the claims of each form). The "
+            "original form: the relative change on the original metric (mean ± sd over "
+            "splits) against the claimed size (the end of the claimed range nearest zero); "
+            "'contradicted' when shown opposite to the claim or smaller than half of it. "
+            "The paired form: held-out r² of Full MSMA against a comparator, a direction "
+            "without a size; 'detectable': the advantage the test finds with 80% power at "
+            "Holm's first step. 'Power' is the original form's chance of 'supported' at the "
+            "claimed size at Holm's first step; 'false contradiction' its chance of "
+            "'contradicted' if the true change were zero (at the family's level):",
             "",
-            "| claim | original form: claimed, measured | paired form tested | advantage "
-            "(r²) | detectable | Holm p | verdict |",
-            "|---|---|---|---:|---:|---:|---|",
+            "| claim | original form: claimed; measured | verdict (power, false "
+            "contradiction) | paired form tested | advantage (r²) | detectable | Holm p "
+            "| verdict |",
+            "|---|---|---|---|---:|---:|---:|---|",
         ]
         for c in r["claims"]:
             lo, hi = c["claimed_range"]
@@ -108,8 +114,15 @@ def alignment_section(config, results) -> str:
                 if c["original_change"] is None
                 else f"{c['original_change']:+.1%} ± {(c['original_change_sd'] or 0):.1%}"
             )
+            original = c.get("original_verdict") or "–"
+            if c.get("original_verdict"):
+                original = (
+                    f"{original} ({fmt_optional(c.get('original_power'), '.0%')}, "
+                    f"{fmt_optional(c.get('original_false_contradiction'), '.0%')})"
+                )
             lines.append(
                 f"| {c['claim']} | {c['original_metric']}: {claimed}; {measured} "
+                f"| {original} "
                 f"| {c['tested_form']} | {fmt_optional(c['advantage'], '+.4f')} "
                 f"| {fmt_optional(c['detectable'], '.4f')} "
                 f"| {fmt_optional(c['p_holm'], '.2g')} | **{c['verdict']}** on {name} |"

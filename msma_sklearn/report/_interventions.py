@@ -145,7 +145,9 @@ def interventions_section(results, studies, effects) -> str:
             "than half of it), each Holm-adjusted over the claims; 'supported' when the "
             "first rejects, 'contradicted' when the effect is shown opposite to the claim or "
             "smaller than half of it, 'inconclusive' otherwise or below 20 defined "
-            "prompt pairs; the power to detect the claimed size is given beside each.",
+            "prompt pairs (the one judge, `msma_sklearn.stats.judge_claims`); beside each, "
+            "the power to detect the claimed size at Holm's first step (the strictest level "
+            "a claim faces) and the chance of 'contradicted' if the true effect were zero.",
             "",
         ]
         for c in results["models"][model]["claims"]:
@@ -153,7 +155,9 @@ def interventions_section(results, studies, effects) -> str:
             measured = (
                 f"measured {fmt(c['measured_percent'], '+.1f')}% [{fmt(c['ci'][0], '+.1f')}, "
                 f"{fmt(c['ci'][1], '+.1f')}], d_z {fmt(c['d_z'], '+.2f')}, Holm p "
-                f"{fmt(c['p_holm'], '.3g')}, power {fmt(c['power'], '.0%')}; "
+                f"{fmt(c['p_holm'], '.3g')}, power {fmt(c['power'], '.0%')} at level "
+                f"{fmt(c.get('power_level'), '.3g')}, false contradiction at zero "
+                f"{fmt(c.get('false_contradiction'), '.0%')}; "
                 if c["measured_percent"] is not None
                 else ""
             )

@@ -19,7 +19,12 @@ from ..alignment import (
     paired_ablation,
     per_split_scores,
 )
-from ..stats import detectable_advantage
+from ..stats import (
+    corrected_resampled_ttest,
+    detectable_advantage,
+    judge_claims,
+    resampled_claim_test,
+)
 from ._alignment_results import (
     ALIGNMENT_CLAIMS,
     AlignmentClaim,
@@ -29,17 +34,13 @@ from ._alignment_results import (
 __all__ = ["judge_alignment_claims", "lambda_search", "run_alignment_study"]
 
 
-def _original_change(scores, method: str, reference: str, metric: str) -> tuple[float, float]:
+def _original_changes(scores, method: str, reference: str, metric: str) -> np.ndarray:
     """Per split: ``metric(method) / metric(reference) - 1`` (averaged over pairs first)."""
     per_split = per_split_scores(scores, metric)
     if method not in per_split.index or reference not in per_split.index:
-        return float("nan"), float("nan")
+        return np.array([])
     change = (per_split.loc[method] / per_split.loc[reference] - 1.0).to_numpy(dtype=float)
-    change = change[np.isfinite(change)]
-    if change.size == 0:
-        return float("nan"), float("nan")
-    sd = float(change.std(ddof=1)) if change.size > 1 else float("nan")
-    return float(change.mean()), sd
+    return change[np.isfinite(change)]
 
 
 def _differences(scores, reference: str, other: str, metric: str):
@@ -48,15 +49,29 @@ def _differences(scores, reference: str, other: str, metric: str):
     return diff if PAIRED_METRICS[metric][2] else -diff
 
 
+def _claimed_size(claimed_range) -> float:
+    """The end of a claimed range nearest zero: the least the claim asserts."""
+    lo, hi = claimed_range
+    return float(lo if abs(lo) <= abs(hi) else hi)
+
+
 def judge_alignment_claims(scores, specs=ALIGNMENT_CLAIMS, *, alpha: float = 0.05) -> list:
     """The claims of ``specs`` on ``scores`` (:func:`paired_ablation`'s output).
 
-    Each claim's paired test is :func:`compare_methods` (Full MSMA against
-    ``tested_against``, corrected resampled t-test over the splits); Holm over
-    the claims. "supported": Full MSMA better at Holm p < ``alpha``;
-    "contradicted": the other better; otherwise "inconclusive" (with fewer
-    than two splits always inconclusive). A claim whose methods are not in
-    ``scores`` is left out.
+    Both forms of each claim go to the one judge
+    (:func:`~msma_sklearn.stats.judge_claims`, Holm over the claims of each
+    form) with the corrected resampled t-test over the splits:
+
+    - the paired form (the verdict): Full MSMA better than ``tested_against``
+      on held-out ``metric``, a direction without a size ("supported" when
+      shown better, "contradicted" when shown worse);
+    - the original form: the per-split relative change on the original metric
+      against the claimed size (the end of the claimed range nearest zero), so
+      a change shown opposite to the claim or smaller than half of it is
+      "contradicted".
+
+    With fewer than two splits every verdict is "inconclusive". A claim whose
+    methods are not in ``scores`` is left out.
 
     Parameters
     ----------
@@ -71,48 +86,44 @@ def judge_alignment_claims(scores, specs=ALIGNMENT_CLAIMS, *, alpha: float = 0.0
     -------
     list of AlignmentClaim
     """
-    from ..stats import holm
-
     methods = set(scores["method"])
     kept = [s for s in specs if {"Full MSMA", s.tested_against} <= methods]
-    rows = [
-        compare_methods(scores, "Full MSMA", [s.tested_against], metric=s.metric).iloc[0]
+    n_train, n_test = scores.attrs.get("n_train", 0), scores.attrs.get("n_test", 0)
+    diffs = [_differences(scores, "Full MSMA", s.tested_against, s.metric) for s in kept]
+    changes = [
+        _original_changes(scores, s.original_method, s.original_reference, s.original_metric)
         for s in kept
     ]
-    p = np.array([r["p"] for r in rows], dtype=float)
-    p_holm = np.full(p.shape, np.nan)
-    finite = np.isfinite(p)
-    if finite.any():
-        p_holm[finite] = holm(p[finite])
+    paired = judge_claims(
+        [resampled_claim_test(d, n_train, n_test, 1.0, sized=False) for d in diffs], alpha=alpha
+    )
+    # the original metrics: lower is better for KL, higher for MI; the claimed change
+    # is signed, so the judge needs no direction of its own
+    original = judge_claims(
+        [
+            resampled_claim_test(c, n_train, n_test, _claimed_size(s.claimed_range))
+            for s, c in zip(kept, changes, strict=True)
+        ],
+        alpha=alpha,
+    )
     out = []
-    n_train, n_test = scores.attrs.get("n_train", 0), scores.attrs.get("n_test", 0)
-    # Holm's first step is the strictest: the power stated is the power there
     holm_alpha = alpha / max(len(kept), 1)
-    for spec, row, ph in zip(kept, rows, p_holm, strict=True):
-        shown = bool(np.isfinite(ph) and ph < alpha)
-        adv = float(row["mean_advantage"])
-        verdict = (
-            "supported"
-            if shown and adv > 0
-            else "contradicted"
-            if shown and adv < 0
-            else "inconclusive"
-        )
-        change, sd = _original_change(
-            scores, spec.original_method, spec.original_reference, spec.original_metric
-        )
-        diff = _differences(scores, "Full MSMA", spec.tested_against, spec.metric)
+    for spec, d, c, j, jo in zip(kept, diffs, changes, paired, original, strict=True):
+        t, p = corrected_resampled_ttest(d, n_train, n_test)
+        nan = float("nan")
         out.append(
             AlignmentClaim(
                 spec,
-                change,
-                sd,
-                adv,
-                float(row["t"]),
-                float(row["p"]),
-                float(ph),
-                verdict,
-                detectable_advantage(diff, n_train, n_test, alpha=holm_alpha),
+                float(c.mean()) if c.size else nan,
+                float(c.std(ddof=1)) if c.size > 1 else nan,
+                float(np.nanmean(d)) if np.isfinite(d).any() else nan,
+                t,
+                p,
+                j.p_claimed_holm,
+                j.verdict,
+                detectable_advantage(d, n_train, n_test, alpha=holm_alpha),
+                j,
+                jo,
             )
         )
     return out

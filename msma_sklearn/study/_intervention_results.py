@@ -226,6 +226,9 @@ class ClaimResult:
         An effect opposite to the claim, Holm over the claims.
     p_holm_smaller : float
         An effect smaller than half the claim, Holm over the claims.
+    judgement : Judgement or None
+        The one judge's verdict (:func:`~msma_sklearn.stats.judge_claims`), with
+        the power at Holm's first step and the chance of "contradicted" at zero.
     """
 
     claim: str
@@ -238,6 +241,7 @@ class ClaimResult:
     p_holm: float  # the claimed direction, Holm over the claims
     p_holm_opposite: float = math.nan  # effect opposite to the claim
     p_holm_smaller: float = math.nan  # effect smaller than half the claim
+    judgement: object = None  # stats.Judgement
 
 
 @dataclass(frozen=True)
@@ -322,6 +326,10 @@ class InterventionStudy:
                     "p_holm_opposite": num(c.p_holm_opposite),
                     "p_holm_smaller": num(c.p_holm_smaller),
                     "power": num(c.effect.power, 3),
+                    "power_level": num(c.judgement.level, 4) if c.judgement else None,
+                    "false_contradiction": (
+                        num(c.judgement.false_contradiction, 3) if c.judgement else None
+                    ),
                     "fluency_flagged": next(
                         r.fluency.flagged for r in self.conditions if r.condition == c.condition
                     ),

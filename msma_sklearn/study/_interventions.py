@@ -12,20 +12,22 @@ every condition, and the original README's claims judged with Holm over them.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from ..interventions import (
+    MIN_PAIRS,
     Intervener,
     calibrate_doses,
     centred_window,
+    collapse_to_prompts,
     fluency_summary,
-    holm_over_claims,
     prompt_effect,
-    rejudge,
 )
 from ..metrics.text import TextMetrics, perplexity
+from ..stats import decide, judge_claims, paired_claim_test
 from ._intervention_results import (
     INTERVENTION_CLAIMS,
     TEXT_METRICS,
@@ -220,15 +222,32 @@ def run_intervention_study(
         )
         for c, j, claimed in args
     ]
-    # Holm over the claims for each question the verdict asks (in the claimed
-    # direction? opposite? smaller than half the claim?), so "contradicted" is
-    # corrected like "supported"
-    adjusted = holm_over_claims(raw)
+    # the one judge: per claim the prompt-level paired differences against the claimed
+    # size in the outcome's units, each question Holm-adjusted over the claims (so
+    # "contradicted" is corrected like "supported"), the power at Holm's first step
+    tests = [
+        _claim_test(prompt_ids, baseline_values[:, j], treated_by_condition[c][:, j], claimed)
+        for c, j, claimed in args
+    ]
+    judgements = judge_claims(tests, alpha=design.alpha)
     claim_results = []
-    for (scale, kind, metric, claimed, text), (c, _, _), measured, adj in zip(
-        tested, args, raw, adjusted, strict=True
+    for (scale, kind, metric, claimed, text), (c, _, _), measured, jd in zip(
+        tested, args, raw, judgements, strict=True
     ):
-        effect = rejudge(measured, alpha=design.alpha, **adj) if adj else measured
+        effect = measured
+        if np.isfinite(jd.test.p_claimed):
+            _, reason = decide(
+                jd.p_claimed_holm,
+                jd.p_opposite_holm,
+                jd.p_smaller_holm,
+                jd.p_equivalence_holm,
+                alpha=design.alpha,
+                half=abs(claimed) / 2,
+                unit="%",
+            )
+            if jd.verdict == "inconclusive":
+                reason += f"; power {jd.power:.0%} at the claimed size (level {jd.level:.3g})"
+            effect = replace(measured, verdict=jd.verdict, reason=reason, power=jd.power)
         claim_results.append(
             ClaimResult(
                 f"{scale} amplify: {text}" if kind == "scaling" else f"{scale} {kind}: {text}",
@@ -238,9 +257,10 @@ def run_intervention_study(
                 claimed,
                 c,
                 effect,
-                adj.get("p_adjusted", math.nan),
-                adj.get("p_adjusted_opposite", math.nan),
-                adj.get("p_adjusted_smaller", math.nan),
+                jd.p_claimed_holm,
+                jd.p_opposite_holm,
+                jd.p_smaller_holm,
+                jd,
             )
         )
     finite_ppl = baseline_ppl[np.isfinite(baseline_ppl)]
@@ -264,3 +284,19 @@ def run_intervention_study(
 def _fixed(kind: str) -> dict:
     """The operator's other settings (its strength is calibrated)."""
     return {"direction": "random"} if kind == "translation" else {}
+
+
+def _claim_test(prompt_ids, baseline, treated, claimed_percent: float):
+    """The judge's tests of a claim on prompt-level differences (each prompt's samples
+    averaged first), the claimed percent turned into the outcome's units."""
+    _, b, _ = collapse_to_prompts(prompt_ids, baseline)
+    _, t, _ = collapse_to_prompts(prompt_ids, treated)
+    both = np.isfinite(b) & np.isfinite(t)
+    d = (t - b)[both]
+    if both.sum() < MIN_PAIRS:
+        d = d[:1]  # too few pairs: no test (the effect says why)
+    claimed = claimed_percent / 100.0 * abs(b[both].mean()) if both.any() else float("nan")
+    if not np.isfinite(claimed) or claimed == 0:
+        claimed = math.copysign(1.0, claimed_percent)
+        return paired_claim_test(d[:1], claimed)
+    return paired_claim_test(d, claimed)

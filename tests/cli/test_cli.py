@@ -142,7 +142,12 @@ def test_run_quick_on_tiny_models(tmp_path):
             "No Information",
             "No Curvature",
         ]
-        assert [c["claim"][:9] for c in r["claims"]] == ["Full MSMA", "No curvat", "No geomet"]
+        assert [c["claim"][:9] for c in r["claims"]] == [
+            "Full MSMA",
+            "Full MSMA",
+            "No curvat",
+            "No geomet",
+        ]
         assert {c["verdict"] for c in r["claims"]} <= {"supported", "contradicted", "inconclusive"}
         assert len(r["grid_search"]) == 2 and r["n_splits"] == 2
         assert len(r["scale_layers"]) == 2  # the scales refitted on every split

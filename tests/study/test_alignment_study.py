@@ -29,35 +29,74 @@ def test_claims_can_come_out_supported_contradicted_or_inconclusive():
     scores = _scores(
         r2={
             "Full MSMA": 0.8,
-            "mean and scale": 0.5,
+            "ridge": 0.5,
+            "least squares": 0.79,
             "No Curvature": 0.9,
             "No Geometry": 0.8,
             "no map": -1.0,
         },
         kl={
             "Full MSMA": 2.0,
-            "mean and scale": 9.0,
+            "ridge": 9.0,
+            "least squares": 2.0,
             "No Curvature": 2.5,
             "No Geometry": 3.0,
             "no map": 400.0,
         },
     )
     claims = {c.spec.tested_against: c for c in judge_alignment_claims(scores)}
-    assert claims["mean and scale"].verdict == "supported"
+    # the KL claim is tested against the strongest maps that are not MSMA
+    assert {s.tested_against for s in ALIGNMENT_CLAIMS} >= {"ridge", "least squares"}
+    assert "mean and scale" not in claims
+    assert claims["ridge"].verdict == "supported"
     assert claims["No Curvature"].verdict == "contradicted"
     assert claims["No Geometry"].verdict == "inconclusive"
     # the original form by hand: KL(Full) / KL(no map) - 1, KL(No Curvature) / KL(Full) - 1
-    assert claims["mean and scale"].original_change == pytest.approx(2.0 / 400.0 - 1)
+    assert claims["ridge"].original_change == pytest.approx(2.0 / 400.0 - 1)
     assert claims["No Curvature"].original_change == pytest.approx(2.5 / 2.0 - 1)
-    # Holm over the three claims: the smallest p times 3
-    ps = sorted(c.p for c in claims.values())
-    assert min(c.p_holm for c in claims.values()) == pytest.approx(3 * ps[0])
+    # Holm over the four claims: the smallest one-sided p times 4
+    ones = sorted(c.judgement.test.p_claimed for c in claims.values())
+    assert min(c.p_holm for c in claims.values()) == pytest.approx(min(1.0, 4 * ones[0]))
+    assert all(c.judgement.level == pytest.approx(0.05 / 4) for c in claims.values())
+
+
+def _kl_scores(change: float, sd: float, n_splits=10, seed=0):
+    """Planted per-split KL: No Curvature = Full x (1 + change + noise)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split in range(n_splits):
+        full = 2.0 + 0.1 * rng.normal()
+        ratio = 1 + change + sd * rng.normal()
+        for method, kl in (("Full MSMA", full), ("No Curvature", full * ratio)):
+            rows.append((method, "x", split, "g->i", "kl_sum", kl))
+            rows.append((method, "x", split, "g->i", "r2", 0.8 + 0.01 * rng.normal()))
+    frame = pd.DataFrame(rows, columns=["method", "kind", "split", "pair", "metric", "value"])
+    frame.attrs.update(n_train=80, n_test=20, n_components=8)
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("change", "sd", "verdict"),
+    [
+        (-0.01, 0.018, "contradicted"),  # the review's measurement against a claimed +18%
+        (0.25, 0.02, "supported"),  # inside the claimed 18-32%
+        (0.10, 0.30, "inconclusive"),  # too noisy to say
+    ],
+)
+def test_the_original_form_goes_to_the_same_judge(change, sd, verdict):
+    spec = next(s for s in ALIGNMENT_CLAIMS if s.tested_against == "No Curvature")
+    (claim,) = judge_alignment_claims(_kl_scores(change, sd), specs=[spec])
+    assert claim.original_verdict == verdict
+    j = claim.original_judgement
+    assert j.test.claimed == pytest.approx(0.18)  # the end of 18-32% nearest zero
+    # power and the chance of a false contradiction are stated beside the verdict
+    assert 0 <= j.power <= 1 and 0 <= j.false_contradiction <= 1
 
 
 def test_one_split_is_always_inconclusive():
     scores = _scores(
-        r2={"Full MSMA": 0.9, "mean and scale": 0.1, "No Curvature": 0.1, "No Geometry": 0.1},
-        kl={"Full MSMA": 1.0, "mean and scale": 1.0, "No Curvature": 1.0, "No Geometry": 1.0},
+        r2={"Full MSMA": 0.9, "ridge": 0.1, "No Curvature": 0.1, "No Geometry": 0.1},
+        kl={"Full MSMA": 1.0, "ridge": 1.0, "No Curvature": 1.0, "No Geometry": 1.0},
         n_splits=1,
     )
     assert {c.verdict for c in judge_alignment_claims(scores)} == {"inconclusive"}
@@ -136,7 +175,7 @@ def test_run_alignment_study_refits_the_scales_and_reports_every_row(monkeypatch
     r2 = study.scores[study.scores.metric == "r2"].groupby("method")["value"].mean()
     assert d["table"]["ridge"]["r2"][0] == pytest.approx(r2["ridge"], abs=1e-4)
     # the claims whose rows were fitted (No Geometry was not): both, with a verdict
-    assert [c["tested_against"] for c in d["claims"]] == ["mean and scale", "No Curvature"]
+    assert [c["tested_against"] for c in d["claims"]] == ["ridge", "least squares", "No Curvature"]
     assert len(d["grid_search"]) == 2 and set(d["best_params"]) == {
         "lambda_geo",
         "lambda_info",
