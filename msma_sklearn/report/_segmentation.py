@@ -108,12 +108,22 @@ def segmentation_section(config, results) -> str:
                 )
             lines += ["", f"{verdict} (on {name}, {r['n_states']} hidden states)."]
         sc = r["scale_count"]
+        first_curve = next(iter(sc.values()))
         lines += [
             "",
             "How many scales: boundaries fitted on one half of the texts and scored on the other "
-            "(held-out explained similarity, 10 random halvings), against a no-block null (each "
-            "half's matrix averaged along its diagonals: the same decay with depth, no blocks); "
-            "best k = smallest k within max(1 SE, 0.01) of the largest gap over the null.",
+            f"(held-out explained similarity, {first_curve.get('n_splits', 10)} random "
+            "halvings), against "
+            + (
+                "a block-free null fitted to each half's matrix (the closest smooth drift: a "
+                "speed of change with no interior maximum, similarity decreasing with the "
+                "distance travelled, one factor per layer; `fit_smooth_drift`)"
+                if first_curve.get("null_model", "drift") == "drift"
+                else "a no-block null (each half's matrix averaged along its diagonals)"
+            )
+            + "; best k = smallest k within max(1 SE, 0.01) of the largest gap over the null; "
+            "k = 1 when no gap clears that margin. Trained and random-weight models go "
+            "through the same curve.",
             "",
             "| weights | "
             + " | ".join(f"k={row['k']}" for row in next(iter(sc.values()))["rows"])
@@ -128,7 +138,9 @@ def segmentation_section(config, results) -> str:
         k_max = len(next(iter(sc.values()))["rows"])
         for label, curve in sc.items():
             if curve["best_k"] == 1:
-                lines.append(f"\n{label}: no k beats the no-block null; no scale structure found.")
+                lines.append(
+                    f"\n{label}: no k beats the block-free null; no scale structure found."
+                )
             elif curve["best_k"] == k_max:
                 lines.append(
                     f"\n{label}: the gain over the null still grows at k={k_max}; the data do "

@@ -1,6 +1,7 @@
 """Layers -> semantic scales."""
 
 from ._dp import cut_costs, optimal_segments, similarity_costs, sse_costs
+from ._drift import SmoothDrift, fit_smooth_drift
 from ._presets import PRESETS, preset_scale_layers
 from ._segmenter import ScaleSegmenter
 from ._selection import (
@@ -18,11 +19,13 @@ __all__ = [
     "PRESETS",
     "ScaleCountCurve",
     "ScaleSegmenter",
+    "SmoothDrift",
     "SplitComparison",
     "boundary_distance",
     "compare_to_random_splits",
     "cut_costs",
     "explained_similarity",
+    "fit_smooth_drift",
     "optimal_segments",
     "preset_scale_layers",
     "random_contiguous_splits",

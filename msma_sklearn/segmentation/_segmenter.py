@@ -488,6 +488,7 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
             [[pos[int(b)] for b in row] for row in self.bootstrap_boundaries_],
             used.size,
             seed=rng.randint(np.iinfo(np.int32).max),
+            min_size=self.min_scale_size_,
         )
 
     # --------------------------------------------------------------- transform

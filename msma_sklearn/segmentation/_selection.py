@@ -16,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from ..metrics import cka_matrix
 from ._dp import optimal_segments, similarity_costs
+from ._drift import fit_smooth_drift
 
 __all__ = [
     "ScaleCountCurve",
@@ -84,13 +85,17 @@ def boundary_distance(a, b) -> float:
 
 
 def random_contiguous_splits(
-    n: int, k: int, *, max_splits: int = 5000, random_state=None
+    n: int, k: int, *, min_size: int = 1, max_splits: int = 5000, random_state=None
 ) -> np.ndarray:
-    """Start positions of contiguous splits of ``n`` layers into ``k`` non-empty scales.
+    """Start positions of contiguous splits of ``n`` layers into ``k`` scales of at least
+    ``min_size`` layers each (the splits a segmenter with that minimum can return).
 
-    Every split when there are at most ``max_splits`` of them (the uniform
-    distribution over contiguous splits, exactly); otherwise ``max_splits``
-    drawn uniformly at random.
+    Every such split when there are at most ``max_splits`` of them (the
+    uniform distribution over admissible splits, exactly); otherwise
+    ``max_splits`` drawn uniformly at random among them. A split into ``k``
+    scales of at least ``m`` layers is one into ``k`` non-empty scales of
+    ``n - k (m - 1)`` layers with ``m - 1`` added to each, so both the count
+    and the draw are those of the smaller problem.
 
     Parameters
     ----------
@@ -98,6 +103,8 @@ def random_contiguous_splits(
         Number of layers.
     k : int
         Number of scales.
+    min_size : int, default=1
+        Fewest layers per scale.
     max_splits : int, default=5000
         Most splits returned.
     random_state : int, RandomState or None, default=None
@@ -111,19 +118,24 @@ def random_contiguous_splits(
     --------
     >>> random_contiguous_splits(4, 3).tolist()
     [[1, 2], [1, 3], [2, 3]]
+    >>> random_contiguous_splits(6, 2, min_size=2).tolist()
+    [[2], [3], [4]]
     """
-    if not 1 <= k <= n:
-        raise ValueError(f"Cannot split {n} layers into {k} non-empty scales.")
-    total = comb(n - 1, k - 1)
+    if min_size < 1:
+        raise ValueError(f"min_size must be at least 1, got {min_size}.")
+    if not 1 <= k <= n or k * min_size > n:
+        raise ValueError(f"Cannot split {n} layers into {k} scales of at least {min_size} layers.")
+    m = n - k * (min_size - 1)  # the equivalent problem with non-empty scales
+    shift = (min_size - 1) * np.arange(1, k, dtype=np.int64)
+    total = comb(m - 1, k - 1)
     if total <= max_splits:
-        return np.asarray(list(combinations(range(1, n), k - 1)), dtype=np.int64).reshape(
-            total, k - 1
-        )
+        small = np.asarray(list(combinations(range(1, m), k - 1)), dtype=np.int64)
+        return small.reshape(total, k - 1) + shift
     rng = np.random.default_rng(random_state)
     draws = np.stack(
-        [np.sort(rng.choice(np.arange(1, n), k - 1, replace=False)) for _ in range(max_splits)]
+        [np.sort(rng.choice(np.arange(1, m), k - 1, replace=False)) for _ in range(max_splits)]
     )
-    return draws.astype(np.int64)
+    return draws.astype(np.int64) + shift
 
 
 @dataclass(frozen=True)
@@ -186,7 +198,7 @@ def _adjusted_rand_many(reference, labelings) -> np.ndarray:
 
 
 def compare_to_random_splits(
-    starts, reference, n: int, *, max_splits: int = 5000, random_state=None
+    starts, reference, n: int, *, min_size: int = 1, max_splits: int = 5000, random_state=None
 ) -> SplitComparison:
     """Agreement of a split with a reference, and what random contiguous splits give.
 
@@ -196,6 +208,10 @@ def compare_to_random_splits(
         Start positions of the scales after the first (same length).
     n : int
         Number of layers.
+    min_size : int, default=1
+        Fewest layers per scale of the random splits: pass the segmenter's
+        ``min_scale_size_`` so that chance is drawn from the splits it could
+        have returned.
     max_splits : int, default=5000
         Random contiguous splits behind the null (all of them when fewer).
     random_state : int, RandomState or None, default=None
@@ -215,7 +231,9 @@ def compare_to_random_splits(
     ref_labels = segment_labels(reference, n)
     ari = float(adjusted_rand_score(ref_labels, segment_labels(starts, n)))
     dist = boundary_distance(starts, reference)
-    rand = random_contiguous_splits(n, k, max_splits=max_splits, random_state=random_state)
+    rand = random_contiguous_splits(
+        n, k, min_size=min_size, max_splits=max_splits, random_state=random_state
+    )
     rand_labels = (np.arange(n)[None, :, None] >= rand[:, None, :]).sum(axis=2)  # segment_labels
     null_ari = _adjusted_rand_many(ref_labels, rand_labels)
     null_dist = np.abs(rand - np.asarray(reference)[None, :]).mean(axis=1) if k > 1 else np.zeros(1)
@@ -280,6 +298,13 @@ def _toeplitz_null(S: np.ndarray) -> np.ndarray:
     return out
 
 
+#: block-free nulls of :func:`scale_count_curve`: name -> matrix -> null matrix
+_NULLS = {
+    "drift": lambda S: fit_smooth_drift(S).matrix,
+    "toeplitz": _toeplitz_null,
+}
+
+
 @dataclass(frozen=True)
 class ScaleCountCurve:
     """Cross-validated evidence for each number of scales.
@@ -292,9 +317,9 @@ class ScaleCountCurve:
         Held-out explained similarity (mean over splits): boundaries fitted on
         one half of the texts, scored on the other half's similarity matrix.
     null : ndarray of shape (n_k,)
-        The same for the Toeplitz null (each half's matrix averaged along its
-        diagonals: the data's decay of similarity with depth, no block
-        structure).
+        The same for the block-free null fitted to each half's matrix (by
+        default the smooth drift of :func:`fit_smooth_drift`; "toeplitz": the
+        matrix averaged along its diagonals).
     gap : ndarray of shape (n_k,)
         ``explained - null`` per split, averaged.
     gap_se : ndarray of shape (n_k,)
@@ -307,6 +332,8 @@ class ScaleCountCurve:
         levelled off: the data do not single out a number of scales in range.
     n_splits : int
         Random halvings of the texts behind the means.
+    null_model : str
+        Which block-free null: "drift" or "toeplitz".
     """
 
     k: np.ndarray
@@ -316,6 +343,7 @@ class ScaleCountCurve:
     gap_se: np.ndarray
     best_k: int
     n_splits: int
+    null_model: str = "drift"
 
     def as_rows(self) -> list[dict]:
         """One dict per k (for tables).
@@ -347,6 +375,7 @@ def scale_count_curve(
     min_size: int = 1,
     tol: float = 0.01,
     debiased: bool = True,
+    null: str = "drift",
     random_state=None,
 ) -> ScaleCountCurve:
     """Choose the number of contiguous scales by cross-validation against a no-block null.
@@ -354,10 +383,14 @@ def scale_count_curve(
     For each of ``n_splits`` random halvings of the texts, the CKA matrix of
     each half is computed; for every k, boundaries are fitted (exact DP) on
     one half and the explained similarity is scored on the other, both ways.
-    Within-scale similarity always grows with k, so the same is done for the
-    Toeplitz null (each half's matrix averaged along its diagonals: similarity
-    that decays smoothly with depth and has no blocks); the gap between the
-    two is the evidence for k scales beyond smooth drift.
+    Within-scale similarity always grows with k, so the same is done for a
+    block-free null fitted to each half's matrix; the gap between the two is
+    the evidence for k scales beyond smooth drift. The default null
+    (``null="drift"``, :func:`fit_smooth_drift`) is the closest drift whose
+    speed has no interior maximum (equal, slowing, quickening or U-shaped
+    steps) with similarity decreasing in the distance travelled; "toeplitz"
+    (the matrix averaged along its diagonals, equal steps only) finds scales in
+    a drift that slows or quickens with depth and is kept for comparison.
 
     Parameters
     ----------
@@ -376,6 +409,8 @@ def scale_count_curve(
         random-weight MiniLM (benchmarks/segmentation_evidence.py).
     debiased : bool, default=True
         Debiased (True) or biased linear CKA.
+    null : {"drift", "toeplitz"}, default="drift"
+        The block-free null.
     random_state : int or None
         Seeds the halvings.
 
@@ -391,6 +426,9 @@ def scale_count_curve(
     >>> scale_count_curve(layers, k_max=4, n_splits=4, random_state=0).best_k
     2
     """
+    if null not in _NULLS:
+        raise ValueError(f"null must be one of {sorted(_NULLS)}, got {null!r}.")
+    null_matrix = _NULLS[null]
     n_layers = len(layer_arrays)
     n = layer_arrays[0].shape[0]
     if n < 8:
@@ -405,7 +443,7 @@ def scale_count_curve(
         perm = rng.permutation(n)
         halves = [np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])]
         mats = [cka_matrix([a[h] for a in layer_arrays], debiased=debiased) for h in halves]
-        toes = [_toeplitz_null(S) for S in mats]
+        toes = [null_matrix(S) for S in mats]
         e_row, n_row = [], []
         for k in ks:
             e = n_ = 0.0
@@ -436,4 +474,5 @@ def scale_count_curve(
         gap_se=se,
         best_k=best_k,
         n_splits=n_splits,
+        null_model=null,
     )

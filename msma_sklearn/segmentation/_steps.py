@@ -246,7 +246,7 @@ def _groups(starts: list[int], n: int) -> list[list[int]]:
     return [list(range(a, b)) for a, b in pairwise(bounds)]
 
 
-def bootstrap_stability(fitted, refits, n: int, *, seed: int) -> dict:
+def bootstrap_stability(fitted, refits, n: int, *, seed: int, min_size: int = 1) -> dict:
     """How far refits on subsamples land from the fitted boundaries, beside random splits.
 
     Parameters
@@ -259,6 +259,8 @@ def bootstrap_stability(fitted, refits, n: int, *, seed: int) -> dict:
         Number of hidden states segmented.
     seed : int
         Seeds the random-split null.
+    min_size : int, default=1
+        Fewest layers per scale of the random splits (the segmenter's minimum).
 
     Returns
     -------
@@ -267,7 +269,7 @@ def bootstrap_stability(fitted, refits, n: int, *, seed: int) -> dict:
         ``null_ari`` and ``null_distance`` (random contiguous splits).
     """
     ref_labels = segment_labels(fitted, n)
-    null = compare_to_random_splits(fitted, fitted, n, random_state=seed)
+    null = compare_to_random_splits(fitted, fitted, n, min_size=min_size, random_state=seed)
     return {
         "ari": float(
             np.mean([adjusted_rand_score(ref_labels, segment_labels(r, n)) for r in refits])

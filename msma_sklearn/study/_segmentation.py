@@ -105,7 +105,13 @@ class SegmentationResult:
             },
             "vs_readme": self.vs_readme,
             "scale_count": {
-                k: {"rows": c.as_rows(), "best_k": c.best_k} for k, c in self.curves.items()
+                k: {
+                    "rows": c.as_rows(),
+                    "best_k": c.best_k,
+                    "n_splits": c.n_splits,
+                    "null_model": c.null_model,
+                }
+                for k, c in self.curves.items()
             },
             "random_weights": self.random_weights,
             "robustness": self.robustness,
@@ -125,12 +131,16 @@ def segmenters_for(family, *, n_bootstrap=0, random_state=0, spans=None) -> dict
     }
 
 
-def compare_boundaries(starts, reference, n_states: int, random_state=0) -> dict:
+def compare_boundaries(
+    starts, reference, n_states: int, random_state=0, *, min_size: int = 1
+) -> dict:
     """ARI and boundary distance of ``starts`` to ``reference``, beside random contiguous
     splits of ``n_states`` hidden states (:func:`compare_to_random_splits`), rounded."""
     from ..segmentation import compare_to_random_splits
 
-    c = compare_to_random_splits(starts, reference, n_states, random_state=random_state)
+    c = compare_to_random_splits(
+        starts, reference, n_states, min_size=min_size, random_state=random_state
+    )
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(c).items()}
 
 
@@ -256,7 +266,13 @@ def run_segmentation(
     readme = fitted.get(SEGMENTATION_METHODS["readme"].label)
     vs_readme = (
         {
-            label: compare_boundaries(seg.boundaries_, readme.boundaries_, n_states, random_state)
+            label: compare_boundaries(
+                seg.boundaries_,
+                readme.boundaries_,
+                n_states,
+                random_state,
+                min_size=getattr(seg, "min_scale_size_", 1),
+            )
             for label, seg in fitted.items()
             if seg is not readme
         }
@@ -277,7 +293,11 @@ def run_segmentation(
             "boundaries": r_seg.boundaries_,
             "stability": getattr(r_seg, "bootstrap_stability_", None),
             "vs_trained": compare_boundaries(
-                r_seg.boundaries_, fitted["cka"].boundaries_, n_states, random_state
+                r_seg.boundaries_,
+                fitted["cka"].boundaries_,
+                n_states,
+                random_state,
+                min_size=r_seg.min_scale_size_,
             ),
         }
     grid = (

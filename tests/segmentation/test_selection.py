@@ -97,7 +97,8 @@ def test_bootstrap_stability_beside_its_null():
     seg = ScaleSegmenter(layers=10, n_bootstrap=10, random_state=0).fit(X)
     st = seg.bootstrap_stability_
     assert st["ari"] == 1.0 and st["distance"] == 0.0
-    assert st["null_ari"] < 0.5 and st["null_distance"] > 1.0
+    # chance is drawn from the splits the segmenter's minimum size admits
+    assert st["null_ari"] < 0.6 and st["null_distance"] >= 1.0
     rng = np.random.default_rng(0)
     noise = ScaleSegmenter(layers=10, n_bootstrap=10, random_state=0).fit(
         rng.normal(size=(120, 80))
@@ -143,3 +144,37 @@ def test_vectorised_adjusted_rand_equals_scikit_learn():
         got = _adjusted_rand_many(ref, np.vstack(cases))
         want = [adjusted_rand_score(ref, lab) for lab in cases]
         np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_admissible_random_splits_are_exactly_those_a_minimum_size_allows():
+    from itertools import combinations
+
+    from msma_sklearn.segmentation import random_contiguous_splits
+
+    n, k, m = 13, 3, 3
+    brute = [c for c in combinations(range(1, n), k - 1) if min(np.diff((0, *c, n))) >= m]
+    got = random_contiguous_splits(n, k, min_size=m)
+    assert sorted(map(tuple, got.tolist())) == brute
+    # drawn (more splits than max_splits): every draw admissible, every split reachable
+    drawn = random_contiguous_splits(n, k, min_size=m, max_splits=20, random_state=0)
+    assert all(min(np.diff((0, *row, n))) >= m for row in drawn.tolist())
+    many = random_contiguous_splits(40, 4, min_size=5, max_splits=1000, random_state=1)
+    assert many.shape == (1000, 3)  # 1,771 admissible splits: drawn, not enumerated
+    sizes = np.diff(np.hstack([np.zeros((1000, 1)), many, np.full((1000, 1), 40)]), axis=1)
+    assert sizes.min() >= 5
+    # uniform over compositions: each scale's expected size is n / k
+    np.testing.assert_allclose(sizes.mean(0), 10.0, atol=0.6)
+    with pytest.raises(ValueError, match="at least 5 layers"):
+        random_contiguous_splits(12, 3, min_size=5)
+
+
+def test_chance_agreement_is_drawn_from_admissible_splits():
+    """Agreement with a reference that the minimum size makes likely is less surprising
+    once chance is drawn from the splits the segmenter could return."""
+    from msma_sklearn.segmentation import compare_to_random_splits
+
+    ref = [4, 8]
+    every = compare_to_random_splits([4, 9], ref, 12)
+    admissible = compare_to_random_splits([4, 9], ref, 12, min_size=4)
+    assert admissible.p_ari > every.p_ari
+    assert admissible.null_ari_mean > every.null_ari_mean
