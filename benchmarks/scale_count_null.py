@@ -43,9 +43,7 @@ def simulations(seeds: int) -> None:
                 for null in ("drift", "toeplitz"):
                     ks = [
                         best_k(
-                            make_layer_drift(
-                                kind, n_layers, accumulate=accumulate, random_state=s
-                            ),
+                            make_layer_drift(kind, n_layers, accumulate=accumulate, random_state=s),
                             s,
                             null,
                         )
