@@ -82,7 +82,7 @@ def simulations(seeds: int) -> None:
 def real_models(models) -> None:
     from msma_sklearn import HiddenStateExtractor, load_corpus
 
-    texts = load_corpus()
+    texts = list(load_corpus().texts)
     print("\n| model | weights | null | gap at k = 2..6 | best k |")
     print("|---|---|---|---|---:|")
     for model in models:

@@ -166,6 +166,7 @@ def stage_extract(config, run_dir: Path, context: dict):
         )
         ext, X = result.extractor, result.states
         context["hidden"][name] = (ext, X)
+        context.setdefault("probes", {})[name] = result.probes
         with atomic_path(run_dir / f"hidden_states_{file_stem(name)}.npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(
@@ -216,6 +217,7 @@ def stage_segment(config, run_dir: Path, context: dict):
             random_weights=real and not tiny,
             robustness=real and not tiny and not config.quick,  # quick leaves the grid out
             random_weights_model=tiny,
+            probes=context.get("probes", {}).get(name),
         )
         context.setdefault("segmenters", {})[name] = (result.chosen, frame)
         stem = file_stem(name)

@@ -10,13 +10,21 @@ from ._alignment import (
     procrustes_disparity,
 )
 from ._mutual_info import ksg_mutual_information
-from ._probes import LayerProbes, control_labels, probe_layers
+from ._probes import (
+    LayerProbes,
+    ScaleNameTest,
+    control_labels,
+    probe_layers,
+    scale_name_tests,
+)
 from ._similarity import cka_matrix, linear_cka
 
 __all__ = [
     "LayerProbes",
+    "ScaleNameTest",
     "control_labels",
     "probe_layers",
+    "scale_name_tests",
     "cca_similarity_original",
     "cka_matrix",
     "covariance_distance",

@@ -156,6 +156,7 @@ def segmentation_section(config, results) -> str:
             "",
             f"![{name} scale count]({r['scale_count_figure']})",
         ]
+        lines += name_tests_lines(r.get("name_tests") or [], name, r["used"])
         null = r.get("random_weights")
         if null:
             v = null["vs_trained"]
@@ -212,3 +213,29 @@ def segmentation_section(config, results) -> str:
                 f"![{name} scale projections]({r['projection']})",
             ]
     return "\n".join(lines) + "\n"
+
+
+def name_tests_lines(tests, name: str, used: str) -> list[str]:
+    """Markdown: does each scale carry the probe label it is named for?"""
+    if not tests:
+        return []
+    lines = [
+        "",
+        f"Do the scales carry what they are named for? On the {used} scales, each label's "
+        "probe accuracy averaged over a scale's layers; the named scale against the best "
+        "other (the best other chosen again in each of the paired bootstrap resamples over "
+        "texts; Holm over the names; 'supported': the named scale carries more, "
+        "'contradicted': another carries more):",
+        "",
+        "| label | accuracy per scale | named minus best other [95% CI] | Holm p (more, "
+        "less) | verdict |",
+        "|---|---|---:|---|---|",
+    ]
+    for t in tests:
+        acc = ", ".join(f"{k} {v:.3f}" for k, v in t["accuracy"].items())
+        lines.append(
+            f"| {t['label']} | {acc} | {t['advantage']:+.3f} [{t['ci'][0]:+.3f}, "
+            f"{t['ci'][1]:+.3f}] (best other: {t['best_other']}) | {t['p_more_holm']:.3g}, "
+            f"{t['p_less_holm']:.3g} | **{t['verdict']}** on {name} |"
+        )
+    return lines

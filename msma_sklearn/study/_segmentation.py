@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._registry import SEGMENTATION_METHODS, build_segmenter
+from ..metrics import scale_name_tests
 
 __all__ = ["SegmentationResult", "run_segmentation", "segmenters_for"]
 
@@ -52,6 +53,9 @@ class SegmentationResult:
         Boundaries under every pooling x standardisation.
     vs_readme : dict or None
         The boundaries against the original README's preset, beside random splits.
+    name_tests : list of ScaleNameTest
+        Each scale's name against the probe label of that name, on the used
+        method's scales (empty without probes).
     """
 
     model: str
@@ -65,6 +69,7 @@ class SegmentationResult:
     random_weights: dict | None = None
     robustness: list | None = None
     vs_readme: dict | None = None
+    name_tests: list = field(default_factory=list)
 
     @property
     def chosen(self):
@@ -116,6 +121,19 @@ class SegmentationResult:
             "random_weights": self.random_weights,
             "robustness": self.robustness,
             "used": self.used,
+            "name_tests": [
+                {
+                    "label": t.label,
+                    "accuracy": t.accuracy,
+                    "best_other": t.best_other,
+                    "advantage": round(t.advantage, 4),
+                    "ci": [round(v, 4) for v in t.ci],
+                    "p_more_holm": float(f"{t.p_more_holm:.3g}"),
+                    "p_less_holm": float(f"{t.p_less_holm:.3g}"),
+                    "verdict": t.verdict,
+                }
+                for t in self.name_tests
+            ],
         }
 
 
@@ -219,6 +237,7 @@ def run_segmentation(
     random_weights: bool = False,
     robustness: bool = False,
     random_weights_model: bool = False,
+    probes: dict | None = None,
 ) -> SegmentationResult:
     """Segment ``model``'s hidden states with every applicable method, beside nulls.
 
@@ -250,6 +269,10 @@ def run_segmentation(
     random_weights_model : bool
         ``model`` itself has random weights (a tiny test model): said in the
         tables.
+    probes : dict, default=None
+        Label -> :class:`~msma_sklearn.metrics.LayerProbes` of these texts
+        (``run_extraction``'s); each label that names a scale is tested on the
+        used method's scales (:func:`~msma_sklearn.metrics.scale_name_tests`).
 
     Returns
     -------
@@ -307,6 +330,17 @@ def run_segmentation(
         if robustness
         else None
     )
+    chosen = fitted[SEGMENTATION_METHODS[used].label]
+    name_tests = (
+        scale_name_tests(
+            probes,
+            chosen.scale_layers_,
+            positions={int(j): i for i, j in enumerate(extractor.layers_)},
+            random_state=random_state,
+        )
+        if probes
+        else []
+    )
     return SegmentationResult(
         model=model,
         family=family,
@@ -319,4 +353,5 @@ def run_segmentation(
         random_weights=null,
         robustness=grid,
         vs_readme=vs_readme,
+        name_tests=name_tests,
     )

@@ -102,3 +102,37 @@ def test_run_segmentation_fits_every_applicable_method_beside_the_preset(extract
     assert list(d["scale_count"]) == ["this model"] and d["random_weights"] is None
     assert d["adjacent_mi"] == np.round(seg.fitted["mi"].adjacent_mi_, 4).tolist()
     assert len(d["attention_spans"]) == 4
+
+
+def test_run_segmentation_tests_the_scale_names_with_the_probes(extraction):
+    """The "global" probe label against the used scales: one test, on per-text outcomes
+    read at the extractor's layer positions, rendered in the report."""
+    from msma_sklearn.metrics import scale_name_tests
+    from msma_sklearn.report._segmentation import name_tests_lines
+
+    texts, _, result = extraction
+    frame = pd.DataFrame(result.states, columns=result.extractor.get_feature_names_out())
+    seg = run_segmentation(
+        "tiny-gpt2",
+        result.extractor,
+        frame,
+        texts,
+        n_bootstrap=0,
+        random_weights_model=True,
+        probes=result.probes,
+    )
+    (test,) = seg.name_tests
+    assert test.label == "global" and set(test.accuracy) == set(seg.chosen.scale_layers_)
+    positions = {int(j): i for i, j in enumerate(result.extractor.layers_)}
+    again = scale_name_tests(
+        {"global": result.probes["global"]},
+        seg.chosen.scale_layers_,
+        positions=positions,
+        random_state=0,
+    )
+    assert again[0].advantage == pytest.approx(test.advantage)
+    d = seg.to_dict()["name_tests"][0]
+    assert d["verdict"] in {"supported", "contradicted", "inconclusive"}
+    md = "\n".join(name_tests_lines([d], "tiny-gpt2", "cka"))
+    assert f"**{d['verdict']}** on tiny-gpt2" in md
+    assert "| global |" in md
