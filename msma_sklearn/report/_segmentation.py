@@ -94,7 +94,16 @@ def segmentation_section(config, results) -> str:
         elif vs and "cka" in vs:
             c = vs["cka"]
             if c["distance"] == 0:
-                verdict = "The CKA segmentation puts the boundaries where the README preset does"
+                verdict = (
+                    "The CKA segmentation puts the boundaries where the README preset does; "
+                    f"{c['p_ari']:.0%} of the random contiguous splits the segmenter could "
+                    "return agree as well"
+                    + (
+                        ", so chance rarely does this"
+                        if c["p_ari"] < 0.05
+                        else ", so this agreement is what chance gives"
+                    )
+                )
             elif c["p_ari"] < 0.05:
                 verdict = (
                     f"The CKA segmentation is {c['distance']:.1f} layers from the README preset on "
@@ -103,7 +112,8 @@ def segmentation_section(config, results) -> str:
             else:
                 verdict = (
                     f"The CKA segmentation is {c['distance']:.1f} layers from the README preset on "
-                    f"average; {c['p_ari']:.0%} of random contiguous splits agree with the preset "
+                    f"average; {c['p_ari']:.0%} of the random contiguous splits the segmenter "
+                    "could return agree with the preset "
                     "at least as well (ARI), so this agreement is what chance gives"
                 )
             lines += ["", f"{verdict} (on {name}, {r['n_states']} hidden states)."]

@@ -294,6 +294,9 @@ class AlignmentStudy:
                 }
                 for c in self.claims
             ],
+            "raw_moment_matching_kl": _mean_sd(
+                self.scores.attrs.get("raw_moment_matching_kl", []), num
+            ),
             "term_shares": self.term_shares(),
             "grid_search": self.grid_search,
             "best_params": self.best_params,
@@ -313,3 +316,14 @@ def _original(j, num, pval) -> dict:
         "original_false_contradiction": num(j.false_contradiction, 3),
         "original_level": pval(j.level),
     }
+
+
+def _mean_sd(values, num) -> list | None:
+    """Mean and sd (None when fewer than two) of finite ``values``, or None."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return None
+    return [num(v.mean()), num(v.std(ddof=1)) if v.size > 1 else None]
