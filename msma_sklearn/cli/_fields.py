@@ -382,9 +382,10 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "interventions.max_new_tokens",
         "max_new_tokens",
-        64,
+        128,
         _int(1),
-        "tokens generated per continuation",
+        "tokens generated per continuation (128: MTLD needs two completed factors and the "
+        "moving-average TTR 25 words; at 64 most continuations had neither)",
         quick=12,
     ),
 )

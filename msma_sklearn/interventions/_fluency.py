@@ -3,9 +3,12 @@
 An intervention that turns the output into punctuation fragments can move
 every text metric while producing no language. The guard measures, for a
 baseline and a treated set of continuations of the same prompts, the
-perplexity under the *unmodified* model, distinct-2 and the share of
-non-alphabetic characters, and flags the treated condition when its median
-perplexity exceeds ``threshold`` times the baseline's.
+perplexity under the *unmodified* model, distinct-2, the share of repeated word
+4-grams and the share of non-alphabetic characters. It is two-sided: it flags
+gibberish (median perplexity above ``threshold`` times the baseline's) and
+collapse (median perplexity below the baseline's lower quartile: text the model
+finds easier than most of its own samples, as a temperature drop gives), and
+repetition (median repeated 4-gram share above the baseline's upper quartile).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from ..metrics.text import distinct_n, non_alpha_share, perplexity
+from ..metrics.text import distinct_n, non_alpha_share, perplexity, repeated_ngram_share
 
 __all__ = ["FluencyCheck", "fluency_check", "fluency_summary"]
 
@@ -47,7 +50,17 @@ class FluencyCheck:
     threshold : float
         The flagging multiple.
     flagged : bool
-        ``ppl_ratio > threshold``.
+        Any of the three flags below.
+    ppl_low_baseline : float
+        The baseline's lower quartile of per-text perplexity.
+    repetition_baseline, repetition_treated : float
+        Median share of repeated word 4-grams of each side.
+    repetition_high_baseline : float
+        The baseline's upper quartile of that share.
+    flagged_high, flagged_low, flagged_repetition : bool
+        Gibberish (``ppl_ratio > threshold``), collapse (treated median below
+        ``ppl_low_baseline``), repetition (treated median above
+        ``repetition_high_baseline``).
     """
 
     n_texts: int
@@ -63,6 +76,28 @@ class FluencyCheck:
     defined_treated: float
     threshold: float
     flagged: bool
+    ppl_low_baseline: float = float("nan")
+    repetition_baseline: float = float("nan")
+    repetition_treated: float = float("nan")
+    repetition_high_baseline: float = float("nan")
+    flagged_high: bool = False
+    flagged_low: bool = False
+    flagged_repetition: bool = False
+
+    @property
+    def reason(self) -> str:
+        """Which flags were raised, in words ("" when none).
+
+        Returns
+        -------
+        str
+        """
+        words = [
+            ("perplexity too high (gibberish)", self.flagged_high),
+            ("perplexity too low (collapse)", self.flagged_low),
+            ("repetition", self.flagged_repetition),
+        ]
+        return ", ".join(w for w, on in words if on)
 
     def to_dict(self) -> dict:
         """Every field, JSON-able.
@@ -72,6 +107,12 @@ class FluencyCheck:
         dict
         """
         return asdict(self)
+
+
+def _quantile(values, q: float) -> float:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    return float(np.quantile(v, q)) if v.size else float("nan")
 
 
 def _median(values: np.ndarray) -> float:
@@ -90,7 +131,10 @@ def fluency_summary(
     """The guard from precomputed perplexities (pure; see :func:`fluency_check`).
 
     ``share_over_threshold`` is the share of treated texts whose perplexity
-    exceeds ``threshold`` times the baseline median.
+    exceeds ``threshold`` times the baseline median. Flags: gibberish (median
+    ratio above ``threshold``), collapse (treated median below the baseline's
+    lower quartile), repetition (treated median repeated 4-gram share above
+    the baseline's upper quartile).
 
     Parameters
     ----------
@@ -123,6 +167,12 @@ def fluency_summary(
     base, treat = _median(b_ppl), _median(t_ppl)
     ratio = treat / base if base > 0 else float("nan")
     over = t_ppl[np.isfinite(t_ppl)] > threshold * base
+    low = _quantile(b_ppl, 0.25)
+    rep_b, rep_t = repeated_ngram_share(baseline_texts), repeated_ngram_share(treated_texts)
+    rep_high = _quantile(rep_b, 0.75)
+    high_flag = bool(np.isfinite(ratio) and ratio > threshold)
+    low_flag = bool(np.isfinite(treat) and np.isfinite(low) and treat < low)
+    rep_flag = bool(np.isfinite(_median(rep_t)) and _median(rep_t) > rep_high)
     return FluencyCheck(
         n_texts=len(treated_texts),
         median_ppl_baseline=base,
@@ -136,7 +186,14 @@ def fluency_summary(
         defined_baseline=float(np.isfinite(b_ppl).mean()) if b_ppl.size else float("nan"),
         defined_treated=float(np.isfinite(t_ppl).mean()) if t_ppl.size else float("nan"),
         threshold=float(threshold),
-        flagged=bool(np.isfinite(ratio) and ratio > threshold),
+        flagged=high_flag or low_flag or rep_flag,
+        ppl_low_baseline=low,
+        repetition_baseline=_median(rep_b),
+        repetition_treated=_median(rep_t),
+        repetition_high_baseline=rep_high,
+        flagged_high=high_flag,
+        flagged_low=low_flag,
+        flagged_repetition=rep_flag,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._registry import OPERATORS
+from ..study import ABSOLUTE_METRICS
 from ._format import file_stem, fmt_optional, layer_span
 
 __all__ = ["interventions_section"]
@@ -100,13 +101,17 @@ def interventions_section(results, studies, effects) -> str:
                 f"{c.parameter} {c.strength:.3g} | {c.calibrated_kl:.2g}"
                 f"{'' if c.converged else ' (not reached)'} | "
                 f"{r.fluency.ppl_ratio:.2f}× | "
-                f"{'flagged (> 2× baseline)' if r.fluency.flagged else 'ok'} |"
+                f"{'flagged: ' + r.fluency.reason if r.fluency.flagged else 'ok'} |"
             )
         lines += [
             "",
             f"Baseline median perplexity {study.baseline_fluency['median_perplexity']:.1f} "
-            "(continuation given prompt, under the unmodified model). A flagged condition's "
-            "text metrics describe degraded text.",
+            "(continuation given prompt, under the unmodified model). The guard is two-sided: "
+            f"gibberish when the median perplexity exceeds {design.fluency_threshold:g}× the "
+            "baseline's, collapse when it falls below the baseline's lower quartile, "
+            "repetition when the median share of repeated word 4-grams exceeds the "
+            "baseline's upper quartile. A flagged condition's text metrics describe degraded "
+            "text.",
             "",
             f"Effects at next-token KL {design.primary_kl:g} nats, Benjamini-Hochberg q < 0.05 "
             "over every condition x metric of this model (exploratory); percent change of the "
@@ -124,7 +129,9 @@ def interventions_section(results, studies, effects) -> str:
             measured = sub.dropna(subset=["percent_change"])
             found = measured[measured["q_bh"] < 0.05]
             cells = "; ".join(
-                f"{r['metric']} {r['percent_change']:+.1f}% [{r['ci_low']:+.1f}, "
+                f"{r['metric']} {r['difference']:+.3f} (difference of means), q {r['q_bh']:.2g}"
+                if r["metric"] in ABSOLUTE_METRICS
+                else f"{r['metric']} {r['percent_change']:+.1f}% [{r['ci_low']:+.1f}, "
                 f"{r['ci_high']:+.1f}], q {r['q_bh']:.2g}"
                 for _, r in found.iterrows()
             )

@@ -25,6 +25,7 @@ from ._alignment_results import (
 )
 from ._extraction import ExtractionResult, layers_above_embedding, run_extraction
 from ._intervention_results import (
+    ABSOLUTE_METRICS,
     INTERVENTION_CLAIMS,
     TEXT_METRICS,
     UPPER,
@@ -50,6 +51,7 @@ __all__ = [
     "judge_alignment_claims",
     "lambda_search",
     "run_alignment_study",
+    "ABSOLUTE_METRICS",
     "INTERVENTION_CLAIMS",
     "TEXT_METRICS",
     "UPPER",

@@ -31,11 +31,17 @@ INTERVENTION_CLAIMS = (
     ("global", "scaling", "coherence", -24.0, "-24% coherence"),
     ("intermediate", "scaling", "sentence_count", 25.0, "+25% sentence count"),
     ("intermediate", "scaling", "mean_sentence_length", -19.0, "-19% mean sentence length"),
-    ("local", "scaling", "ttr", 34.0, "+34% lexical variation"),
+    # measured as the moving-average TTR: the plain TTR falls with length, and amplify
+    # changes length
+    ("local", "scaling", "mattr", 34.0, "+34% lexical variation"),
 )
 
 #: the strongest setting the calibration considers, per operator (its own parameter)
 UPPER = {o.kind: o.upper for o in OPERATORS.values()}
+
+#: signed metrics whose mean sits near zero: reported as a difference of means, never as
+#: a percent of the baseline mean (sentiment's prompt mean was 0.063)
+ABSOLUTE_METRICS = ("sentiment",)
 
 #: every text metric except the distinct-n counts (TTR and MTLD already cover diversity;
 #: distinct-2 is part of the fluency check)
@@ -96,7 +102,7 @@ class InterventionDesign:
     n_calibration: int = 16
     prompt_words: int = 24
     n_samples: int = 2
-    max_new_tokens: int = 64
+    max_new_tokens: int = 128
     top_p: float = 0.95
     calibration_tol: float = 0.15
     calibration_max_evals: int = 8
@@ -366,6 +372,7 @@ class InterventionStudy:
                         "defined_treated": e.defined_treated,
                         "baseline_mean": e.baseline_mean,
                         "treated_mean": e.treated_mean,
+                        "difference": e.treated_mean - e.baseline_mean,
                         "percent_change": e.percent_change,
                         "ci_low": e.ci_low,
                         "ci_high": e.ci_high,

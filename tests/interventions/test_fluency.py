@@ -60,3 +60,29 @@ def test_continuation_perplexity_counts_only_the_continuation():
     assert total == pytest.approx(parts, rel=1e-4)
     with pytest.raises(ValueError, match="one each"):
         perplexity(FLUENT, "smollm2-135m", prompts=PROMPTS[:2])
+
+
+LOOPED = [" and the lamp and the lamp and the lamp and the lamp and the lamp."] * 4
+
+
+def test_the_guard_is_two_sided_and_sees_repetition():
+    baseline_ppl = [8.0, 10.0, 12.0, 14.0]  # lower quartile 9.5
+    collapse = fluency_summary(FLUENT, FLUENT, baseline_ppl, [5.0, 6.0, 5.5, 6.5])
+    assert collapse.flagged and collapse.flagged_low and not collapse.flagged_high
+    assert collapse.ppl_low_baseline == pytest.approx(9.5)
+    assert "collapse" in collapse.reason
+    gibberish = fluency_summary(FLUENT, DEGENERATE, baseline_ppl, [40.0] * 4)
+    assert gibberish.flagged_high and not gibberish.flagged_low
+    loop = fluency_summary(FLUENT, LOOPED, baseline_ppl, [11.0] * 4)
+    assert loop.flagged_repetition and loop.repetition_treated > 0.5
+    assert loop.repetition_baseline == 0.0 and loop.reason == "repetition"
+    within = fluency_summary(FLUENT, FLUENT, baseline_ppl, [10.0, 11.0, 12.0, 9.8])
+    assert not within.flagged and within.reason == ""
+
+
+@pytest.mark.slow
+def test_guard_flags_planted_collapse_on_smollm2():
+    """A looping continuation is text the unmodified model finds easy: flagged as collapse
+    and repetition, not as gibberish."""
+    check = fluency_check(PROMPTS, FLUENT, LOOPED, model="smollm2-135m")
+    assert check.flagged_low and check.flagged_repetition and not check.flagged_high

@@ -53,7 +53,7 @@ def test_perplexity_equals_the_models_own_loss():
 
 def test_texts_without_words_give_nan_not_errors():
     table = TextMetrics(["mtld", "ttr"]).compute(["2022-01-01 12", "..."])
-    assert table["mtld"].isna().all()  # lexicalrichness finds no words in either
+    assert table["mtld"].isna().all()  # no factor completes in either
     assert table["ttr"].isna().tolist() == [False, True]  # our word pattern counts digits
 
 
@@ -76,3 +76,53 @@ def test_continuation_perplexity_in_a_batch_equals_the_models_own_loss():
         with torch.inference_mode():
             loss = model(ids, labels=labels).loss
         assert value == pytest.approx(float(torch.exp(loss)), rel=1e-4)
+
+
+def test_mattr_against_a_hand_count():
+    from msma_sklearn.metrics.text import moving_average_ttr
+
+    # windows of 3: "a b a" 2/3, "b a c" 3/3, "a c c" 2/3 -> mean 7/9
+    assert moving_average_ttr(["a b a c c"], window=3)[0] == pytest.approx(7 / 9)
+    # the whole text when it is one window; undefined when shorter
+    assert moving_average_ttr(["a b a"], window=3)[0] == pytest.approx(2 / 3)
+    assert np.isnan(moving_average_ttr(["a b"], window=3)[0])
+    # unlike the TTR it does not fall with length on a stationary text
+    rng = np.random.default_rng(0)
+    vocab = [f"w{i}" for i in range(40)]
+    short, long = " ".join(rng.choice(vocab, 60)), " ".join(rng.choice(vocab, 600))
+    from msma_sklearn.metrics.text import type_token_ratio
+
+    assert type_token_ratio([long])[0] < 0.5 * type_token_ratio([short])[0]
+    m = moving_average_ttr([short, long], window=25)
+    assert m[0] == pytest.approx(m[1], abs=0.05)
+    with pytest.raises(ValueError, match="window"):
+        moving_average_ttr(["a"], window=0)
+
+
+def test_mtld_equals_lexicalrichness_where_defined_and_is_undefined_on_short_texts():
+    import itertools
+
+    lr = pytest.importorskip("lexicalrichness")
+    from msma_sklearn.metrics.text import mtld, mtld_factors
+
+    rng = np.random.default_rng(0)
+    vocab = ["".join(p) for p in itertools.product("abcdefgh", repeat=2)][:60]
+    for n in (100, 400):
+        text = " ".join(rng.choice(vocab, n))
+        assert mtld([text])[0] == pytest.approx(lr.LexicalRichness(text).mtld(threshold=0.72))
+    # 40 distinct words: no factor completes, MTLD would be an extrapolation: undefined
+    text = " ".join(vocab[:40])
+    assert mtld_factors(text.split()) == (0, 0.0)
+    assert np.isnan(mtld([text])[0])
+
+
+def test_repetition_and_length():
+    from msma_sklearn.metrics.text import repeated_ngram_share, word_count
+
+    loop = " ".join(["the cat sat on the mat"] * 5)
+    assert repeated_ngram_share([loop])[0] == pytest.approx(1 - 6 / 27)  # 27 4-grams, 6 kinds
+    assert repeated_ngram_share(["one two three four five"])[0] == 0.0
+    assert np.isnan(repeated_ngram_share(["too short"])[0])
+    table = TextMetrics(["n_words", "repetition", "mattr"]).compute([loop, "a b"])
+    assert table["n_words"].tolist() == [30.0, 2.0]
+    assert np.isnan(table["mattr"][1])

@@ -10,6 +10,7 @@ from msma_sklearn import Intervener
 from msma_sklearn.datasets import load_reference_prose
 from msma_sklearn.stats import minimum_detectable_effect, paired_power
 from msma_sklearn.study import (
+    TEXT_METRICS,
     InterventionDesign,
     centred_window,
     prompt_sets,
@@ -114,7 +115,8 @@ def test_study_calibrates_every_condition_and_reports_it(tiny_study):
 
 def test_study_counts_the_prompt_once_and_reports_without_effects_below_20(tiny_study):
     frame = tiny_study.effects_frame()
-    assert len(frame) == len(tiny_study.conditions) * 8
+    assert len(frame) == len(tiny_study.conditions) * len(TEXT_METRICS)
+    assert {"mattr", "n_words", "repetition"} <= set(frame["metric"])
     assert (frame["n_prompts"] == 4).all()  # 4 prompts x 2 samples: 4 units, not 8
     assert frame["percent_change"].isna().all() and frame["q_bh"].isna().all()
     claims = tiny_study.claims
@@ -123,7 +125,7 @@ def test_study_counts_the_prompt_once_and_reports_without_effects_below_20(tiny_
         "coherence",
         "sentence_count",
         "mean_sentence_length",
-        "ttr",
+        "mattr",
     ]
     assert all(c.effect.verdict == "inconclusive" for c in claims)
     assert all(c.condition.target_kl == 0.0005 and c.kind == "scaling" for c in claims)
