@@ -124,5 +124,5 @@ def test_repetition_and_length():
     assert repeated_ngram_share(["one two three four five"])[0] == 0.0
     assert np.isnan(repeated_ngram_share(["too short"])[0])
     table = TextMetrics(["n_words", "repetition", "mattr"]).compute([loop, "a b"])
-    assert table["n_words"].tolist() == [30.0, 2.0]
+    assert table["n_words"].tolist() == [30.0, 2.0] == word_count([loop, "a b"]).tolist()
     assert np.isnan(table["mattr"][1])
