@@ -8,6 +8,7 @@ tests, power, Holm) are in :mod:`msma_sklearn.stats`.
 """
 
 from ._calibration import DoseCalibration, calibrate_dose, calibrate_doses, dose_response
+from ._control import next_token_entropy, temperature_for_entropy
 from ._fluency import FluencyCheck, fluency_check, fluency_summary
 from ._intervener import REPRESENTATION_METRICS, Intervener, centred_window
 from ._statistics import (
@@ -32,8 +33,10 @@ __all__ = [
     "collapse_to_prompts",
     "dose_response",
     "holm_over_claims",
+    "next_token_entropy",
     "fluency_check",
     "fluency_summary",
     "prompt_effect",
     "rejudge",
+    "temperature_for_entropy",
 ]

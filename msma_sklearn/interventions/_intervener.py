@@ -623,6 +623,22 @@ class Intervener(ModelBackedMixin, BaseEstimator):
         base = self._next_token_logprobs(prompts, intervene=False)
         return kl_rows(base, self._next_token_logprobs(prompts, intervene=True))
 
+    def next_token_logprobs(self, prompts, *, intervene: bool = True) -> np.ndarray:
+        """Log-probabilities of the token after each prompt, with or without the intervention.
+
+        Parameters
+        ----------
+        prompts : list of str
+            The prompts.
+        intervene : bool, default=True
+            False: the unmodified model.
+
+        Returns
+        -------
+        ndarray of shape (n_prompts, vocab)
+        """
+        return self._next_token_logprobs(prompts, intervene=intervene).numpy()
+
     def _next_token_logprobs(self, prompts, *, intervene: bool) -> torch.Tensor:
         """Log-probabilities of the token after each prompt, (n_prompts, vocab), on the CPU."""
         check_is_fitted(self, "layers_")

@@ -90,16 +90,24 @@ def interventions_section(results, studies, effects) -> str:
     for (model, study), model_effects in zip(studies.items(), effects, strict=True):
         lines += [f"### {model}", ""]
         lines += [
-            "| scale | operator | hidden states | target KL | strength | KL reached "
+            "| scale | operator | hidden states | target KL | strength (over the window) "
+            "| KL reached (calibration) | KL on the evaluation prompts "
             "| median ppl vs baseline | fluency |",
-            "|---|---|---|---:|---:|---:|---:|---|",
+            "|---|---|---|---:|---:|---:|---:|---:|---|",
         ]
         for r in study.conditions:
             c = r.condition
+            window = (
+                f" ({c.parameter}^{len(c.layers)} = {r.effective_strength:.3g})"
+                if c.kind == "scaling" and len(c.layers) > 1
+                else ""
+            )
+            realised = fmt_optional(r.realised_kl, ".2g") if r.realised_kl == r.realised_kl else "–"
+            off = "" if r.dose_matched else " (off target)"
             lines.append(
                 f"| {c.scale} | {names[c.kind]} | {layer_span(list(c.layers))} | {c.target_kl:g} | "
-                f"{c.parameter} {c.strength:.3g} | {c.calibrated_kl:.2g}"
-                f"{'' if c.converged else ' (not reached)'} | "
+                f"{c.parameter} {c.strength:.3g}{window} | {c.calibrated_kl:.2g}"
+                f"{'' if c.converged else ' (not reached)'} | {realised}{off} | "
                 f"{r.fluency.ppl_ratio:.2f}× | "
                 f"{'flagged: ' + r.fluency.reason if r.fluency.flagged else 'ok'} |"
             )
@@ -169,9 +177,25 @@ def interventions_section(results, studies, effects) -> str:
                 else ""
             )
             guard = " (fluency guard flagged this dose)" if c["fluency_flagged"] else ""
+            control = ""
+            if c.get("control_verdict"):
+                control = (
+                    f" Against the temperature control (sampling at T = "
+                    f"{fmt(c['control_temperature'], '.3g')}, the unmodified model's next-token "
+                    f"entropy matched to the condition's): **{c['control_verdict']}** "
+                    f"({c['control_reason']})"
+                    + (
+                        "; scale-specific."
+                        if c["scale_specific"] == "yes"
+                        else "; not shown to differ from a temperature change."
+                        if c["scale_specific"] == "no"
+                        else "."
+                    )
+                )
             lines.append(
                 f"- {c['claim']} — on {model} at {c['dose']}: {measured}**{c['verdict']}** "
                 f"({c['reason']}; {c['n_pairs']} of {c['n_prompts']} prompts defined){guard}."
+                f"{control}"
             )
         lines += [
             "",

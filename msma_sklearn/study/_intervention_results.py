@@ -203,11 +203,30 @@ class ConditionResult:
         Metric -> PromptEffect.
     fluency : FluencyCheck
         The fluency guard.
+    realised_kl : float
+        Mean next-token KL on the evaluation prompts (the dose where it is
+        scored; the calibration reached ``condition.calibrated_kl`` on others).
+    dose_matched : bool
+        ``realised_kl`` within the calibration tolerance of the target.
+    effective_strength : float
+        The strength over the window: ``alpha ** k`` for scaling on ``k``
+        hidden states (the scaling compounds through the residual stream),
+        the strength itself for the other operators.
+    control_temperature : float
+        The sampling temperature whose unmodified next-token entropy on the
+        calibration prompts equals this condition's (NaN: no control run).
+    control_entropy : float
+        That entropy, in nats.
     """
 
     condition: Condition
     effects: dict
     fluency: FluencyCheck
+    realised_kl: float = math.nan
+    dose_matched: bool = True
+    effective_strength: float = math.nan
+    control_temperature: float = math.nan
+    control_entropy: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -235,6 +254,13 @@ class ClaimResult:
     judgement : Judgement or None
         The one judge's verdict (:func:`~msma_sklearn.stats.judge_claims`), with
         the power at Holm's first step and the chance of "contradicted" at zero.
+    control_judgement : Judgement or None
+        The same claim judged against the temperature control instead of the
+        baseline (treated minus control, the claimed size in the baseline's
+        units, Holm over the claims): "supported" there is what makes the
+        effect scale-specific rather than a change of temperature.
+    control_temperature : float
+        The control's sampling temperature.
     """
 
     claim: str
@@ -248,6 +274,23 @@ class ClaimResult:
     p_holm_opposite: float = math.nan  # effect opposite to the claim
     p_holm_smaller: float = math.nan  # effect smaller than half the claim
     judgement: object = None  # stats.Judgement
+    control_judgement: object = None  # stats.Judgement against the temperature control
+    control_temperature: float = math.nan
+
+    @property
+    def scale_specific(self) -> str:
+        """ "yes" when the claim is supported against the baseline and against the
+        temperature control, "no" when supported against the baseline only, "" otherwise.
+
+        Returns
+        -------
+        str
+        """
+        if self.effect.verdict != "supported":
+            return ""
+        if self.control_judgement is None:
+            return ""
+        return "yes" if self.control_judgement.verdict == "supported" else "no"
 
 
 @dataclass(frozen=True)
@@ -313,6 +356,11 @@ class InterventionStudy:
                     "dose": r.condition.dose,
                     "fluency_ppl_ratio": num(r.fluency.ppl_ratio),
                     "fluency_flagged": r.fluency.flagged,
+                    "fluency_reason": r.fluency.reason,
+                    "realised_kl": num(r.realised_kl),
+                    "dose_matched": r.dose_matched,
+                    "effective_strength": num(r.effective_strength),
+                    "control_temperature": num(r.control_temperature),
                 }
                 for r in self.conditions
             ],
@@ -333,6 +381,12 @@ class InterventionStudy:
                     "p_holm_smaller": num(c.p_holm_smaller),
                     "power": num(c.effect.power, 3),
                     "power_level": num(c.judgement.level, 4) if c.judgement else None,
+                    "control_temperature": num(c.control_temperature),
+                    "control_verdict": (
+                        c.control_judgement.verdict if c.control_judgement else None
+                    ),
+                    "control_reason": c.control_judgement.reason if c.control_judgement else None,
+                    "scale_specific": c.scale_specific,
                     "false_contradiction": (
                         num(c.judgement.false_contradiction, 3) if c.judgement else None
                     ),

@@ -24,7 +24,9 @@ from ..interventions import (
     centred_window,
     collapse_to_prompts,
     fluency_summary,
+    next_token_entropy,
     prompt_effect,
+    temperature_for_entropy,
 )
 from ..metrics.text import TextMetrics, perplexity
 from ..stats import decide, judge_claims, paired_claim_test
@@ -174,8 +176,11 @@ def run_intervention_study(
                     )
                 )
 
-    # 2. generation at each condition, measured against the shared-seed baseline
-    results, treated_by_condition = [], {}
+    # 2. generation at each condition, measured against the shared-seed baseline; the
+    # conditions the claims are judged on also get a temperature control
+    claimed = {(scale, kind) for scale, kind, *_ in claims}
+    base_logprobs = None
+    results, treated_by_condition, control_by_condition = [], {}, {}
     for c in tqdm(conditions, desc=f"Generating {model}", unit="condition", disable=not verbose):
         iv = Intervener(
             model,
@@ -184,6 +189,19 @@ def run_intervention_study(
             **common,
             **{**_fixed(c.kind), c.parameter: c.strength},
         ).fit(calibration_prompts if c.kind == "translation" else None)
+        realised = float(np.mean(iv.next_token_kl(prompts)))
+        control_t = control_h = math.nan
+        if c.target_kl == design.primary_kl and (c.scale, c.kind) in claimed:
+            if base_logprobs is None:
+                base_logprobs = base.next_token_logprobs(calibration_prompts, intervene=False)
+            control_h = float(
+                next_token_entropy(iv.next_token_logprobs(calibration_prompts)).mean()
+            )
+            control_t = temperature_for_entropy(base_logprobs, control_h)
+            control = Intervener(model, layers=[1], **common, sampling_temperature=control_t).fit()
+            control_by_condition[c] = metrics.compute(control.generate_baseline(prompts)).to_numpy(
+                dtype=float
+            )
         texts = iv.generate(prompts)
         values = metrics.compute(texts).to_numpy(dtype=float)
         ppl = perplexity(texts, model, prompts=repeated, batch_size=design.batch_size)
@@ -201,7 +219,20 @@ def run_intervention_study(
             for j, metric in enumerate(TEXT_METRICS)
         }
         treated_by_condition[c] = values
-        results.append(ConditionResult(c, effects, fluency))
+        results.append(
+            ConditionResult(
+                c,
+                effects,
+                fluency,
+                realised_kl=realised,
+                dose_matched=abs(realised / c.target_kl - 1) <= design.calibration_tol,
+                effective_strength=(
+                    c.strength ** len(c.layers) if c.kind == "scaling" else c.strength
+                ),
+                control_temperature=control_t,
+                control_entropy=control_h,
+            )
+        )
 
     # 3. the claims at the primary dose, Holm over those that ran
     primary = {(c.scale, c.kind): c for c in conditions if c.target_kl == design.primary_kl}
@@ -230,6 +261,29 @@ def run_intervention_study(
         for c, j, claimed in args
     ]
     judgements = judge_claims(tests, alpha=design.alpha)
+    # the same claims against the temperature control: treated minus control, the claimed
+    # size in the baseline's units (Holm over the claims that have a control)
+    with_control = [i for i, (c, _, _) in enumerate(args) if c in control_by_condition]
+    control_judged = dict(
+        zip(
+            with_control,
+            judge_claims(
+                [
+                    _control_test(
+                        prompt_ids,
+                        baseline_values[:, args[i][1]],
+                        control_by_condition[args[i][0]][:, args[i][1]],
+                        treated_by_condition[args[i][0]][:, args[i][1]],
+                        args[i][2],
+                    )
+                    for i in with_control
+                ],
+                alpha=design.alpha,
+            ),
+            strict=True,
+        )
+    )
+    temperatures = {r.condition: r.control_temperature for r in results}
     claim_results = []
     for (scale, kind, metric, claimed, text), (c, _, _), measured, jd in zip(
         tested, args, raw, judgements, strict=True
@@ -261,6 +315,8 @@ def run_intervention_study(
                 jd.p_opposite_holm,
                 jd.p_smaller_holm,
                 jd,
+                control_judged.get(len(claim_results)),
+                temperatures.get(c, math.nan),
             )
         )
     finite_ppl = baseline_ppl[np.isfinite(baseline_ppl)]
@@ -299,4 +355,21 @@ def _claim_test(prompt_ids, baseline, treated, claimed_percent: float):
     if not np.isfinite(claimed) or claimed == 0:
         claimed = math.copysign(1.0, claimed_percent)
         return paired_claim_test(d[:1], claimed)
+    return paired_claim_test(d, claimed)
+
+
+def _control_test(prompt_ids, baseline, control, treated, claimed_percent: float):
+    """The judge's tests of treated against the temperature control, per prompt, with
+    the claimed size in the baseline's units (as against the baseline)."""
+    _, b, _ = collapse_to_prompts(prompt_ids, baseline)
+    _, c, _ = collapse_to_prompts(prompt_ids, control)
+    _, t, _ = collapse_to_prompts(prompt_ids, treated)
+    both = np.isfinite(c) & np.isfinite(t)
+    d = (t - c)[both]
+    if both.sum() < MIN_PAIRS:
+        d = d[:1]
+    base = np.nanmean(b) if np.isfinite(b).any() else float("nan")
+    claimed = claimed_percent / 100.0 * abs(base)
+    if not np.isfinite(claimed) or claimed == 0:
+        return paired_claim_test(d[:1], math.copysign(1.0, claimed_percent))
     return paired_claim_test(d, claimed)

@@ -151,3 +151,27 @@ def test_study_figures_are_drawn(tiny_study, tmp_path):
     ):
         save_figure(fig, tmp_path / f"{name}.png")
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_doses_are_reported_where_scored_and_claims_have_a_temperature_control(tiny_study):
+    for r in tiny_study.conditions:
+        c = r.condition
+        assert np.isfinite(r.realised_kl) and r.realised_kl >= 0
+        assert r.dose_matched == (abs(r.realised_kl / c.target_kl - 1) <= 0.1)
+        if c.kind == "scaling":
+            assert r.effective_strength == pytest.approx(c.strength ** len(c.layers))
+    controlled = [r for r in tiny_study.conditions if np.isfinite(r.control_temperature)]
+    # one control per claimed (scale, scaling) at the primary dose
+    assert {(r.condition.scale, r.condition.target_kl) for r in controlled} == {
+        ("global", 0.0005),
+        ("intermediate", 0.0005),
+        ("local", 0.0005),
+    }
+    assert all(0.05 <= r.control_temperature <= 20 for r in controlled)
+    for claim in tiny_study.claims:
+        assert claim.control_judgement is not None
+        assert claim.control_temperature == next(
+            r.control_temperature for r in controlled if r.condition == claim.condition
+        )
+    d = tiny_study.to_dict()["claims"][0]
+    assert d["control_verdict"] in {"supported", "contradicted", "inconclusive"}
