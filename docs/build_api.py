@@ -17,6 +17,7 @@ MODULES = [
     "msma_sklearn.metrics.text",
     "msma_sklearn.datasets",
     "msma_sklearn.plotting",
+    "msma_sklearn.profile",
     "msma_sklearn.report",
     "msma_sklearn.stats",
     "msma_sklearn.study",

@@ -1,0 +1,161 @@
+"""Per-layer signals that need the model itself: the logit lens (each hidden state read
+out through the model's own final norm and head) and block deletion (the next-token
+distribution when one block is skipped)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..extraction import load_model, pad_batch, pad_token_id, resolve_layout
+from ..utils import attached_hooks
+
+__all__ = ["deletion_kl", "logit_lens_kl"]
+
+#: attribute names of a decoder stack's final norm (Llama/Gemma, GPT-2, OPT/T5, Phi)
+_FINAL_NORMS = ("norm", "ln_f", "final_layer_norm", "final_layernorm")
+
+
+def _causal(model_spec):
+    if isinstance(model_spec, tuple):  # an already loaded (model, tokenizer)
+        model, tokenizer = model_spec
+        model_spec = type(model).__name__
+    else:
+        model, tokenizer = load_model(model_spec)
+    layout = resolve_layout(model)
+    if not layout.causal or getattr(model.config, "is_encoder_decoder", False):
+        raise ValueError(
+            f"{model_spec!r} is not a decoder-only causal LM; the logit lens and block "
+            "deletion read next-token distributions."
+        )
+    if model.get_output_embeddings() is None:
+        raise ValueError(f"{model_spec!r} has no language-model head to read out through.")
+    return model, tokenizer, layout
+
+
+def _final_norm(layout):
+    for name in _FINAL_NORMS:
+        norm = getattr(layout.module, name, None)
+        if isinstance(norm, torch.nn.Module):
+            return norm
+    raise ValueError(
+        f"Cannot find the final norm of {type(layout.module).__name__} (looked for "
+        f"{list(_FINAL_NORMS)})."
+    )
+
+
+def _batches(tokenizer, model, texts, max_length, batch_size):
+    ids = tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=max_length)[
+        "input_ids"
+    ]
+    pad = pad_token_id(tokenizer, model)
+    device = next(model.parameters()).device
+    for start in range(0, len(ids), batch_size):
+        input_ids, mask = pad_batch(ids[start : start + batch_size], pad, "right")
+        yield input_ids.to(device), mask.to(device)
+
+
+def _token_kl(log_p: torch.Tensor, log_q: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
+    """Per row: KL(p || q) of the next-token distributions, mean over real tokens."""
+    kl = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, T)
+    m = mask.to(kl.dtype)
+    return ((kl * m).sum(-1) / m.sum(-1).clamp(min=1)).cpu().numpy()
+
+
+def _logprobs(model, logits: torch.Tensor) -> torch.Tensor:
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    if cap:  # Gemma 2-style soft-capping, as the model's own forward applies it
+        logits = torch.tanh(logits / cap) * cap
+    return torch.log_softmax(logits.float(), dim=-1)
+
+
+def logit_lens_kl(
+    model, texts, *, max_length: int = 128, batch_size: int = 4, verbose: bool = True
+) -> np.ndarray:
+    """KL(final || lens) per text and hidden state: each state read out through the
+    model's own final norm and head (nostalgebraist 2020), against the model's output.
+
+    Index ``j < L`` is the input of block ``j`` (0: the embeddings) put through the
+    final norm and the head; index ``L`` is the stack's output, whose read-out is
+    the model's own distribution (KL 0). Averaged over each text's real tokens.
+
+    Parameters
+    ----------
+    model : str or (model, tokenizer)
+        A decoder-only causal LM spec :func:`~msma_sklearn.extraction.load_model`
+        takes, or a loaded model and its tokenizer.
+    texts : sequence of str
+        The texts.
+    max_length : int, default=128
+        Tokens per text (longer texts are truncated).
+    batch_size : int, default=4
+        Texts per forward pass.
+    verbose : bool, default=True
+        Progress bar.
+
+    Returns
+    -------
+    ndarray of shape (n_texts, n_layers + 1)
+    """
+    lm, tokenizer, layout = _causal(model)
+    norm, head = _final_norm(layout), lm.get_output_embeddings()
+    out = []
+    batches = list(_batches(tokenizer, lm, texts, max_length, batch_size))
+    for input_ids, mask in tqdm(batches, desc="Logit lens", disable=not verbose):
+        with torch.inference_mode():
+            res = lm(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
+            final = _logprobs(lm, res.logits)
+            states = res.hidden_states
+            rows = []
+            for j, h in enumerate(states):
+                read = h if j == len(states) - 1 else norm(h)
+                rows.append(_token_kl(final, _logprobs(lm, head(read)), mask))
+        out.append(np.stack(rows, axis=1))
+    return np.concatenate(out, axis=0)
+
+
+def deletion_kl(
+    model, texts, *, max_length: int = 128, batch_size: int = 4, verbose: bool = True
+) -> np.ndarray:
+    """KL(full || block skipped) per text and block: block ``j``'s output replaced by its
+    input during the forward pass (the residual stream passes it by), next-token
+    distributions compared at every real token (Lad et al., "The Remarkable Robustness
+    of LLMs: Stages of Inference?").
+
+    Parameters
+    ----------
+    model : str or (model, tokenizer)
+        A decoder-only causal LM spec, or a loaded model and its tokenizer.
+    texts : sequence of str
+        The texts.
+    max_length : int, default=128
+        Tokens per text.
+    batch_size : int, default=4
+        Texts per forward pass.
+    verbose : bool, default=True
+        Progress bar.
+
+    Returns
+    -------
+    ndarray of shape (n_texts, n_layers)
+        Block ``j`` maps hidden state ``j`` to ``j + 1``.
+    """
+    lm, tokenizer, layout = _causal(model)
+
+    def skip(module, args, kwargs, output):
+        h = args[0] if args else kwargs["hidden_states"]
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    batches = list(_batches(tokenizer, lm, texts, max_length, batch_size))
+    out = []
+    for input_ids, mask in tqdm(batches, desc="Block deletion", disable=not verbose):
+        with torch.inference_mode():
+            full = _logprobs(lm, lm(input_ids=input_ids, attention_mask=mask).logits)
+            rows = []
+            for block in layout.blocks:
+                with attached_hooks([(block, "forward", skip)]):
+                    cut = _logprobs(lm, lm(input_ids=input_ids, attention_mask=mask).logits)
+                rows.append(_token_kl(full, cut, mask))
+        out.append(np.stack(rows, axis=1))
+    return np.concatenate(out, axis=0)
