@@ -41,7 +41,7 @@ def test_nucleus_sampling_applies_temperature_first_as_transformers_does():
 
 def test_sampled_generation_is_unchanged_by_the_fast_nucleus(monkeypatch):
     """Same seeds, same tokens as transformers' own top-p warper."""
-    from msma_sklearn.interventions import _intervener
+    from msma_sklearn.interventions import _generation
 
     kw = dict(layers=[2], kind="scaling", alpha=1.5, do_sample=True, top_p=0.8, max_new_tokens=8)
     kw["random_state"] = 3
@@ -53,7 +53,7 @@ def test_sampled_generation_is_unchanged_by_the_fast_nucleus(monkeypatch):
             scores = TemperatureLogitsWarper(self.temperature)(input_ids, scores)
             return TopPLogitsWarper(self.top_p)(input_ids, scores)
 
-    monkeypatch.setattr(_intervener, "NucleusSampling", HFTopP)
+    monkeypatch.setattr(_generation, "NucleusSampling", HFTopP)
     theirs = Intervener("tiny-gpt2", **kw).fit().generate(prompts)
     assert ours == theirs and all(isinstance(t, str) for t in ours)
     assert np.mean([len(t) for t in ours]) > 0
