@@ -46,7 +46,7 @@ def test_reproduction_page_was_written_by_a_run():
         "## Alignment ablation",
         "The original README's claims on this model",
         "## Interventions",
-        "| scale | operator | hidden states | target KL | strength | KL reached |",
+        "| scale | operator | hidden states | target KL | strength (over the window) | KL reached",
         "Design power:",
     ):
         assert heading in page
