@@ -269,12 +269,12 @@ def run_intervention_study(
             with_control,
             judge_claims(
                 [
-                    _control_test(
+                    _claim_test(
                         prompt_ids,
-                        baseline_values[:, args[i][1]],
                         control_by_condition[args[i][0]][:, args[i][1]],
                         treated_by_condition[args[i][0]][:, args[i][1]],
                         args[i][2],
+                        baseline=baseline_values[:, args[i][1]],
                     )
                     for i in with_control
                 ],
@@ -342,33 +342,21 @@ def _fixed(kind: str) -> dict:
     return {"direction": "random"} if kind == "translation" else {}
 
 
-def _claim_test(prompt_ids, baseline, treated, claimed_percent: float):
-    """The judge's tests of a claim on prompt-level differences (each prompt's samples
-    averaged first), the claimed percent turned into the outcome's units."""
-    _, b, _ = collapse_to_prompts(prompt_ids, baseline)
+def _claim_test(prompt_ids, reference, treated, claimed_percent: float, *, baseline=None):
+    """The judge's tests of a claim on prompt-level differences ``treated - reference``
+    (each prompt's samples averaged first), the claimed percent turned into the units of
+    the baseline's mean (``baseline``; None: ``reference`` itself is the baseline)."""
+    _, r, _ = collapse_to_prompts(prompt_ids, reference)
     _, t, _ = collapse_to_prompts(prompt_ids, treated)
-    both = np.isfinite(b) & np.isfinite(t)
-    d = (t - b)[both]
+    both = np.isfinite(r) & np.isfinite(t)
+    d = (t - r)[both]
     if both.sum() < MIN_PAIRS:
         d = d[:1]  # too few pairs: no test (the effect says why)
-    claimed = claimed_percent / 100.0 * abs(b[both].mean()) if both.any() else float("nan")
-    if not np.isfinite(claimed) or claimed == 0:
-        claimed = math.copysign(1.0, claimed_percent)
-        return paired_claim_test(d[:1], claimed)
-    return paired_claim_test(d, claimed)
-
-
-def _control_test(prompt_ids, baseline, control, treated, claimed_percent: float):
-    """The judge's tests of treated against the temperature control, per prompt, with
-    the claimed size in the baseline's units (as against the baseline)."""
-    _, b, _ = collapse_to_prompts(prompt_ids, baseline)
-    _, c, _ = collapse_to_prompts(prompt_ids, control)
-    _, t, _ = collapse_to_prompts(prompt_ids, treated)
-    both = np.isfinite(c) & np.isfinite(t)
-    d = (t - c)[both]
-    if both.sum() < MIN_PAIRS:
-        d = d[:1]
-    base = np.nanmean(b) if np.isfinite(b).any() else float("nan")
+    if baseline is None:
+        base = r[both].mean() if both.any() else float("nan")
+    else:
+        _, b, _ = collapse_to_prompts(prompt_ids, baseline)
+        base = np.nanmean(b) if np.isfinite(b).any() else float("nan")
     claimed = claimed_percent / 100.0 * abs(base)
     if not np.isfinite(claimed) or claimed == 0:
         return paired_claim_test(d[:1], math.copysign(1.0, claimed_percent))
