@@ -142,7 +142,7 @@ def seeds_against_configurations(model, states, args) -> None:
     for name, cfg in itertools.islice(README_CONFIGS.items(), 3):
         preds[name], r2[name] = [], []
         for seed in range(args.seeds):
-            al = ManifoldAligner(*cfg, map="mlp", random_state=seed, max_iter=args.max_iter)
+            al = ManifoldAligner(*cfg, map=args.map, random_state=seed, max_iter=args.max_iter)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 al.fit(Z_train)
@@ -161,7 +161,7 @@ def seeds_against_configurations(model, states, args) -> None:
     }
     print(
         f"\n### {model}: seeds against configurations ({len(train)} training / {len(test)} "
-        f"held-out texts, map='mlp', default start, {args.seeds} seeds; "
+        f"held-out texts, map={args.map!r}, default start, {args.seeds} seeds; "
         f"{time.perf_counter() - t0:.0f} s)\n"
     )
     for name in preds:
@@ -184,6 +184,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--max-iter", type=int, default=300)
     parser.add_argument("--grid", action="store_true")
+    parser.add_argument(
+        "--map",
+        default="mlp",
+        choices=["orthogonal", "linear", "mlp"],
+        help="the map family of the seeds-against-configurations part (the aligner's "
+        "default is 'orthogonal'; the λ search's pipeline uses 'mlp')",
+    )
     parser.add_argument("--skip-study", action="store_true")
     parser.add_argument("--skip-seeds", action="store_true")
     args = parser.parse_args()

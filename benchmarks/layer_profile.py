@@ -22,7 +22,7 @@ import numpy as np
 
 from msma_sklearn import HiddenStateExtractor, ScaleSegmenter, load_corpus
 from msma_sklearn.plotting import plot_phase_card, save_figure
-from msma_sklearn.profile import boundaries_against_profile, layer_profile
+from msma_sklearn.profile import boundaries_against_profile, layer_profile, reference_shapes
 
 FIGURES = Path("docs/figures")
 
@@ -70,6 +70,9 @@ def main() -> None:
             )
         for name, v in profile.values.items():
             print(f"{name}: " + ", ".join("nan" if not np.isfinite(x) else f"{x:.3g}" for x in v))
+        print("\n| signal | published shape | holds here | measured |\n|---|---|---|---|")
+        for c in reference_shapes(profile):
+            print(f"| {c.signal} | {c.expected} | {c.holds} | {c.observed} |")
         print(f"figure: {path}", flush=True)
 
 

@@ -41,6 +41,8 @@ class RunConfig:
     cv_folds: int
     segmentation: str
     n_bootstrap: int
+    profile_texts: int
+    profile_stride: int
     align_splits: int
     full_ablation: bool
     lambda_geo: list
@@ -59,6 +61,7 @@ class RunConfig:
     prompt_words: int
     n_prompts: int
     n_calibration: int
+    calibration_tokens: int
     n_samples: int
     n_samples_secondary: int
     max_new_tokens: int

@@ -33,6 +33,15 @@ def _int(lo: int) -> Callable:
     return check
 
 
+def _zero_or_int(lo: int) -> Callable:
+    def check(v):
+        if not _is_int(v) or (v != 0 and v < lo):
+            return f"0 (off) or an integer >= {lo}"
+        return None
+
+    return check
+
+
 def _auto_or_int(lo: int) -> Callable:
     def check(v):
         if v == "auto":
@@ -235,6 +244,23 @@ FIELDS: tuple[Field, ...] = (
         quick=5,
     ),
     Field(
+        "segmentation.profile_texts",
+        "profile_texts",
+        64,
+        _zero_or_int(10),  # TwoNN needs 10 points
+        "held-out texts of the layer profile (logit lens, block deletion, angular distance, "
+        "intrinsic dimension, largest unit) that the scales are tested against; 0 leaves it out",
+        quick=16,
+    ),
+    Field(
+        "segmentation.profile_stride",
+        "profile_stride",
+        4,
+        _int(1),
+        "the profile's logit lens and block deletion read every this many tokens (their cost "
+        "is the LM head per position and layer)",
+    ),
+    Field(
         "alignment.n_splits",
         "align_splits",
         10,
@@ -358,10 +384,19 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "interventions.n_calibration",
         "n_calibration",
-        16,
+        32,
         _int(1),
         "other prompts the doses are calibrated on",
         quick=4,
+    ),
+    Field(
+        "interventions.calibration_tokens",
+        "calibration_tokens",
+        32,
+        _int(0),
+        "tokens of the baseline's continuation the dose's KL is averaged over (teacher-forced); "
+        "0: the prompt's next token only",
+        quick=8,
     ),
     Field(
         "interventions.samples",

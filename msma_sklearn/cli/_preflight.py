@@ -15,6 +15,8 @@ __all__ = ["text_requirements"]
 ALIGN_TEST_SIZE = 0.2
 #: debiased CKA divides by n - 3: the fewest rows any CKA in the study is computed on
 CKA_MIN_ROWS = 4
+#: the layer profile's intrinsic dimension (TwoNN) needs this many held-out texts
+PROFILE_MIN_TEXTS = 10
 
 
 def _fewest_rows_holding_out(k: int, share: float) -> int:
@@ -41,6 +43,16 @@ def text_requirements(config: RunConfig) -> list[tuple[int, str]]:
             f"least {CKA_MIN_ROWS} held-out texts",
         ),
     ]
+    if config.profile_texts:
+        need.append(
+            (
+                2 * PROFILE_MIN_TEXTS,
+                "segmentation: the layer profile (segmentation.profile_texts="
+                f"{config.profile_texts}) holds out at most half of the texts, and its "
+                f"intrinsic dimension needs at least {PROFILE_MIN_TEXTS} of them "
+                "(segmentation.profile_texts: 0 turns the profile off)",
+            )
+        )
     if config.prompt_source == "texts" and config.intervention_models:
         need.append(
             (

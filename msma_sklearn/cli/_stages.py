@@ -10,6 +10,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .._registry import OPERATORS
+from ..extraction import has_random_weights
 from ..report import (
     alignment_section,
     extraction_section,
@@ -188,6 +189,7 @@ def stage_segment(config, run_dir: Path, context: dict):
     from ..plotting import (
         plot_boundary_distributions,
         plot_layer_similarity,
+        plot_phase_card,
         plot_scale_count_curves,
         plot_scale_projection,
         save_figure,
@@ -202,7 +204,7 @@ def stage_segment(config, run_dir: Path, context: dict):
             hidden[name] = (ext, X)
     results = {}
     for name, (ext, X) in tqdm(hidden.items(), desc="Segmenting", unit="model"):
-        tiny = name.startswith("tiny-")  # random-weight test models: no null of their own
+        tiny = has_random_weights(name)  # random-weight models: no random twin of their own
         real = name in config.models
         frame = pd.DataFrame(X, columns=ext.get_feature_names_out())
         result = run_segmentation(
@@ -218,6 +220,8 @@ def stage_segment(config, run_dir: Path, context: dict):
             robustness=real and not tiny and not config.quick,  # quick leaves the grid out
             random_weights_model=tiny,
             probes=context.get("probes", {}).get(name),
+            profile_texts=config.profile_texts,
+            profile_stride=config.profile_stride,
         )
         context.setdefault("segmenters", {})[name] = (result.chosen, frame)
         stem = file_stem(name)
@@ -245,6 +249,19 @@ def stage_segment(config, run_dir: Path, context: dict):
         ax = plot_scale_count_curves(result.curves, title=f"{name}: how many scales")
         figures["scale_count_figure"] = f"scale_count_{stem}.png"
         save_figure(ax.figure, run_dir / figures["scale_count_figure"])
+        if result.profile is not None:
+            fig = plot_phase_card(
+                result.profile,
+                scale_layers=result.chosen.scale_layers_,
+                boundaries={
+                    **{label: seg.boundaries_ for label, seg in result.fitted.items()},
+                    f"{result.used} (without the profile's texts)": result.profile_boundaries,
+                },
+                title=f"{name}: layer profile ({result.profile.n_texts} held-out texts), "
+                f"{result.used} scales shaded",
+            )
+            figures["phase_card"] = f"phase_card_{stem}.png"
+            save_figure(fig, run_dir / figures["phase_card"])
         results[name] = {**result.to_dict(), **figures}
     return results, segmentation_section(config, results)
 
@@ -318,6 +335,7 @@ def intervention_design(config, model: str | None = None):
         calibration_tol=float(config.calibration_tol),
         n_prompts=config.n_prompts,
         n_calibration=config.n_calibration,
+        calibration_tokens=config.calibration_tokens,
         prompt_words=config.prompt_words,
         n_samples=config.n_samples if sweep else config.n_samples_secondary,
         max_new_tokens=config.max_new_tokens,

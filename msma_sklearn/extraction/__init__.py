@@ -3,7 +3,13 @@
 from ._core import POOLINGS, ModelLayout, pad_batch, pad_token_id, reshape_by_layer, resolve_layout
 from ._extractor import HiddenStateExtractor
 from ._lazy import ModelBackedMixin
-from ._models import OFFLINE_MODELS, clear_model_cache, load_model, model_fingerprint
+from ._models import (
+    OFFLINE_MODELS,
+    clear_model_cache,
+    has_random_weights,
+    load_model,
+    model_fingerprint,
+)
 from ._store import HiddenStateStore, extract_to_store, write_array_store
 
 __all__ = [
@@ -15,6 +21,7 @@ __all__ = [
     "ModelLayout",
     "clear_model_cache",
     "extract_to_store",
+    "has_random_weights",
     "load_model",
     "model_fingerprint",
     "pad_batch",

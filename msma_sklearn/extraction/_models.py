@@ -58,6 +58,7 @@ from ._tiny import (
 __all__ = [
     "OFFLINE_MODELS",
     "clear_model_cache",
+    "has_random_weights",
     "load_model",
     "model_fingerprint",
     "resolve_device",
@@ -277,6 +278,29 @@ def model_fingerprint(model) -> str:
 
 # --------------------------------------------------------------------- loading
 RANDOM_PREFIX = "random:"
+
+
+def has_random_weights(spec: str) -> bool:
+    """Whether ``spec`` names a model with random weights: a tiny test model built from
+    a config, or ``random:<spec>`` (a model's architecture, weights drawn afresh).
+
+    Parameters
+    ----------
+    spec : str
+        A model spec :func:`load_model` accepts.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> has_random_weights("tiny-gpt2"), has_random_weights("random:minilm")
+    (True, True)
+    >>> has_random_weights("smollm2-135m")
+    False
+    """
+    return str(spec) in _BUILDERS or str(spec).startswith(RANDOM_PREFIX)
 
 
 def _load_uncached(spec: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from sklearn.base import clone
@@ -55,14 +56,21 @@ def _set(intervener, parameter: str, value: float):
 
 
 class _MeanKL:
-    """Mean next-token KL at a strength, memoised; the baseline pass is computed once."""
+    """Mean next-token KL at a strength, memoised; the baseline pass is computed once.
 
-    def __init__(self, intervener, prompts, fit_texts):
+    With ``continuations`` the KL of each prompt is the mean over the positions of
+    its teacher-forced continuation (``Intervener.continuation_logprobs``), else the
+    prompt's next token only."""
+
+    def __init__(self, intervener, prompts, fit_texts, continuations=None, max_tokens=None):
         self.intervener = intervener
         self.parameter, self.identity = STRENGTH[intervener.kind]
         self.prompts = list(prompts)
         self.fit_texts = self.prompts if fit_texts is None else fit_texts
+        self.continuations = None if continuations is None else list(continuations)
+        self.max_tokens = max_tokens
         self.base = None
+        self.counts = None
         self.memo: dict[float, float] = {float(self.identity): 0.0}  # no change: KL 0
         self.order: list[tuple[float, float]] = []
 
@@ -70,10 +78,18 @@ class _MeanKL:
         value = float(value)
         if value not in self.memo:
             fitted = _set(self.intervener, self.parameter, value).fit(self.fit_texts)
+            read = partial(
+                fitted._position_logprobs,
+                self.prompts,
+                self.continuations,
+                max_tokens=self.max_tokens,
+            )
             if self.base is None:
-                self.base = fitted._next_token_logprobs(self.prompts, intervene=False)
-            treated = fitted._next_token_logprobs(self.prompts, intervene=True)
-            self.memo[value] = float(np.mean(kl_rows(self.base, treated)))
+                self.base, self.counts = read(intervene=False)
+            treated, _ = read(intervene=True)
+            kl = kl_rows(self.base, treated)
+            per_prompt = [part.mean() for part in np.split(kl, np.cumsum(self.counts)[:-1])]
+            self.memo[value] = float(np.mean(per_prompt))
         self.order.append((value, self.memo[value]))
         return self.memo[value]
 
@@ -84,7 +100,9 @@ class _MeanKL:
         return abs(value - self.identity)
 
 
-def dose_response(intervener, prompts, strengths, *, fit_texts=None) -> list[tuple[float, float]]:
+def dose_response(
+    intervener, prompts, strengths, *, fit_texts=None, continuations=None, max_tokens=None
+) -> list[tuple[float, float]]:
     """Mean next-token KL at each strength (the operator's own parameter, see ``STRENGTH``).
 
     ``fit_texts`` (default: the prompts) are passed to ``fit``: they set the
@@ -100,13 +118,18 @@ def dose_response(intervener, prompts, strengths, *, fit_texts=None) -> list[tup
         Values of the operator's strength parameter.
     fit_texts : sequence of str, default=None
         Passed to ``fit``; None: the prompts.
+    continuations : sequence of str, default=None
+        One per prompt: the KL is averaged over its teacher-forced positions
+        (see :func:`calibrate_dose`); None: the prompt's next token only.
+    max_tokens : int, default=None
+        Continuation tokens read per prompt.
 
     Returns
     -------
     list of (float, float)
         ``(strength, mean KL in nats)``.
     """
-    measure = _MeanKL(intervener, prompts, fit_texts)
+    measure = _MeanKL(intervener, prompts, fit_texts, continuations, max_tokens)
     return [(float(v), measure(v)) for v in strengths]
 
 
@@ -119,6 +142,8 @@ def calibrate_dose(
     tol: float = 0.1,
     max_evals: int = 20,
     fit_texts=None,
+    continuations=None,
+    max_tokens=None,
 ) -> DoseCalibration:
     """Find the operator strength giving a mean next-token KL of ``target_kl`` nats.
 
@@ -149,6 +174,16 @@ def calibrate_dose(
         Most strengths evaluated.
     fit_texts : sequence of str, default=None
         Passed to ``fit`` (the scale of random translations); None: the prompts.
+    continuations : sequence of str, default=None
+        One continuation per prompt (the unmodified model's, e.g. from
+        ``generate_baseline``): each prompt's KL is then the mean over the
+        positions of its teacher-forced continuation
+        (``Intervener.continuation_logprobs``), so the dose is matched over the
+        positions that are generated and scored rather than at the prompt's
+        last token only. Needs ``positions="all"``. None: the prompt's next
+        token only.
+    max_tokens : int, default=None
+        Continuation tokens read per prompt (None: all).
 
     Returns
     -------
@@ -162,6 +197,8 @@ def calibrate_dose(
         tol=tol,
         max_evals=max_evals,
         fit_texts=fit_texts,
+        continuations=continuations,
+        max_tokens=max_tokens,
     )[0]
 
 
@@ -174,6 +211,8 @@ def calibrate_doses(
     tol: float = 0.1,
     max_evals: int = 20,
     fit_texts=None,
+    continuations=None,
+    max_tokens=None,
 ) -> list[DoseCalibration]:
     """:func:`calibrate_dose` for several target KLs, sharing every evaluation.
 
@@ -198,6 +237,8 @@ def calibrate_doses(
         Most strengths evaluated per target.
     fit_texts : sequence of str, default=None
         Passed to ``fit``; None: the prompts.
+    continuations, max_tokens : default=None
+        As in :func:`calibrate_dose`.
 
     Returns
     -------
@@ -209,7 +250,7 @@ def calibrate_doses(
         raise ValueError(f"target KLs must be positive, got {targets}.")
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}.")
-    measure = _MeanKL(intervener, prompts, fit_texts)
+    measure = _MeanKL(intervener, prompts, fit_texts, continuations, max_tokens)
     if measure.distance(float(upper)) == 0 or not math.isfinite(measure.distance(float(upper))):
         raise ValueError(
             f"upper={upper} is the identity of {measure.parameter} (or invalid); pass a "

@@ -145,23 +145,121 @@ class GenerationMixin:
 
     def _next_token_logprobs(self, prompts, *, intervene: bool) -> torch.Tensor:
         """Log-probabilities of the token after each prompt, (n_prompts, vocab), on the CPU."""
+        rows, _ = self._position_logprobs(prompts, None, intervene=intervene)
+        return rows
+
+    def continuation_logprobs(
+        self, prompts, continuations, *, intervene: bool = True, max_tokens: int | None = None
+    ) -> list[np.ndarray]:
+        """Next-token log-probabilities along given continuations (teacher-forced).
+
+        Each prompt is followed by its continuation's tokens (at most
+        ``max_tokens`` of them) in one forward pass, and the distribution that
+        predicts each continuation token is read: the prompt's last position
+        first (what :meth:`next_token_logprobs` reads), then every position of
+        the continuation but its last. With ``positions="all"`` the operator acts
+        on every position, as it does over a generation. A dose measured here is
+        the disruption over the positions that are generated and scored, not
+        only at the prompt's edge.
+
+        Parameters
+        ----------
+        prompts : list of str
+            The prompts.
+        continuations : list of str
+            One continuation per prompt (e.g. the baseline's generation).
+        intervene : bool, default=True
+            False: the unmodified model.
+        max_tokens : int, default=None
+            Continuation tokens read per prompt (None: all).
+
+        Returns
+        -------
+        list of ndarray of shape (n_positions_i, vocab)
+            One per prompt; ``n_positions_i`` is the continuation's length in
+            tokens (at least 1: an empty continuation gives the prompt's next
+            token only).
+        """
+        rows, counts = self._position_logprobs(
+            prompts, continuations, intervene=intervene, max_tokens=max_tokens
+        )
+        return [r.numpy() for r in torch.split(rows, counts)]
+
+    def continuation_kl(self, prompts, continuations, *, max_tokens: int | None = None):
+        """KL(baseline || intervened) per prompt, averaged over the positions of
+        :meth:`continuation_logprobs`, in nats.
+
+        Parameters
+        ----------
+        prompts : list of str
+            The prompts.
+        continuations : list of str
+            One continuation per prompt (teacher-forced).
+        max_tokens : int, default=None
+            Continuation tokens read per prompt (None: all).
+
+        Returns
+        -------
+        ndarray of shape (n_prompts,)
+        """
+        base, counts = self._position_logprobs(
+            prompts, continuations, intervene=False, max_tokens=max_tokens
+        )
+        treated, _ = self._position_logprobs(
+            prompts, continuations, intervene=True, max_tokens=max_tokens
+        )
+        kl = kl_rows(base, treated)
+        return np.array([part.mean() for part in np.split(kl, np.cumsum(counts)[:-1])])
+
+    def _position_logprobs(
+        self, prompts, continuations, *, intervene: bool, max_tokens: int | None = None
+    ) -> tuple[torch.Tensor, list[int]]:
+        """Log-probability rows of every read position (CPU, float32), all prompts
+        concatenated, and how many rows each prompt has."""
         check_is_fitted(self, "layers_")
         prompts = check_texts(prompts, name="prompts")
         model, tokenizer = self._loaded()
         if not self.generative_ or _is_seq2seq(model):
             raise ValueError(
-                f"next_token_kl needs a causal LM; {self.model!r} is "
+                f"next-token read-outs need a causal LM; {self.model!r} is "
                 f"{'encoder-only' if not self.generative_ else 'an encoder-decoder'}."
             )
+        ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
+        counts = [1] * len(prompts)
+        if continuations is not None:
+            if isinstance(continuations, str) or not all(isinstance(c, str) for c in continuations):
+                raise TypeError(
+                    "continuations must be a list of strings (one per prompt; an empty string "
+                    "reads the prompt's next token only)."
+                )
+            continuations = list(continuations)
+            if len(continuations) != len(prompts):
+                raise ValueError(
+                    f"One continuation per prompt is needed: got {len(continuations)} for "
+                    f"{len(prompts)} prompts."
+                )
+            if self.positions != "all":
+                raise ValueError(
+                    f"Teacher-forced read-outs need positions='all' (got {self.positions!r}): "
+                    "in one forward pass the prompt and the continuation cannot be told apart "
+                    "the way generation's passes are."
+                )
+            if max_tokens is not None and max_tokens < 1:
+                raise ValueError(f"max_tokens must be at least 1, got {max_tokens}.")
+            cont = tokenizer(continuations, add_special_tokens=False)["input_ids"]
+            cont = [c[:max_tokens] if max_tokens is not None else c for c in cont]
+            # the last continuation token predicts nothing that is read: leave it out
+            ids = [p + c[:-1] for p, c in zip(ids, cont, strict=True)]
+            counts = [max(len(c), 1) for c in cont]
         device = next(model.parameters()).device
         pad_id = pad_token_id(tokenizer, model)
-        ids = tokenizer(prompts, add_special_tokens=True)["input_ids"]
-        # the LM head on the last position only (a 262k vocabulary makes the rest costly)
-        last_only = "logits_to_keep" in inspect.signature(model.forward).parameters
+        # the LM head on the read positions only (a 262k vocabulary makes the rest costly)
+        keep = "logits_to_keep" in inspect.signature(model.forward).parameters
         out = []
         for start in range(0, len(prompts), self.batch_size):
             batch = ids[start : start + self.batch_size]
-            input_ids, mask = pad_batch(batch, pad_id, "left")  # last column: last real token
+            n_read = counts[start : start + len(batch)]
+            input_ids, mask = pad_batch(batch, pad_id, "left")  # read positions: the right edge
             # positions counted over real tokens, as generate() does for left padding
             positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
             enc = {
@@ -169,14 +267,15 @@ class GenerationMixin:
                 "attention_mask": mask.to(device),
                 "position_ids": positions.to(device),
             }
-            if last_only:
-                enc["logits_to_keep"] = 1
+            if keep:
+                enc["logits_to_keep"] = max(n_read)
             state = self._state(prompts[start : start + len(batch)], mask)
             hooks = self._hooks(model, state) if intervene else []
             with attached_hooks(hooks), torch.inference_mode():
-                logits = model(**enc).logits[:, -1].float()
-            out.append(torch.log_softmax(logits, dim=-1).cpu())
-        return torch.cat(out)
+                logits = model(**enc).logits
+            for row, n in enumerate(n_read):
+                out.append(torch.log_softmax(logits[row, -n:].float(), dim=-1).cpu())
+        return torch.cat(out), counts
 
     def _state(self, prompts: list[str], mask: torch.Tensor) -> dict:
         """What the hooks share during one batch: the forward-pass counter and the rows."""

@@ -3,6 +3,8 @@ of each segmentation marked."""
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from ._similarity import _pyplot
@@ -50,7 +52,7 @@ def plot_phase_card(profile, *, scale_layers=None, boundaries=None, title=None):
     if not names:
         raise ValueError("The profile has no signal to draw.")
     fig, axes = plt.subplots(
-        len(names), 1, figsize=(7.0, 1.6 * len(names) + 0.8), sharex=True, squeeze=False
+        len(names), 1, figsize=(7.5, 1.7 * len(names) + 0.8), sharex=True, squeeze=False
     )
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, name in zip(axes[:, 0], names, strict=True):
@@ -72,7 +74,8 @@ def plot_phase_card(profile, *, scale_layers=None, boundaries=None, title=None):
                     lw=1,
                     label=method if b == starts[0] else None,
                 )
-        ax.set_ylabel(SIGNALS[name][1], fontsize=7)
+        words = SIGNALS[name][1].replace("`offset`", str(profile.offset))
+        ax.set_ylabel(textwrap.fill(words, 24), fontsize=7)
     if boundaries:
         axes[0, 0].legend(fontsize=7, loc="best")
     axes[-1, 0].set_xlabel("hidden state")

@@ -7,8 +7,10 @@ from ._profile import (
     SIGNALS,
     LayerProfile,
     ProfileTest,
+    ShapeCheck,
     boundaries_against_profile,
     layer_profile,
+    reference_shapes,
 )
 from ._signals import angular_distance, largest_unit_share, mean_interval, twonn_dimension
 
@@ -16,6 +18,7 @@ __all__ = [
     "SIGNALS",
     "LayerProfile",
     "ProfileTest",
+    "ShapeCheck",
     "angular_distance",
     "boundaries_against_profile",
     "deletion_kl",
@@ -23,5 +26,6 @@ __all__ = [
     "layer_profile",
     "logit_lens_kl",
     "mean_interval",
+    "reference_shapes",
     "twonn_dimension",
 ]

@@ -4,6 +4,8 @@ distribution when one block is skipped)."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -56,6 +58,24 @@ def _batches(tokenizer, model, texts, max_length, batch_size):
         yield input_ids.to(device), mask.to(device)
 
 
+def _kept(model, input_ids, stride: int):
+    """The positions read out (every ``stride``-th) and the forward's keyword for them."""
+    keep = torch.arange(0, input_ids.shape[1], stride, device=input_ids.device)
+    takes = "logits_to_keep" in inspect.signature(model.forward).parameters
+    return keep, ({"logits_to_keep": keep} if takes and stride > 1 else {})
+
+
+def _at(logits: torch.Tensor, keep: torch.Tensor, sliced: dict) -> torch.Tensor:
+    """The logits of the kept positions (already sliced when the model took the keyword)."""
+    return logits if sliced else logits[:, keep]
+
+
+def _check_stride(stride) -> int:
+    if int(stride) != stride or stride < 1:
+        raise ValueError(f"stride must be a positive integer, got {stride!r}.")
+    return int(stride)
+
+
 def _token_kl(log_p: torch.Tensor, log_q: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
     """Per row: KL(p || q) of the next-token distributions, mean over real tokens."""
     kl = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, T)
@@ -71,7 +91,13 @@ def _logprobs(model, logits: torch.Tensor) -> torch.Tensor:
 
 
 def logit_lens_kl(
-    model, texts, *, max_length: int = 128, batch_size: int = 4, verbose: bool = True
+    model,
+    texts,
+    *,
+    max_length: int = 128,
+    batch_size: int = 4,
+    stride: int = 1,
+    verbose: bool = True,
 ) -> np.ndarray:
     """KL(final || lens) per text and hidden state: each state read out through the
     model's own final norm and head (nostalgebraist 2020), against the model's output.
@@ -91,6 +117,9 @@ def logit_lens_kl(
         Tokens per text (longer texts are truncated).
     batch_size : int, default=4
         Texts per forward pass.
+    stride : int, default=1
+        Read every ``stride``-th position (the head's cost is per position
+        and per layer: 262k outputs on Gemma-3).
     verbose : bool, default=True
         Progress bar.
 
@@ -98,25 +127,34 @@ def logit_lens_kl(
     -------
     ndarray of shape (n_texts, n_layers + 1)
     """
+    stride = _check_stride(stride)
     lm, tokenizer, layout = _causal(model)
     norm, head = _final_norm(layout), lm.get_output_embeddings()
     out = []
     batches = list(_batches(tokenizer, lm, texts, max_length, batch_size))
     for input_ids, mask in tqdm(batches, desc="Logit lens", disable=not verbose):
+        keep, sliced = _kept(lm, input_ids, stride)
         with torch.inference_mode():
-            res = lm(input_ids=input_ids, attention_mask=mask, output_hidden_states=True)
-            final = _logprobs(lm, res.logits)
+            res = lm(input_ids=input_ids, attention_mask=mask, output_hidden_states=True, **sliced)
+            final = _logprobs(lm, _at(res.logits, keep, sliced))
             states = res.hidden_states
             rows = []
             for j, h in enumerate(states):
+                h = h[:, keep]
                 read = h if j == len(states) - 1 else norm(h)
-                rows.append(_token_kl(final, _logprobs(lm, head(read)), mask))
+                rows.append(_token_kl(final, _logprobs(lm, head(read)), mask[:, keep]))
         out.append(np.stack(rows, axis=1))
     return np.concatenate(out, axis=0)
 
 
 def deletion_kl(
-    model, texts, *, max_length: int = 128, batch_size: int = 4, verbose: bool = True
+    model,
+    texts,
+    *,
+    max_length: int = 128,
+    batch_size: int = 4,
+    stride: int = 1,
+    verbose: bool = True,
 ) -> np.ndarray:
     """KL(full || block skipped) per text and block: block ``j``'s output replaced by its
     input during the forward pass (the residual stream passes it by), next-token
@@ -133,6 +171,8 @@ def deletion_kl(
         Tokens per text.
     batch_size : int, default=4
         Texts per forward pass.
+    stride : int, default=1
+        Compare every ``stride``-th position (the head runs on those only).
     verbose : bool, default=True
         Progress bar.
 
@@ -141,6 +181,7 @@ def deletion_kl(
     ndarray of shape (n_texts, n_layers)
         Block ``j`` maps hidden state ``j`` to ``j + 1``.
     """
+    stride = _check_stride(stride)
     lm, tokenizer, layout = _causal(model)
 
     def skip(module, args, kwargs, output):
@@ -150,12 +191,18 @@ def deletion_kl(
     batches = list(_batches(tokenizer, lm, texts, max_length, batch_size))
     out = []
     for input_ids, mask in tqdm(batches, desc="Block deletion", disable=not verbose):
+        keep, sliced = _kept(lm, input_ids, stride)
+
+        def read(keep=keep, sliced=sliced, input_ids=input_ids, mask=mask):
+            logits = lm(input_ids=input_ids, attention_mask=mask, **sliced).logits
+            return _logprobs(lm, _at(logits, keep, sliced))
+
         with torch.inference_mode():
-            full = _logprobs(lm, lm(input_ids=input_ids, attention_mask=mask).logits)
+            full = read()
             rows = []
             for block in layout.blocks:
                 with attached_hooks([(block, "forward", skip)]):
-                    cut = _logprobs(lm, lm(input_ids=input_ids, attention_mask=mask).logits)
-                rows.append(_token_kl(full, cut, mask))
+                    cut = read()
+                rows.append(_token_kl(full, cut, mask[:, keep]))
         out.append(np.stack(rows, axis=1))
     return np.concatenate(out, axis=0)

@@ -11,6 +11,7 @@ change more than they do at admissible random boundaries.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from math import comb
 
@@ -25,7 +26,14 @@ from ..segmentation import (
 )
 from ._signals import angular_distance, largest_unit_share, mean_interval, twonn_dimension
 
-__all__ = ["LayerProfile", "ProfileTest", "boundaries_against_profile", "layer_profile"]
+__all__ = [
+    "LayerProfile",
+    "ProfileTest",
+    "ShapeCheck",
+    "boundaries_against_profile",
+    "layer_profile",
+    "reference_shapes",
+]
 
 #: signal -> (kind, words): "level" signals have one value per hidden state, "step"
 #: signals one per transition (state j to j + 1)
@@ -62,6 +70,8 @@ class LayerProfile:
     per_text : dict
         Signal name -> (n_texts, len) per-text values (model-based and
         angular signals), for paired tests.
+    stride : int
+        The model-based signals read every ``stride``-th token.
     """
 
     model: str
@@ -71,6 +81,7 @@ class LayerProfile:
     n_texts: int
     offset: int
     per_text: dict = field(default_factory=dict, repr=False, compare=False)
+    stride: int = 1
 
     def kind(self, signal: str) -> str:
         """ "level" (one value per state) or "step" (one per transition).
@@ -119,6 +130,7 @@ class LayerProfile:
             "n_states": self.n_states,
             "n_texts": self.n_texts,
             "offset": self.offset,
+            "stride": self.stride,
             "values": {k: clean(v) for k, v in self.values.items()},
             "intervals": {k: clean(v) for k, v in self.intervals.items()},
         }
@@ -132,6 +144,7 @@ def layer_profile(
     offset: int = 4,
     max_length: int = 128,
     batch_size: int = 4,
+    stride: int = 1,
     signals=None,
     random_state=0,
     verbose: bool = True,
@@ -155,6 +168,9 @@ def layer_profile(
         Depth offset of ``angular_offset`` (Gromov et al. prune blocks of n layers).
     max_length, batch_size : int, default=128, 4
         Tokens per text and texts per forward pass of the model-based signals.
+    stride : int, default=1
+        The model-based signals read every ``stride``-th token (their cost is
+        the LM head per position and per layer or block).
     signals : sequence of str, default=None
         A subset of :data:`SIGNALS` (None: all that apply).
     random_state : int, default=0
@@ -190,11 +206,21 @@ def layer_profile(
     causal = resolve_layout(lm).causal and not getattr(lm.config, "is_encoder_decoder", False)
     if "logit_lens_kl" in wanted and causal:
         per_text["logit_lens_kl"] = logit_lens_kl(
-            model, texts, max_length=max_length, batch_size=batch_size, verbose=verbose
+            model,
+            texts,
+            max_length=max_length,
+            batch_size=batch_size,
+            stride=stride,
+            verbose=verbose,
         )
     if "deletion_kl" in wanted and causal:
         per_text["deletion_kl"] = deletion_kl(
-            model, texts, max_length=max_length, batch_size=batch_size, verbose=verbose
+            model,
+            texts,
+            max_length=max_length,
+            batch_size=batch_size,
+            stride=stride,
+            verbose=verbose,
         )
     if "angular_next" in wanted:
         per_text["angular_next"] = np.stack(
@@ -236,6 +262,7 @@ def layer_profile(
         n_texts,
         offset,
         per_text,
+        int(stride),
     )
 
 
@@ -261,6 +288,11 @@ class ProfileTest:
         total step over every admissible split for a step signal).
     distance : float
         Mean distance, in layers, from those to the tested boundaries.
+    n_splits : int
+        Admissible random splits behind the null.
+    min_p : float
+        The smallest p the test can give (1 / ``n_splits`` when every split is
+        enumerated, 1 / (``n_splits`` + 1) when they are drawn).
     """
 
     signal: str
@@ -269,6 +301,8 @@ class ProfileTest:
     p: float
     own_boundaries: list
     distance: float
+    n_splits: int = 0
+    min_p: float = float("nan")
 
 
 def boundaries_against_profile(
@@ -326,8 +360,10 @@ def boundaries_against_profile(
         change = profile.changes(signal)  # index t - 1 for transition t
         finite = np.isfinite(change)
         fill = np.where(finite, change, np.nan)
-        observed = float(np.nanmean(fill[np.asarray(starts) - 1])) if starts else float("nan")
-        null = np.nanmean(fill[rand - 1], axis=1) if starts else np.array([np.nan])
+        with warnings.catch_warnings():  # a split whose transitions are all undefined: NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            observed = float(np.nanmean(fill[np.asarray(starts) - 1])) if starts else np.nan
+            null = np.nanmean(fill[rand - 1], axis=1) if starts else np.array([np.nan])
         hits = np.sum(null >= observed - 1e-12)
         # every admissible split enumerated (the observed one among them): the exact
         # permutation p; drawn: the observed one counted once more
@@ -345,10 +381,122 @@ def boundaries_against_profile(
             ProfileTest(
                 signal,
                 observed,
-                float(np.nanmean(null)),
+                float(np.nanmean(null)) if np.isfinite(null).any() else float("nan"),
                 p,
                 [int(x) for x in own],
                 boundary_distance(own, starts) if len(own) == len(starts) else float("nan"),
+                int(len(rand)),
+                1.0 / max(len(rand), 1) if exhaustive else 1.0 / (len(rand) + 1),
             )
         )
+    return out
+
+
+@dataclass(frozen=True)
+class ShapeCheck:
+    """A published qualitative shape of a profile, checked on a measured one.
+
+    Parameters
+    ----------
+    signal : str
+        The signal.
+    expected : str
+        The published shape, with its source.
+    holds : bool or None
+        Whether the measured profile has it (None: the signal was not measured).
+    observed : str
+        What was measured, in words and numbers.
+    """
+
+    signal: str
+    expected: str
+    holds: bool | None
+    observed: str
+
+
+def _deletion_shape(d, profile):
+    top = set(np.argsort(d)[-2:].tolist())
+    return 0 in top and d[-1] > np.median(d), (
+        f"largest at blocks {sorted(int(t) + 1 for t in top)} of {len(d)} "
+        f"(first {d[0]:.3g}, last {d[-1]:.3g}, median {np.median(d):.3g} nats)"
+    )
+
+
+def _dimension_shape(v, profile):
+    peak = int(np.argmax(v))
+    lo, hi = profile.intervals["intrinsic_dimension"][peak]
+    width = float(hi - lo) if np.isfinite(hi - lo) else 0.0
+    holds = 0 < peak < len(v) - 1 and v[peak] - max(v[0], v[-1]) > width
+    return holds, (
+        f"peak {v[peak]:.3g} at state {peak} of {len(v) - 1} (first {v[0]:.3g}, "
+        f"last {v[-1]:.3g}; interval at the peak {width:.3g} wide)"
+    )
+
+
+def _lens_shape(k, profile):
+    from scipy.stats import spearmanr
+
+    rho = float(spearmanr(np.arange(len(k)), k).statistic)
+    return rho < -0.8, (
+        f"Spearman correlation with depth {rho:.2f}; peak {np.max(k):.3g} nats at "
+        f"state {int(np.argmax(k))}, {k[-1]:.3g} at the last"
+    )
+
+
+#: signal -> (the published shape, its check on a measured profile)
+_SHAPES = {
+    "deletion_kl": (
+        "deletion hurts most at the first and last blocks (Lad et al. 2024)",
+        _deletion_shape,
+    ),
+    "intrinsic_dimension": (
+        "intrinsic dimension rises, peaks inside, falls (Valeriani et al. 2023)",
+        _dimension_shape,
+    ),
+    "logit_lens_kl": (
+        "logit-lens KL falls with depth to 0 at the output (Belrose et al. 2023)",
+        _lens_shape,
+    ),
+}
+
+
+def reference_shapes(profile: LayerProfile) -> list[ShapeCheck]:
+    """The profile against the published shapes a reviewer would compare it with.
+
+    - Block deletion (Lad et al. 2024): deleting the first or the last block hurts
+      most; middle blocks are robust. Holds when the two largest deletion KLs
+      include the first block and the last block is above the median.
+    - Intrinsic dimension (Valeriani et al. 2023; Cheng et al. 2025): it rises
+      from the embeddings to a peak inside the network and falls towards the
+      output. Holds when the peak is at an interior state and exceeds both ends
+      by more than the interval at the peak is wide.
+    - Logit lens (nostalgebraist 2020; Belrose et al. 2023): the KL to the final
+      distribution falls with depth, to 0 at the last state. Holds when the
+      Spearman correlation of KL with depth is below -0.8.
+
+    Parameters
+    ----------
+    profile : LayerProfile
+        A measured profile.
+
+    Returns
+    -------
+    list of ShapeCheck
+        One per shape (``holds`` None for a signal the profile lacks).
+
+    Examples
+    --------
+    >>> v = {"intrinsic_dimension": np.array([5.0, 9.0, 12.0, 8.0, 6.0])}
+    >>> i = {"intrinsic_dimension": np.array([[x - 0.5, x + 0.5] for x in v["intrinsic_dimension"]])}
+    >>> [c.holds for c in reference_shapes(LayerProfile("m", 5, v, i, 10, 4))]
+    [None, True, None]
+    """
+    out = []
+    for signal, (expected, judge) in _SHAPES.items():
+        v = profile.values.get(signal)
+        if v is None or not np.isfinite(v).all():
+            out.append(ShapeCheck(signal, expected, None, "not measured"))
+        else:
+            holds, observed = judge(np.asarray(v, dtype=np.float64), profile)
+            out.append(ShapeCheck(signal, expected, bool(holds), observed))
     return out

@@ -65,8 +65,17 @@ def interventions_section(results, studies, effects) -> str:
         "each scale (attention: the blocks producing them, hidden state 0 having none), and "
         "its strength is calibrated on the calibration prompts to a mean next-token KL "
         f"(baseline ‖ intervened) of {', '.join(f'{t:g}' for t in design.target_kl)} nats "
-        f"(within {design.calibration_tol:.0%}), so scales are compared at matched "
-        f"disruption. The exploratory grid and the claims are at {design.primary_kl:g} nats"
+        f"(within {design.calibration_tol:.0%}), "
+        + (
+            f"each prompt's KL averaged over the first {design.calibration_tokens} tokens of "
+            "the unmodified model's continuation, teacher-forced (the positions that are "
+            "generated and scored, not only the prompt's last token); the same measure on the "
+            "evaluation prompts' baseline continuations is the 'KL on the evaluation prompts' "
+            f"column, flagged 'off target' beyond {design.calibration_tol:.0%}"
+            if design.calibration_tokens
+            else "at the prompt's last position"
+        )
+        + f", so scales are compared at matched disruption. The exploratory grid and the claims are at {design.primary_kl:g} nats"
         + (
             f"; on {', '.join(f'`{m}`' for m in swept)}, "
             f"{', '.join(names[k] for k in design.dose_response_kinds)} also at every other "

@@ -6,7 +6,7 @@ import numpy as np
 
 from ._format import fmt_bounds
 
-__all__ = ["segmentation_section"]
+__all__ = ["profile_lines", "segmentation_section"]
 
 
 # The original README's "Semantic Layer Distribution" table, verbatim.
@@ -167,6 +167,7 @@ def segmentation_section(config, results) -> str:
             f"![{name} scale count]({r['scale_count_figure']})",
         ]
         lines += name_tests_lines(r.get("name_tests") or [], name, r["used"])
+        lines += profile_lines(r.get("profile"), name, r["used"], r.get("phase_card"))
         null = r.get("random_weights")
         if null:
             v = null["vs_trained"]
@@ -248,4 +249,61 @@ def name_tests_lines(tests, name: str, used: str) -> list[str]:
             f"{t['ci'][1]:+.3f}] (best other: {t['best_other']}) | {t['p_more_holm']:.3g}, "
             f"{t['p_less_holm']:.3g} | **{t['verdict']}** on {name} |"
         )
+    return lines
+
+
+def profile_lines(profile, name: str, used: str, figure=None) -> list[str]:
+    """Markdown: the scales' boundaries against the layer profile, and the published
+    shapes, as measured."""
+    if not profile:
+        return []
+    lines = [
+        "",
+        f"Boundaries against the layer profile (signals from outside layer similarity, on "
+        f"{profile['n_texts']} texts held out from a refit of `{used}`, whose boundaries are "
+        f"{fmt_bounds(profile['boundaries'])}; the logit lens and block deletion read every "
+        f"{profile.get('stride', 1)} tokens): the mean change of each signal at those "
+        "boundaries against admissible random splits into as many scales (p = share of them "
+        "with at least as large a change; exact when every split is enumerated), and the "
+        "signal's own best split with its mean distance to the boundaries, in layers. "
+        f"Profile wall time {profile['seconds']:.0f} s.",
+        "",
+        "| signal | change at the boundaries | random splits | p | own split | distance |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+
+    def num(x, spec=".3g"):
+        return "–" if x is None or not np.isfinite(x) else format(x, spec)
+
+    for t in profile["tests"]:
+        own = fmt_bounds(t["own_boundaries"]) if t["own_boundaries"] else "–"
+        lines.append(
+            f"| {t['signal']} | {num(t['change_at_boundaries'])} | {num(t['null_mean'])} "
+            f"| {num(t['p'], '.3f')} | {own} | {num(t['distance'], '.1f')} |"
+        )
+    first = profile["tests"][0] if profile["tests"] else None
+    if first is not None:
+        lines += [
+            "",
+            f"{first['n_splits']} admissible splits: the smallest p this test can give on "
+            f"{name} is {first['min_p']:.3g}"
+            + (
+                ", so it cannot reach 0.05 here: read a large p as 'inconclusive', not as "
+                "evidence against the boundaries."
+                if first["min_p"] > 0.05
+                else "."
+            ),
+        ]
+    lines += [
+        "",
+        "Published shapes, as measured on this model and these texts:",
+        "",
+        "| signal | published shape | holds here | measured |",
+        "|---|---|---|---|",
+    ]
+    for c in profile["shapes"]:
+        holds = {True: "yes", False: "no", None: "not measured"}[c["holds"]]
+        lines.append(f"| {c['signal']} | {c['expected']} | {holds} | {c['observed']} |")
+    if figure:
+        lines += ["", f"![{name} phase card]({figure})"]
     return lines

@@ -36,13 +36,14 @@ from ._intervention_results import (
     InterventionStudy,
 )
 from ._interventions import centred_window, prompt_sets, run_intervention_study
-from ._segmentation import SegmentationResult, run_segmentation
+from ._segmentation import SegmentationResult, profile_boundaries, run_segmentation
 
 __all__ = [
     "ExtractionResult",
     "layers_above_embedding",
     "run_extraction",
     "SegmentationResult",
+    "profile_boundaries",
     "run_segmentation",
     "ALIGNMENT_CLAIMS",
     "AlignmentClaim",

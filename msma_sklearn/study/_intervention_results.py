@@ -80,7 +80,13 @@ class InterventionDesign:
     top_p : float
         Nucleus mass of sampling.
     calibration_tol : float
-        Relative tolerance of the calibrated KL.
+        Relative tolerance of the calibrated KL; a condition whose KL on the
+        evaluation prompts is further than this from its target is flagged.
+    calibration_tokens : int
+        Positions the dose is measured over: the KL of each prompt is averaged
+        over the first ``calibration_tokens`` tokens of the unmodified model's
+        continuation, teacher-forced (the positions that are generated and
+        scored); 0: the prompt's next token only (the earlier measure).
     calibration_max_evals : int
         Most strengths the calibration evaluates per condition.
     fluency_threshold : float
@@ -99,12 +105,13 @@ class InterventionDesign:
     dose_response_kinds: tuple = ("scaling",)
     window: int = 3
     n_prompts: int = 32
-    n_calibration: int = 16
+    n_calibration: int = 32
     prompt_words: int = 24
     n_samples: int = 2
     max_new_tokens: int = 128
     top_p: float = 0.95
     calibration_tol: float = 0.15
+    calibration_tokens: int = 32
     calibration_max_evals: int = 8
     fluency_threshold: float = 2.0
     alpha: float = 0.05
@@ -125,6 +132,11 @@ class InterventionDesign:
         for name in ("window", "n_prompts", "n_calibration", "n_samples", "max_new_tokens"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if int(self.calibration_tokens) < 0:
+            raise ValueError(
+                f"calibration_tokens must be 0 (next token only) or more, got "
+                f"{self.calibration_tokens}."
+            )
 
     def power(self, n_claims: int = len(INTERVENTION_CLAIMS)) -> dict:
         """The design's sensitivity: the smallest d_z detected with 80% power, one-sided,
@@ -317,6 +329,10 @@ class InterventionStudy:
         The original's claims, judged.
     power : dict
         The design's sensitivity (:meth:`InterventionDesign.power`).
+    calibration_continuations : list of str or None
+        The unmodified model's continuation of each calibration prompt, whose
+        first ``design.calibration_tokens`` tokens the doses were measured over
+        (None with ``calibration_tokens=0``).
     """
 
     model: str
@@ -329,6 +345,7 @@ class InterventionStudy:
     conditions: list  # list[ConditionResult]
     claims: list  # list[ClaimResult]
     power: dict = field(default_factory=dict)
+    calibration_continuations: list | None = None
 
     def to_dict(self) -> dict:
         """A JSON-able summary: design, power, calibrations, fluency and claims.

@@ -142,6 +142,18 @@ def run_intervention_study(
     baseline_values = metrics.compute(baseline_texts).to_numpy(dtype=float)
     baseline_ppl = perplexity(baseline_texts, model, prompts=repeated, batch_size=design.batch_size)
     prompt_ids = np.repeat(np.arange(len(prompts)), k)
+    # doses are measured over the positions that are generated: each prompt's KL is the
+    # mean over its baseline continuation's first tokens, teacher-forced
+    read = {"max_tokens": design.calibration_tokens or None}
+    cal_continuations = eval_continuations = None
+    if design.calibration_tokens:
+        cal_base = Intervener(
+            model,
+            layers=[1],
+            **{**common, "num_return_sequences": 1, "max_new_tokens": design.calibration_tokens},
+        ).fit()
+        cal_continuations = cal_base.generate_baseline(calibration_prompts)
+        eval_continuations = baseline_texts[::k]  # each prompt's first sample
 
     # 1. calibration: every scale x operator to every target KL, on the calibration prompts
     calibrations, conditions = {}, []
@@ -159,6 +171,8 @@ def run_intervention_study(
             tol=design.calibration_tol,
             max_evals=design.calibration_max_evals,
             fit_texts=calibration_prompts,
+            continuations=cal_continuations,
+            **read,
         )
         calibrations[(scale, kind)] = cals
         for cal in cals:
@@ -189,14 +203,25 @@ def run_intervention_study(
             **common,
             **{**_fixed(c.kind), c.parameter: c.strength},
         ).fit(calibration_prompts if c.kind == "translation" else None)
-        realised = float(np.mean(iv.next_token_kl(prompts)))
+        realised = float(
+            np.mean(
+                iv.continuation_kl(prompts, eval_continuations, **read)
+                if eval_continuations is not None
+                else iv.next_token_kl(prompts)
+            )
+        )
         control_t = control_h = math.nan
         if c.target_kl == design.primary_kl and (c.scale, c.kind) in claimed:
+            # the temperature whose unmodified entropy over the same read positions of
+            # the calibration prompts matches the condition's
             if base_logprobs is None:
-                base_logprobs = base.next_token_logprobs(calibration_prompts, intervene=False)
-            control_h = float(
-                next_token_entropy(iv.next_token_logprobs(calibration_prompts)).mean()
-            )
+                base_logprobs = base._position_logprobs(
+                    calibration_prompts, cal_continuations, intervene=False, **read
+                )[0].numpy()
+            treated_rows = iv._position_logprobs(
+                calibration_prompts, cal_continuations, intervene=True, **read
+            )[0].numpy()
+            control_h = float(next_token_entropy(treated_rows).mean())
             control_t = temperature_for_entropy(base_logprobs, control_h)
             control = Intervener(model, layers=[1], **common, sampling_temperature=control_t).fit()
             control_by_condition[c] = metrics.compute(control.generate_baseline(prompts)).to_numpy(
@@ -334,6 +359,7 @@ def run_intervention_study(
         conditions=results,
         claims=claim_results,
         power=design.power(len(tested)),
+        calibration_continuations=cal_continuations,
     )
 
 

@@ -216,6 +216,7 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     pngs = [
         "layer_similarity_tiny-gpt2.png",
         "scale_count_tiny-gpt2.png",
+        "phase_card_tiny-gpt2.png",
         "scale_projection_tiny-gpt2.png",
         "ablation_tiny-gpt2.png",
         "lambda_search_tiny-gpt2.png",

@@ -33,9 +33,15 @@ def _config(tmp_path, n, **overrides):
 def test_the_minimum_is_derived_from_the_stages():
     config = load_config()
     need = dict((why.split(":")[0], n) for n, why in text_requirements(config))
-    assert need == {"segmentation": 4, "alignment": 16}  # ceil(4 / 0.2) held-out for CKA
+    # ceil(4 / 0.2) held-out for CKA; the profile: 10 held-out texts, at most half
+    assert need == {"segmentation": 20, "alignment": 16}  # the last segmentation entry
+    off = load_config(**{"segmentation.profile_texts": 0})
+    assert dict((why.split(":")[0], n) for n, why in text_requirements(off)) == {
+        "segmentation": 4,
+        "alignment": 16,
+    }
     steered = load_config(**{"interventions.prompts": "texts"})
-    assert max(n for n, _ in text_requirements(steered)) == 32 + 16
+    assert max(n for n, _ in text_requirements(steered)) == 32 + 32
 
 
 @pytest.mark.parametrize(
@@ -62,8 +68,9 @@ def test_every_preflight_problem_is_listed_at_once(tmp_path):
     with pytest.raises(ConfigError) as info:
         _preflight(config)
     message = str(info.value)
-    assert "cannot start (5 problems)" in message
+    assert "cannot start (6 problems)" in message
     assert "needs at least 16" in message
+    assert "needs at least 20" in message  # the layer profile's held-out texts
     assert "'no-such-org/no-such-model' cannot be loaded" in message
     assert message.count("'extraction.max_length' is 100000") == 2  # each model that loads
     assert "names 'tiny-bert', a bert model that does not generate text" in message
@@ -91,12 +98,12 @@ def test_every_config_problem_is_listed_at_once():
 
 
 def test_the_derived_minimum_is_enough(tmp_path):
-    """16 texts, the derived minimum, run through every stage (15 are refused)."""
+    """20 texts, the derived minimum, run through every stage (19 are refused)."""
     config = {
         "models": ["tiny-gpt2"],
         "tiny_models": [],
-        "texts": str(_texts_file(tmp_path, 16)),
-        "output": {"dir": str(tmp_path / "results"), "run_id": "r16"},
+        "texts": str(_texts_file(tmp_path, 20)),
+        "output": {"dir": str(tmp_path / "results"), "run_id": "r20"},
         "segmentation": {"n_bootstrap": 2},
         "alignment": {
             "n_splits": 2,
@@ -110,7 +117,7 @@ def test_the_derived_minimum_is_enough(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
     assert main(["run", "--config", str(path)]) == 0
-    assert (tmp_path / "results" / "r16" / "report.html").is_file()
-    config["texts"] = str(_texts_file(tmp_path, 15))
+    assert (tmp_path / "results" / "r20" / "report.html").is_file()
+    config["texts"] = str(_texts_file(tmp_path, 19))
     path.write_text(yaml.safe_dump(config))
     assert main(["run", "--config", str(path)]) == 2

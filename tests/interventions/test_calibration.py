@@ -89,3 +89,71 @@ def test_an_unreachable_target_is_reported_not_converged():
     iv = Intervener("tiny-gpt2", layers=[1], kind="scaling")
     result = calibrate_dose(iv, PROMPTS, 0.5, upper=1.2)
     assert not result.converged and result.strength == 1.2 and result.mean_kl < 0.5
+
+
+def test_teacher_forced_read_out_is_the_models_own_forward_pass():
+    """Oracle: the rows of continuation_logprobs are the model's log-softmax on the
+    unpadded prompt + continuation, at the positions predicting each continuation token;
+    the first row is the prompt's next token."""
+    import torch
+
+    from msma_sklearn.extraction import load_model
+
+    conts = [" and then the rain came down", " quietly", ""]
+    iv = Intervener("tiny-gpt2", layers=[1, 2], kind="scaling", alpha=2.0).fit()
+    rows = iv.continuation_logprobs(PROMPTS[:3], conts, intervene=False)
+    model, tok = load_model("tiny-gpt2")
+    for prompt, cont, got in zip(PROMPTS[:3], conts, rows, strict=True):
+        p = tok(prompt)["input_ids"]
+        c = tok(cont, add_special_tokens=False)["input_ids"]
+        assert got.shape == (max(len(c), 1), model.config.vocab_size)
+        with torch.inference_mode():
+            logits = model(torch.tensor([p + c])).logits[0].float()
+        want = torch.log_softmax(logits, -1)[len(p) - 1 : len(p) - 1 + got.shape[0]]
+        np.testing.assert_allclose(got, want.numpy(), atol=1e-4)
+    first = np.stack([r[0] for r in iv.continuation_logprobs(PROMPTS[:3], conts)])
+    np.testing.assert_allclose(first, iv.next_token_logprobs(PROMPTS[:3]), atol=1e-4)
+    short = iv.continuation_logprobs(PROMPTS[:1], conts[:1], max_tokens=2)
+    assert short[0].shape[0] == 2
+    # the identity reads zero KL at every position
+    same = Intervener("tiny-gpt2", layers=[1, 2], kind="scaling", alpha=1.0).fit()
+    np.testing.assert_array_equal(same.continuation_kl(PROMPTS[:3], conts), np.zeros(3))
+    with pytest.raises(TypeError, match="continuations must be a list of strings"):
+        iv.continuation_kl(PROMPTS[:1], "one string")
+    with pytest.raises(ValueError, match="One continuation per prompt"):
+        iv.continuation_kl(PROMPTS[:3], conts[:2])
+    with pytest.raises(ValueError, match="positions='all'"):
+        Intervener(
+            "tiny-gpt2", layers=[1], kind="scaling", alpha=2.0, positions="prompt"
+        ).fit().continuation_kl(PROMPTS[:1], conts[:1])
+
+
+def test_a_dose_calibrated_over_generated_positions_holds_on_held_out_prompts():
+    """Calibrate on some prompts' baseline continuations (teacher-forced), then measure the
+    same KL on other prompts' own baseline continuations: within 30% of the target,
+    and the prompt-edge measure alone differs from it."""
+    more = PROMPTS + [
+        "Rain fell on the roofs of the old town all night long, and",
+        "The museum opened a new wing devoted to early maps, where",
+        "Nobody expected the small bakery on the corner to",
+        "In the spring the river rose higher than anyone remembered, so",
+        "The engineers tested the bridge with heavy trucks before",
+        "His grandmother kept every letter she had ever received in",
+    ]
+    cal, held = more[::2], more[1::2]
+    base = Intervener(
+        "tiny-gpt2", layers=[1], max_new_tokens=16, do_sample=True, random_state=0
+    ).fit()
+    cal_cont, held_cont = base.generate_baseline(cal), base.generate_baseline(held)
+    iv = Intervener("tiny-gpt2", layers=[1, 2], kind="scaling")
+    (result,) = calibrate_doses(
+        iv, cal, [0.002], upper=20.0, tol=0.05, continuations=cal_cont, max_tokens=16
+    )
+    assert result.converged
+    fitted = iv.set_params(alpha=result.strength).fit()
+    on_cal = np.mean(fitted.continuation_kl(cal, cal_cont, max_tokens=16))
+    assert on_cal == pytest.approx(result.mean_kl, rel=1e-5)  # the same measure, re-run
+    on_held = np.mean(fitted.continuation_kl(held, held_cont, max_tokens=16))
+    assert on_held == pytest.approx(0.002, rel=0.3)
+    edge = np.mean(fitted.next_token_kl(cal))
+    assert abs(edge - on_cal) > 1e-6

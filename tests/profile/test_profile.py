@@ -15,6 +15,7 @@ from msma_sklearn.profile import (
     deletion_kl,
     layer_profile,
     logit_lens_kl,
+    reference_shapes,
     twonn_dimension,
 )
 
@@ -73,6 +74,43 @@ def test_deleting_an_identity_block_changes_nothing():
     assert kl[:, 0].mean() > 1e-4  # the other blocks matter
 
 
+def test_a_stride_reads_every_kth_token_of_the_same_forward_pass():
+    """Oracle: the logit lens at stride 3 on one text is the mean over positions 0, 3, 6,
+    ... of per-token KLs computed by hand; deletion at stride 3 likewise (first block)."""
+    import torch
+
+    model, tokenizer = load_model("tiny-gpt2")
+    text = TEXTS[1]
+    ids = torch.tensor([tokenizer(text)["input_ids"]])
+    with torch.inference_mode():
+        res = model(ids, output_hidden_states=True)
+        final = torch.log_softmax(res.logits[0].float(), -1)
+        lens = torch.log_softmax(
+            model.lm_head(model.transformer.ln_f(res.hidden_states[1]))[0].float(), -1
+        )
+        per_token = (final.exp() * (final - lens)).sum(-1)
+
+        def skip(module, args, kwargs, output):
+            h = args[0] if args else kwargs["hidden_states"]
+            return (h, *output[1:]) if isinstance(output, tuple) else h
+
+        handle = model.transformer.h[0].register_forward_hook(skip, with_kwargs=True)
+        try:
+            cut = torch.log_softmax(model(ids).logits[0].float(), -1)
+        finally:
+            handle.remove()
+        deleted = (final.exp() * (final - cut)).sum(-1)
+    got = logit_lens_kl("tiny-gpt2", [text], stride=3, verbose=False)
+    assert got[0, 1] == pytest.approx(float(per_token[::3].mean()), rel=1e-4)
+    assert logit_lens_kl("tiny-gpt2", [text], verbose=False)[0, 1] == pytest.approx(
+        float(per_token.mean()), rel=1e-4
+    )
+    got = deletion_kl("tiny-gpt2", [text], stride=3, verbose=False)
+    assert got[0, 0] == pytest.approx(float(deleted[::3].mean()), rel=1e-4)
+    with pytest.raises(ValueError, match="stride must be a positive integer"):
+        deletion_kl("tiny-gpt2", [text], stride=0, verbose=False)
+
+
 def test_encoder_only_models_are_refused_by_the_model_signals():
     with pytest.raises(ValueError, match="not a decoder-only causal LM"):
         logit_lens_kl("tiny-bert", TEXTS, verbose=False)
@@ -95,6 +133,58 @@ def test_a_planted_jump_is_recovered_and_boundaries_at_it_beat_chance():
     assert all(t.p > 0.3 for t in elsewhere)
     # the exact permutation p: one admissible split in the null is the observed one
     assert tests["logit_lens_kl"].p == pytest.approx(1 / 91)  # C(13, 2) splits of 18 by 2
+    assert tests["logit_lens_kl"].n_splits == 91
+    assert tests["logit_lens_kl"].min_p == pytest.approx(1 / 91)
+
+
+def test_reference_shapes_on_planted_profiles():
+    """Each published shape holds on a profile built to have it and fails on its mirror."""
+    n = 9
+    hump = np.r_[np.linspace(10, 30, 5), np.linspace(28, 12, 4)]
+    fragile_ends = np.r_[2.0, np.full(n - 3, 0.1), 1.5]  # deletion: first and last blocks
+    falling = np.linspace(6.0, 0.0, n)
+    intervals = {
+        "intrinsic_dimension": np.c_[hump - 1, hump + 1],
+        "deletion_kl": np.c_[fragile_ends, fragile_ends],
+        "logit_lens_kl": np.c_[falling, falling],
+    }
+    good = _profile({"logit_lens_kl": falling, "deletion_kl": fragile_ends})
+    good = LayerProfile(
+        "m",
+        n,
+        {**good.values, "intrinsic_dimension": hump},
+        intervals,
+        10,
+        4,
+    )
+    checks = {c.signal: c for c in reference_shapes(good)}
+    assert all(c.holds for c in checks.values())
+    assert "blocks [1, 8]" in checks["deletion_kl"].observed
+    bad = LayerProfile(
+        "m",
+        n,
+        {
+            "logit_lens_kl": falling[::-1],
+            "deletion_kl": np.r_[0.1, 0.1, 3.0, 2.0, np.full(n - 5, 0.1)],
+            "intrinsic_dimension": np.linspace(30, 10, n),
+        },
+        {**intervals, "intrinsic_dimension": np.c_[hump - 1, hump + 1]},
+        10,
+        4,
+    )
+    assert [c.holds for c in reference_shapes(bad)] == [False, False, False]
+    # a hump no taller than the interval at its peak is not a rise and fall
+    flat = LayerProfile(
+        "m",
+        3,
+        {"intrinsic_dimension": np.array([10.0, 10.5, 10.0])},
+        {"intrinsic_dimension": np.array([[9, 11], [9, 12], [9, 11]], dtype=float)},
+        10,
+        4,
+    )
+    shapes = reference_shapes(flat)
+    assert [c.holds for c in shapes] == [None, False, None]
+    assert shapes[0].observed == "not measured"
 
 
 def test_layer_profile_on_a_tiny_model_end_to_end():

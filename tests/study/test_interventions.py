@@ -101,16 +101,26 @@ def test_study_calibrates_every_condition_and_reports_it(tiny_study):
         assert list(c.layers) == centred_window(TABLE[c.scale], 1)
         if c.converged:
             assert c.calibrated_kl == pytest.approx(c.target_kl, rel=0.1)
-        # oracle: the KL re-measured at the condition's strength on the calibration prompts
+        # oracle: the KL re-measured at the condition's strength on the calibration prompts,
+        # over the same teacher-forced positions of their baseline continuations
         iv = Intervener(
             "tiny-gpt2",
             layers=list(c.layers),
             kind=c.kind,
             random_state=st.design.random_state,  # seeds the noise
             **{c.parameter: c.strength},
+        ).fit(st.calibration_prompts)
+        kl = iv.continuation_kl(
+            st.calibration_prompts,
+            st.calibration_continuations,
+            max_tokens=st.design.calibration_tokens,
         )
-        kl = iv.fit(st.calibration_prompts).next_token_kl(st.calibration_prompts)
         assert np.mean(kl) == pytest.approx(c.calibrated_kl, rel=1e-5)
+        # the prompt-edge measure alone is another number
+        assert np.mean(iv.next_token_kl(st.calibration_prompts)) != pytest.approx(
+            c.calibrated_kl, rel=1e-3
+        )
+    assert len(st.calibration_continuations) == len(st.calibration_prompts)
 
 
 def test_study_counts_the_prompt_once_and_reports_without_effects_below_20(tiny_study):

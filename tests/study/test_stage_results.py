@@ -10,6 +10,7 @@ from msma_sklearn.study import (
     ExtractionResult,
     SegmentationResult,
     layers_above_embedding,
+    profile_boundaries,
     run_extraction,
     run_segmentation,
 )
@@ -136,3 +137,41 @@ def test_run_segmentation_tests_the_scale_names_with_the_probes(extraction):
     md = "\n".join(name_tests_lines([d], "tiny-gpt2", "cka"))
     assert f"**{d['verdict']}** on tiny-gpt2" in md
     assert "| global |" in md
+
+
+def test_run_segmentation_tests_held_out_boundaries_against_the_layer_profile(extraction):
+    """The profile runs on texts the refitted scales never saw, and the report renders
+    its tests and the published shapes from the results' fields."""
+    from msma_sklearn.profile import boundaries_against_profile
+    from msma_sklearn.report._segmentation import profile_lines
+
+    texts, _, result = extraction
+    frame = pd.DataFrame(result.states, columns=result.extractor.get_feature_names_out())
+    seg = run_segmentation(
+        "tiny-gpt2",
+        result.extractor,
+        frame,
+        texts,
+        n_bootstrap=0,
+        random_weights_model=True,
+        profile_texts=16,
+    )
+    assert seg.profile is not None and seg.profile.n_texts == 16
+    again = boundaries_against_profile(
+        seg.profile, seg.profile_boundaries, min_size=seg.chosen.min_scale_size_
+    )
+    assert [t.p for t in again] == [t.p for t in seg.profile_tests]
+    d = seg.to_dict()["profile"]
+    assert d["boundaries"] == seg.profile_boundaries
+    assert [t["signal"] for t in d["tests"]] == list(seg.profile.values)
+    assert [c["signal"] for c in d["shapes"]] == [
+        "deletion_kl",
+        "intrinsic_dimension",
+        "logit_lens_kl",
+    ]
+    md = "\n".join(profile_lines(d, "tiny-gpt2", "cka", "phase_card_tiny-gpt2.png"))
+    assert f"| {d['tests'][0]['signal']} |" in md and "phase_card_tiny-gpt2.png" in md
+    with pytest.raises(ValueError, match="at least 10 held-out texts"):
+        profile_boundaries(
+            "tiny-gpt2", result.extractor, frame.iloc[:18], texts[:18], seg.chosen, n_texts=16
+        )
