@@ -5,9 +5,16 @@ Both generate the same greedy continuations of the same prompts, interleaved
 hidden states of 10 layers (every step, every position): an operator that
 changes the text, so the hooks do real work.
 
+Then sampled generation as the intervention study runs it (nucleus top-p 0.95, no
+intervention), plain ``generate(do_sample=True, top_p=0.95, top_k=0)`` (transformers'
+own top-p: a full sort of the vocabulary at every step) against ``Intervener``'s
+baseline path (its ``NucleusSampling``: the nucleus found among the 1,024 most likely
+tokens), on SmolLM2-135M (49k vocabulary) and Gemma-3-270M (262k), interleaved.
+
 Also prints the text metrics' throughput (texts/s) on the bundled corpus.
 
 Run:  python benchmarks/interventions.py [--repeats 5] [--new-tokens 20]
+          [--sampled-prompts 8] [--sampled-tokens 64] [--sampled-repeats 3]
 """
 
 from __future__ import annotations
@@ -34,11 +41,70 @@ def plain_generate(model, tokenizer, prompts, new_tokens):
     return tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
+def sampled(spec, args):
+    """Nucleus sampling: transformers' top-p against the Intervener's, interleaved."""
+    prompts = [
+        " ".join(t.split()[:12]) for t in load_corpus().texts[:: 256 // args.sampled_prompts]
+    ]
+    model, tokenizer = load_model(spec)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    iv = Intervener(
+        spec,
+        layers=[1],
+        max_new_tokens=args.sampled_tokens,
+        do_sample=True,
+        top_p=0.95,
+        batch_size=len(prompts),
+        random_state=0,
+    ).fit()
+
+    def plain():
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
+        torch.manual_seed(0)
+        with torch.inference_mode():
+            model.generate(
+                **enc,
+                max_new_tokens=args.sampled_tokens,
+                do_sample=True,
+                top_p=0.95,
+                top_k=0,
+                pad_token_id=pad,
+            )
+
+    runs = {
+        "generate(top_p=0.95)": plain,
+        "Intervener baseline": lambda: iv.generate_baseline(prompts),
+    }
+    for fn in runs.values():
+        fn()  # warm-up
+    times = {name: [] for name in runs}
+    for _ in range(args.sampled_repeats):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    tokens = len(prompts) * args.sampled_tokens
+    print(
+        f"\n{spec}: {len(prompts)} prompts x {args.sampled_tokens} new tokens, nucleus "
+        f"sampling (top-p 0.95), median [min, max] of {args.sampled_repeats} interleaved runs"
+    )
+    for name, t in times.items():
+        med = statistics.median(t)
+        print(f"{name:<24}{med:>8.3f} s [{min(t):.3f}, {max(t):.3f}] {tokens / med:>8.1f} tokens/s")
+    ratio = statistics.median(times["generate(top_p=0.95)"]) / statistics.median(
+        times["Intervener baseline"]
+    )
+    print(f"speed-up of the Intervener's sampling over generate's top-p: {ratio:.2f}x")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=20)
     parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--sampled-prompts", type=int, default=8)
+    parser.add_argument("--sampled-tokens", type=int, default=64)
+    parser.add_argument("--sampled-repeats", type=int, default=3)
     args = parser.parse_args()
     prompts = [" ".join(t.split()[:6]) for t in load_corpus().texts[:: 256 // args.prompts]]
     model, tokenizer = load_model("smollm2-135m")
@@ -79,6 +145,9 @@ def main():
         f"\noverhead: {overhead:+.1f}% (target <= 10%); Intervener's baseline path gives the "
         f"same text as plain generate: {identity}"
     )
+
+    for spec in ("smollm2-135m", "gemma3-270m"):
+        sampled(spec, args)
 
     # text metrics throughput, on the bundled corpus (resources loaded before timing)
     from msma_sklearn.metrics.text import TextMetrics

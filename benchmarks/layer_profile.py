@@ -9,7 +9,7 @@ admissible random splits, and the phase card written to ``docs/figures/``. Timin
 the wall time of each part on this machine, with nothing else running.
 
 Run:  HF_HUB_OFFLINE=1 python benchmarks/layer_profile.py [--models minilm smollm2-135m
-          gemma3-270m] [--texts 64]
+          gemma3-270m] [--texts 64] [--stride 4]
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["minilm", "smollm2-135m", "gemma3-270m"])
     parser.add_argument("--texts", type=int, default=64)
+    parser.add_argument(
+        "--stride", type=int, default=4, help="logit lens and deletion read every k-th token"
+    )
     args = parser.parse_args()
     corpus = list(load_corpus().texts)
     held, rest = corpus[: args.texts], corpus[args.texts :]
@@ -42,7 +45,14 @@ def main() -> None:
         states = ext.reshape_by_layer(ext.transform(held).to_numpy())
         t_states = time.perf_counter() - t0
         t0 = time.perf_counter()
-        profile = layer_profile(model, held, states=states, verbose=False)
+        profile = layer_profile(
+            model,
+            held,
+            states=states,
+            stride=args.stride,
+            sink_tokens=ext.sink_tokens_,  # as the pooled states leave them out
+            verbose=False,
+        )
         t_profile = time.perf_counter() - t0
         tests = boundaries_against_profile(
             profile, seg.boundaries_, min_size=seg.min_scale_size_, random_state=0
@@ -51,12 +61,16 @@ def main() -> None:
             profile,
             scale_layers=seg.scale_layers_,
             boundaries={"cka": seg.boundaries_},
-            title=f"{model}: layer profile ({len(held)} held-out texts), CKA scales shaded",
+            title=f"{model}: layer profile ({len(held)} held-out texts, stride {args.stride}), "
+            "CKA scales shaded",
         )
         path = FIGURES / f"phase_card_{model.replace('/', '_')}.png"
         save_figure(fig, path)
         print(f"\n## {model}: {profile.n_states} hidden states, CKA boundaries {seg.boundaries_}")
-        print(f"states (corpus) {t_states:.0f} s; profile of {len(held)} texts {t_profile:.0f} s")
+        print(
+            f"states (corpus) {t_states:.0f} s; profile of {len(held)} texts at stride "
+            f"{args.stride}: {t_profile:.0f} s"
+        )
         print(
             "| signal | peak (state) | change at the boundaries | random splits | p | own split |"
         )

@@ -30,6 +30,7 @@ class RunConfig:
     texts: str
     text_column: str
     label_columns: dict
+    text_every: int
     quick: bool
     device: str
     random_state: int
@@ -44,6 +45,7 @@ class RunConfig:
     profile_texts: int
     profile_stride: int
     align_splits: int
+    align_n_jobs: int
     full_ablation: bool
     lambda_geo: list
     lambda_info: list

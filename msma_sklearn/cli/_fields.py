@@ -194,12 +194,21 @@ FIELDS: tuple[Field, ...] = (
         "{global: topic, local: negation}",
     ),
     Field(
+        "text_every",
+        "text_every",
+        1,
+        _int(1),
+        "keep every n-th text (quick: 4, which keeps the bundled corpus balanced over its "
+        "8 x 4 x 2 label cells)",
+        quick=4,
+    ),
+    Field(
         "quick",
         "quick",
         False,
         _bool,
-        "small fast run: every 4th text (the bundled corpus unless texts is set) and the "
-        "lighter settings marked 'quick'",
+        "small fast run: the lighter settings marked 'quick' (every 4th text, the bundled "
+        "corpus unless texts is set)",
     ),
     Field("device", "device", "auto", _str, "auto, cpu, cuda, cuda:1, mps ..."),
     Field("seed", "random_state", 0, _int(0), "seeds splits, bootstraps, maps and interventions"),
@@ -268,6 +277,13 @@ FIELDS: tuple[Field, ...] = (
         "random train/held-out splits of the ablation (the corrected resampled t-test's "
         "repeats); the scales are refitted on each split's training texts",
         quick=2,
+    ),
+    Field(
+        "alignment.n_jobs",
+        "align_n_jobs",
+        2,
+        _int(1),
+        "parallel fits of the ablation (results do not depend on it; tested)",
     ),
     Field(
         "alignment.full_ablation",

@@ -66,7 +66,12 @@ def text_requirements(config: RunConfig) -> list[tuple[int, str]]:
 
 
 def _too_few_texts(config: RunConfig, n_texts: int) -> list[str]:
-    where = " (after quick: true keeps every 4th text)" if config.quick else ""
+    where = (
+        f" (after {'quick: true' if config.quick else 'text_every'} keeps every "
+        f"{config.text_every}th text)"
+        if config.text_every > 1
+        else ""
+    )
     return [
         f"{config.texts!r} gives {n_texts} texts{where}; {why}, so the run needs at least "
         f"{minimum}. Add texts{' or set quick: false' if config.quick else ''}."

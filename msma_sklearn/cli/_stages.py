@@ -88,9 +88,7 @@ def load_run_texts(config):
     else:
         texts = load_texts(config.texts, text_column=config.text_column)
         labels = _file_labels(config) if config.label_columns else {}
-    idx = np.arange(len(texts))
-    if config.quick:  # every 4th text: for the corpus 64, still balanced over its 8 x 4 x 2 cells
-        idx = idx[::4]
+    idx = np.arange(len(texts))[:: config.text_every]
     return [texts[i] for i in idx], {s: y[idx] for s, y in labels.items()}
 
 
@@ -299,7 +297,7 @@ def stage_align(config, run_dir: Path, context: dict):
             lambda_grid=grid,
             search_folds=config.search_folds,
             random_state=config.random_state,
-            n_jobs=2,
+            n_jobs=config.align_n_jobs,
         )
         studies[name] = study
         stem = file_stem(name)

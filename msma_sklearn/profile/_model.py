@@ -58,11 +58,19 @@ def _batches(tokenizer, model, texts, max_length, batch_size):
         yield input_ids.to(device), mask.to(device)
 
 
-def _kept(model, input_ids, stride: int):
-    """The positions read out (every ``stride``-th) and the forward's keyword for them."""
-    keep = torch.arange(0, input_ids.shape[1], stride, device=input_ids.device)
+def _kept(model, input_ids, stride: int, sink_tokens: int = 0):
+    """The positions read out (every ``stride``-th after the first ``sink_tokens``) and
+    the forward's keyword for them."""
+    width = input_ids.shape[1]
+    keep = torch.arange(min(sink_tokens, width), width, stride, device=input_ids.device)
+    if keep.numel() == 0:
+        raise ValueError(
+            f"No position is left to read: texts of {input_ids.shape[1]} tokens with "
+            f"sink_tokens={sink_tokens}. Use longer texts or fewer sink tokens."
+        )
     takes = "logits_to_keep" in inspect.signature(model.forward).parameters
-    return keep, ({"logits_to_keep": keep} if takes and stride > 1 else {})
+    whole = stride == 1 and sink_tokens == 0
+    return keep, ({"logits_to_keep": keep} if takes and not whole else {})
 
 
 def _at(logits: torch.Tensor, keep: torch.Tensor, sliced: dict) -> torch.Tensor:
@@ -70,10 +78,12 @@ def _at(logits: torch.Tensor, keep: torch.Tensor, sliced: dict) -> torch.Tensor:
     return logits if sliced else logits[:, keep]
 
 
-def _check_stride(stride) -> int:
+def _check_stride(stride, sink_tokens=0) -> tuple[int, int]:
     if int(stride) != stride or stride < 1:
         raise ValueError(f"stride must be a positive integer, got {stride!r}.")
-    return int(stride)
+    if int(sink_tokens) != sink_tokens or sink_tokens < 0:
+        raise ValueError(f"sink_tokens must be a non-negative integer, got {sink_tokens!r}.")
+    return int(stride), int(sink_tokens)
 
 
 def _token_kl(log_p: torch.Tensor, log_q: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
@@ -97,6 +107,7 @@ def logit_lens_kl(
     max_length: int = 128,
     batch_size: int = 4,
     stride: int = 1,
+    sink_tokens: int = 0,
     verbose: bool = True,
 ) -> np.ndarray:
     """KL(final || lens) per text and hidden state: each state read out through the
@@ -120,6 +131,9 @@ def logit_lens_kl(
     stride : int, default=1
         Read every ``stride``-th position (the head's cost is per position
         and per layer: 262k outputs on Gemma-3).
+    sink_tokens : int, default=0
+        Leading positions left out of the mean (attention sinks: on causal LMs
+        the first token's state is an outlier; the extractor's ``sink_tokens_``).
     verbose : bool, default=True
         Progress bar.
 
@@ -127,13 +141,13 @@ def logit_lens_kl(
     -------
     ndarray of shape (n_texts, n_layers + 1)
     """
-    stride = _check_stride(stride)
+    stride, sink_tokens = _check_stride(stride, sink_tokens)
     lm, tokenizer, layout = _causal(model)
     norm, head = _final_norm(layout), lm.get_output_embeddings()
     out = []
     batches = list(_batches(tokenizer, lm, texts, max_length, batch_size))
     for input_ids, mask in tqdm(batches, desc="Logit lens", disable=not verbose):
-        keep, sliced = _kept(lm, input_ids, stride)
+        keep, sliced = _kept(lm, input_ids, stride, sink_tokens)
         with torch.inference_mode():
             res = lm(input_ids=input_ids, attention_mask=mask, output_hidden_states=True, **sliced)
             final = _logprobs(lm, _at(res.logits, keep, sliced))
@@ -154,6 +168,7 @@ def deletion_kl(
     max_length: int = 128,
     batch_size: int = 4,
     stride: int = 1,
+    sink_tokens: int = 0,
     verbose: bool = True,
 ) -> np.ndarray:
     """KL(full || block skipped) per text and block: block ``j``'s output replaced by its
@@ -173,6 +188,8 @@ def deletion_kl(
         Texts per forward pass.
     stride : int, default=1
         Compare every ``stride``-th position (the head runs on those only).
+    sink_tokens : int, default=0
+        Leading positions left out of the mean (see :func:`logit_lens_kl`).
     verbose : bool, default=True
         Progress bar.
 
@@ -181,7 +198,7 @@ def deletion_kl(
     ndarray of shape (n_texts, n_layers)
         Block ``j`` maps hidden state ``j`` to ``j + 1``.
     """
-    stride = _check_stride(stride)
+    stride, sink_tokens = _check_stride(stride, sink_tokens)
     lm, tokenizer, layout = _causal(model)
 
     def skip(module, args, kwargs, output):
@@ -191,7 +208,7 @@ def deletion_kl(
     batches = list(_batches(tokenizer, lm, texts, max_length, batch_size))
     out = []
     for input_ids, mask in tqdm(batches, desc="Block deletion", disable=not verbose):
-        keep, sliced = _kept(lm, input_ids, stride)
+        keep, sliced = _kept(lm, input_ids, stride, sink_tokens)
 
         def read(keep=keep, sliced=sliced, input_ids=input_ids, mask=mask):
             logits = lm(input_ids=input_ids, attention_mask=mask, **sliced).logits

@@ -72,6 +72,8 @@ class LayerProfile:
         angular signals), for paired tests.
     stride : int
         The model-based signals read every ``stride``-th token.
+    sink_tokens : int
+        Leading tokens the model-based signals left out.
     """
 
     model: str
@@ -82,6 +84,7 @@ class LayerProfile:
     offset: int
     per_text: dict = field(default_factory=dict, repr=False, compare=False)
     stride: int = 1
+    sink_tokens: int = 0
 
     def kind(self, signal: str) -> str:
         """ "level" (one value per state) or "step" (one per transition).
@@ -131,6 +134,7 @@ class LayerProfile:
             "n_texts": self.n_texts,
             "offset": self.offset,
             "stride": self.stride,
+            "sink_tokens": self.sink_tokens,
             "values": {k: clean(v) for k, v in self.values.items()},
             "intervals": {k: clean(v) for k, v in self.intervals.items()},
         }
@@ -145,6 +149,7 @@ def layer_profile(
     max_length: int = 128,
     batch_size: int = 4,
     stride: int = 1,
+    sink_tokens: int = 0,
     signals=None,
     random_state=0,
     verbose: bool = True,
@@ -171,6 +176,9 @@ def layer_profile(
     stride : int, default=1
         The model-based signals read every ``stride``-th token (their cost is
         the LM head per position and per layer or block).
+    sink_tokens : int, default=0
+        Leading tokens the model-based signals leave out (attention sinks; pass
+        the extractor's ``sink_tokens_``, as the pooled states do).
     signals : sequence of str, default=None
         A subset of :data:`SIGNALS` (None: all that apply).
     random_state : int, default=0
@@ -211,6 +219,7 @@ def layer_profile(
             max_length=max_length,
             batch_size=batch_size,
             stride=stride,
+            sink_tokens=sink_tokens,
             verbose=verbose,
         )
     if "deletion_kl" in wanted and causal:
@@ -220,6 +229,7 @@ def layer_profile(
             max_length=max_length,
             batch_size=batch_size,
             stride=stride,
+            sink_tokens=sink_tokens,
             verbose=verbose,
         )
     if "angular_next" in wanted:
@@ -263,6 +273,7 @@ def layer_profile(
         offset,
         per_text,
         int(stride),
+        int(sink_tokens),
     )
 
 

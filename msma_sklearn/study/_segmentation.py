@@ -327,6 +327,7 @@ def profile_boundaries(
         states=cube,
         max_length=extractor.max_length,
         stride=stride,
+        sink_tokens=extractor.sink_tokens_,
         random_state=random_state,
         verbose=False,
     )

@@ -107,6 +107,13 @@ def test_a_stride_reads_every_kth_token_of_the_same_forward_pass():
     )
     got = deletion_kl("tiny-gpt2", [text], stride=3, verbose=False)
     assert got[0, 0] == pytest.approx(float(deleted[::3].mean()), rel=1e-4)
+    # attention sinks left out: positions 1, 4, 7, ...
+    got = logit_lens_kl("tiny-gpt2", [text], stride=3, sink_tokens=1, verbose=False)
+    assert got[0, 1] == pytest.approx(float(per_token[1::3].mean()), rel=1e-4)
+    got = deletion_kl("tiny-gpt2", [text], sink_tokens=1, verbose=False)
+    assert got[0, 0] == pytest.approx(float(deleted[1:].mean()), rel=1e-4)
+    with pytest.raises(ValueError, match="No position is left to read"):
+        logit_lens_kl("tiny-gpt2", [text], sink_tokens=500, verbose=False)
     with pytest.raises(ValueError, match="stride must be a positive integer"):
         deletion_kl("tiny-gpt2", [text], stride=0, verbose=False)
 
