@@ -91,7 +91,6 @@ def pca_dimension_scores(
     val_rows: np.ndarray,
     candidates: list,
     family: str,
-    random_state: int = 0,
 ) -> dict:
     """Held-out r² of the closed-form maps after PCA to each candidate dimension.
 
@@ -110,7 +109,7 @@ def pca_dimension_scores(
     k_max = max((k for k in candidates if k is not None), default=None)
     fitted = {}
     for name, B in blocks.items():
-        pca = PCA(k_max, svd_solver="auto", random_state=random_state).fit(B) if k_max else None
+        pca = PCA(k_max, svd_solver="full").fit(B) if k_max else None
         fitted[name] = (B, pca, pca.transform(B) if pca else None)
     scores = {}
     for k in candidates:

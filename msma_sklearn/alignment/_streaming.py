@@ -50,7 +50,6 @@ def fit_from_store(aligner, store, transformer=None):
     aligner._set_pairs(len(names), aligner.feature_names_in_)
     aligner.pca_, aligner.n_components_, aligner.n_components_scores_ = None, None, None
     rng = check_random_state(aligner.random_state)
-    aligner._pca_seed = int(rng.randint(np.iinfo(np.int32).max))
     # pass 1: mean and RMS per scale (sums of values and squares)
     count, sums, squares, rows_per_shard = 0, {}, {}, []
     for k in range(store.n_shards):
