@@ -124,7 +124,7 @@ def main():
             text = ", ".join(f"{n:,}: {1000 * t / n:.3f}" for n, t in rows)
             print(f"  {kind} at {d} dims: {text}")
     print(
-        "\nTargets (issue #12): held-out r² ≥ closed form − 0.02 and time ≤ 10× the closed "
+        "\nTargets: held-out r² ≥ closed form − 0.02 and time ≤ 10× the closed "
         "form at every size; time linear in the number of samples."
     )
 

@@ -1,4 +1,4 @@
-"""How much of the alignment ablation's pooled PCA basis one direction takes (issue #15).
+"""How much of the alignment ablation's pooled PCA basis one direction takes.
 
 For each model: the run's CKA scales on the default study's 256 word-order documents,
 each scale's largest single-unit share of variance, and the variance shares of the first

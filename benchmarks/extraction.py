@@ -274,7 +274,7 @@ def main():
         "\nMB = peak RSS increase during a run;"
         "\nmax rel err = max |ours - baseline| / (column max + 1) over the shared columns."
     )
-    print("Targets (issue #2): equal >= 1.0, varied >= 1.3, half >= 1.5.")
+    print("Targets: equal >= 1.0, varied >= 1.3, half >= 1.5.")
 
 
 if __name__ == "__main__":

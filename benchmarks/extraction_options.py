@@ -1,4 +1,4 @@
-"""Two extractor options measured on the real models of this machine (issue #14).
+"""Two extractor options measured on the real models of this machine.
 
 1. Token budget: HiddenStateExtractor with fixed batches of ``batch_size=32`` texts
    against ``max_batch_tokens`` budgets (``batch_size=1024`` so the budget decides),

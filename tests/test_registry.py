@@ -69,3 +69,13 @@ def test_a_new_operator_is_one_registry_entry(monkeypatch):
 def test_build_segmenter_passes_the_run_settings():
     seg = build_segmenter(SEGMENTATION_METHODS["mi"], n_bootstrap=7, random_state=3)
     assert (seg.method, seg.n_bootstrap, seg.random_state) == ("mi", 7, 3)
+
+
+def test_which_models_have_random_weights():
+    """The study's random-weight twin and the report's caveat read this, not a name prefix."""
+    from msma_sklearn.extraction import OFFLINE_MODELS, has_random_weights
+
+    random = {m for m in OFFLINE_MODELS if has_random_weights(m)}
+    assert random == {"tiny-gpt2", "tiny-bert", "tiny-roberta", "tiny-t5"}
+    assert has_random_weights("random:smollm2-135m")
+    assert not has_random_weights("HuggingFaceTB/SmolLM2-135M")

@@ -300,7 +300,7 @@ def has_random_weights(spec: str) -> bool:
     >>> has_random_weights("smollm2-135m")
     False
     """
-    return str(spec) in _BUILDERS or str(spec).startswith(RANDOM_PREFIX)
+    return str(spec) in _RANDOM_BUILDERS or str(spec).startswith(RANDOM_PREFIX)
 
 
 def _load_uncached(spec: str):
@@ -492,12 +492,16 @@ def _load_cached(key: str, build, *, root: Path | None = None):
         return _load_pretrained(str(_rebuild(directory, build)))
 
 
-_BUILDERS = {
-    "minilm": _load_minilm,
-    "smollm2-135m": _load_smollm2,
-    "gemma3-270m": _load_gemma3,
+#: the test models, built from a config with seeded random weights
+_RANDOM_BUILDERS = {
     "tiny-gpt2": _build_tiny_gpt2,
     "tiny-bert": _build_tiny_bert,
     "tiny-roberta": _build_tiny_roberta,
     "tiny-t5": _build_tiny_t5,
+}
+_BUILDERS = {
+    "minilm": _load_minilm,
+    "smollm2-135m": _load_smollm2,
+    "gemma3-270m": _load_gemma3,
+    **_RANDOM_BUILDERS,
 }

@@ -64,8 +64,14 @@ def interventions_section(results, studies, effects) -> str:
         f"Doses. Every operator acts on the {design.window} hidden states at the centre of "
         "each scale (attention: the blocks producing them, hidden state 0 having none), and "
         "its strength is calibrated on the calibration prompts to a mean next-token KL "
-        f"(baseline ‖ intervened) of {', '.join(f'{t:g}' for t in design.target_kl)} nats "
-        f"(within {design.calibration_tol:.0%}), "
+        f"(baseline ‖ intervened) of {design.primary_kl:g} nats"
+        + (
+            f" ({', '.join(names[k] for k in design.dose_response_kinds)} also to "
+            f"{', '.join(f'{t:g}' for t in design.target_kl if t != design.primary_kl)})"
+            if design.dose_response_kinds and len(design.target_kl) > 1
+            else ""
+        )
+        + f" (within {design.calibration_tol:.0%}), "
         + (
             f"each prompt's KL averaged over the first {design.calibration_tokens} tokens of "
             "the unmodified model's continuation, teacher-forced (the positions that are "

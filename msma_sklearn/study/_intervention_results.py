@@ -320,7 +320,9 @@ class InterventionStudy:
     prompts, calibration_prompts : list of str
         Evaluation and calibration prompts.
     calibrations : dict
-        ``(scale, kind)`` -> list of DoseCalibration, one per target KL.
+        ``(scale, kind)`` -> list of DoseCalibration, one per dose generated:
+        every target KL for the dose-response's operators, the primary one for
+        the rest.
     baseline_fluency : dict
         Median perplexity, distinct-2 and non-alpha share of the baseline.
     conditions : list of ConditionResult
@@ -340,7 +342,7 @@ class InterventionStudy:
     scale_layers: dict
     prompts: list
     calibration_prompts: list
-    calibrations: dict  # (scale, kind) -> list[DoseCalibration], one per target KL
+    calibrations: dict  # (scale, kind) -> list[DoseCalibration], one per dose generated
     baseline_fluency: dict  # median perplexity, distinct-2, non-alpha share of the baseline
     conditions: list  # list[ConditionResult]
     claims: list  # list[ClaimResult]

@@ -163,10 +163,13 @@ def run_intervention_study(
     ):
         layers = _acting_layers(table[scale], kind, design.window)
         iv = Intervener(model, layers=layers, kind=kind, **common, **_fixed(kind))
+        # only the doses that are generated: every target for the dose-response's
+        # operators, the primary dose for the rest
+        targets = design.target_kl if kind in design.dose_response_kinds else (design.primary_kl,)
         cals = calibrate_doses(
             iv,
             calibration_prompts,
-            design.target_kl,
+            targets,
             upper=UPPER[kind],
             tol=design.calibration_tol,
             max_evals=design.calibration_max_evals,
@@ -176,19 +179,18 @@ def run_intervention_study(
         )
         calibrations[(scale, kind)] = cals
         for cal in cals:
-            if cal.target_kl == design.primary_kl or kind in design.dose_response_kinds:
-                conditions.append(
-                    Condition(
-                        scale,
-                        kind,
-                        cal.target_kl,
-                        cal.parameter,
-                        cal.strength,
-                        cal.mean_kl,
-                        cal.converged,
-                        tuple(layers),
-                    )
+            conditions.append(
+                Condition(
+                    scale,
+                    kind,
+                    cal.target_kl,
+                    cal.parameter,
+                    cal.strength,
+                    cal.mean_kl,
+                    cal.converged,
+                    tuple(layers),
                 )
+            )
 
     # 2. generation at each condition, measured against the shared-seed baseline; the
     # conditions the claims are judged on also get a temperature control
