@@ -55,6 +55,8 @@ docs: $(STAMP)
 reproduce: $(STAMP)
 	$(BIN)/msma run --run-id reproduction --restart
 	cp results/reproduction/reproduction.md docs/reproduction.md
+	mkdir -p docs/figures/reproduction
+	cp results/reproduction/phase_card_*.png docs/figures/reproduction/
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

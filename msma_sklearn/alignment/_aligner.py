@@ -13,20 +13,12 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..utils._warnings import warn_user
-from ._preparation import (
-    choose_components,
-    fit_standardisation,
-    fit_warnings,
-    fitted_attributes,
-    scale_layout,
-)
+from ._preparation import ScaleLayoutMixin
 from ._rows import validation_count, validation_order
 from ._scoring import ALIGNMENT_METRICS, alignment_score
 from ._solver import (
     INITS,
     MapFit,
-    SolverSettings,
     fit_map,
     trains,
 )
@@ -37,7 +29,7 @@ __all__ = ["ManifoldAligner"]
 logger = logging.getLogger(__name__)
 
 
-class ManifoldAligner(TransformerMixin, BaseEstimator):
+class ManifoldAligner(ScaleLayoutMixin, TransformerMixin, BaseEstimator):
     """Maps between semantic scales trained with the MSMA objective.
 
     ``L = lambda_geo L_geo + lambda_info L_info + lambda_curv L_curv + lambda_ot L_ot``
@@ -294,36 +286,6 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ---------------------------------------------------------------- layout
-    def _layout(self, n_features, names):
-        return scale_layout(n_features, names, self.scales)
-
-    def _blocks(self, X):
-        width = X.shape[1] // len(self.scales_)
-        return {s: X[:, i * width : (i + 1) * width] for i, s in enumerate(self.scales_)}
-
-    def _resolve_components(self, blocks, order: np.ndarray) -> int | None:
-        """PCA dimensions per scale; "auto" chooses them on held-out rows when n < 5 d."""
-        k, self.n_components_scores_, message = choose_components(
-            blocks,
-            self.pairs_,
-            order,
-            n_components=self.n_components,
-            width=self.scale_width_,
-            validation_fraction=self.validation_fraction,
-            family="orthogonal" if self.map == "orthogonal" else "linear",
-        )
-        if message:
-            warn_user(message)
-        return k
-
-    def _standardise(self, blocks, fit: bool):
-        """Blocks in centred, unit-RMS (PCA) coordinates; ``fit``: fit that first."""
-        if fit:
-            self._std = fit_standardisation(blocks, self.n_components_)
-            self.pca_ = self._std.pca
-        return self._std.apply(blocks)
-
     # -------------------------------------------------------------------- fit
     def fit(self, X, y=None):
         """Fit one map per pair of scales.
@@ -405,34 +367,6 @@ class ManifoldAligner(TransformerMixin, BaseEstimator):
         self : ManifoldAligner
         """
         return fit_from_store(self, store, transformer)
-
-    def _set_pairs(self, n_features, names) -> None:
-        self.scales_, self.scale_width_ = self._layout(n_features, names)
-        pairs = self.pairs
-        if pairs is None:
-            pairs = [("global", "intermediate"), ("intermediate", "local")]
-        self.pairs_ = [(str(a), str(b)) for a, b in pairs]
-        unknown = sorted({s for p in self.pairs_ for s in p} - set(self.scales_))
-        if unknown or any(a == b for a, b in self.pairs_):
-            raise ValueError(
-                f"pairs {self.pairs_} must name two different scales among {list(self.scales_)}"
-                + (f"; unknown: {unknown}" if unknown else "")
-                + "."
-            )
-
-    def _store_fits(self, fits: list[MapFit]) -> None:
-        for name, value in fitted_attributes(self.pairs_, fits, self.map).items():
-            setattr(self, name, value)
-        settings = self._settings()
-        for (a, b), fit in zip(self.pairs_, fits, strict=True):
-            for message, category in fit_warnings(f"{a}->{b}", fit, settings):
-                warn_user(message, category)
-
-    def _weights(self) -> dict[str, float]:
-        return self._settings().weights
-
-    def _settings(self) -> SolverSettings:
-        return SolverSettings.from_params(self.get_params(deep=False))
 
     def _fit_pair(self, S, T, train_rows, val_rows, seed: int) -> MapFit:
         rows = np.concatenate([train_rows, val_rows])  # validation rows last, as given

@@ -13,11 +13,13 @@ import torch
 from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
+from ..utils._warnings import warn_user
 from ._objective import pca_dimension_scores
 from ._solver import TERMS, MapFit, SolverSettings
 
 __all__ = [
     "ROWS_PER_DIM",
+    "ScaleLayoutMixin",
     "Standardisation",
     "choose_components",
     "fit_standardisation",
@@ -238,3 +240,65 @@ def fitted_attributes(pairs, fits: list[MapFit], family: str) -> dict:
             out["coef_"][key] = W.detach().double().numpy().copy()
             out["intercept_"][key] = bias.detach().double().numpy().copy()
     return out
+
+
+class ScaleLayoutMixin:
+    """How :class:`ManifoldAligner` reads its input: the scales' blocks, the pairs, the
+    PCA dimension and the standardisation, and how it stores fitted maps."""
+
+    def _layout(self, n_features, names):
+        return scale_layout(n_features, names, self.scales)
+
+    def _blocks(self, X):
+        width = X.shape[1] // len(self.scales_)
+        return {s: X[:, i * width : (i + 1) * width] for i, s in enumerate(self.scales_)}
+
+    def _resolve_components(self, blocks, order: np.ndarray) -> int | None:
+        """PCA dimensions per scale; "auto" chooses them on held-out rows when n < 5 d."""
+        k, self.n_components_scores_, message = choose_components(
+            blocks,
+            self.pairs_,
+            order,
+            n_components=self.n_components,
+            width=self.scale_width_,
+            validation_fraction=self.validation_fraction,
+            family="orthogonal" if self.map == "orthogonal" else "linear",
+        )
+        if message:
+            warn_user(message)
+        return k
+
+    def _standardise(self, blocks, fit: bool):
+        """Blocks in centred, unit-RMS (PCA) coordinates; ``fit``: fit that first."""
+        if fit:
+            self._std = fit_standardisation(blocks, self.n_components_)
+            self.pca_ = self._std.pca
+        return self._std.apply(blocks)
+
+    def _set_pairs(self, n_features, names) -> None:
+        self.scales_, self.scale_width_ = self._layout(n_features, names)
+        pairs = self.pairs
+        if pairs is None:
+            pairs = [("global", "intermediate"), ("intermediate", "local")]
+        self.pairs_ = [(str(a), str(b)) for a, b in pairs]
+        unknown = sorted({s for p in self.pairs_ for s in p} - set(self.scales_))
+        if unknown or any(a == b for a, b in self.pairs_):
+            raise ValueError(
+                f"pairs {self.pairs_} must name two different scales among {list(self.scales_)}"
+                + (f"; unknown: {unknown}" if unknown else "")
+                + "."
+            )
+
+    def _store_fits(self, fits: list[MapFit]) -> None:
+        for name, value in fitted_attributes(self.pairs_, fits, self.map).items():
+            setattr(self, name, value)
+        settings = self._settings()
+        for (a, b), fit in zip(self.pairs_, fits, strict=True):
+            for message, category in fit_warnings(f"{a}->{b}", fit, settings):
+                warn_user(message, category)
+
+    def _weights(self) -> dict[str, float]:
+        return self._settings().weights
+
+    def _settings(self) -> SolverSettings:
+        return SolverSettings.from_params(self.get_params(deep=False))

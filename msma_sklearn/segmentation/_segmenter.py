@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -10,19 +9,17 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
-from tqdm.auto import tqdm
 
 from ..metrics import cka_matrix
-from ..utils._format import layer_ranges
 from ._dp import cut_costs, optimal_segments, similarity_costs, sse_costs
 from ._layout import check_layer_width as _check_layer_width
 from ._presets import preset_scale_layers
+from ._refits import RefitMixin
 from ._selection import scale_count_curve
 from ._steps import (
     _groups,
     _standardized,
     adjacent_mi,
-    bootstrap_stability,
     manual_groups,
     parse_layout,
     spans_per_state,
@@ -33,7 +30,7 @@ __all__ = ["ScaleSegmenter"]
 _DEFAULT_NAMES = ("local", "intermediate", "global")
 
 
-class ScaleSegmenter(TransformerMixin, BaseEstimator):
+class ScaleSegmenter(RefitMixin, TransformerMixin, BaseEstimator):
     """Split a model's layers into contiguous semantic scales, and pool each scale.
 
     Fitted on :class:`~msma_sklearn.HiddenStateExtractor` output, one block of
@@ -451,46 +448,6 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
             weights[name] = w / w.sum()
         self.layer_weights_ = weights
 
-    def _bootstrap(self, layer_arrays, used) -> None:
-        if self.n_bootstrap == 0:
-            return
-        if self.method in ("preset", "manual", "attention_span"):
-            warnings.warn(
-                f"n_bootstrap={self.n_bootstrap} ignored: method={self.method!r} does not "
-                "estimate boundaries from the texts.",
-                UserWarning,
-                stacklevel=3,
-            )
-            return
-        rng = check_random_state(self.random_state)
-        n = layer_arrays[0].shape[0]
-        m = max(4, int(round(self.bootstrap_fraction * n)))
-        draws = []
-        refits = tqdm(
-            range(self.n_bootstrap), desc="Bootstrap refits", disable=not self.verbose, leave=False
-        )
-        for _ in refits:
-            rows = np.sort(rng.choice(n, size=m, replace=False))
-            sub = [a[rows] for a in layer_arrays]
-            sim = cka_matrix(sub, debiased=self.debiased) if self.method == "cka" else None
-            groups = self._segment(sub, used, sim, rng=rng)
-            draws.append([int(used[g[0]]) for g in groups[1:]])
-        self._last_mi = None
-        self.bootstrap_boundaries_ = np.asarray(draws, dtype=np.int64).reshape(
-            self.n_bootstrap, self.n_scales_ - 1
-        )
-        self.boundary_confidence_ = (
-            self.bootstrap_boundaries_ == np.asarray(self.boundaries_)[None, :]
-        ).mean(axis=0)
-        pos = {int(j): i for i, j in enumerate(used)}
-        self.bootstrap_stability_ = bootstrap_stability(
-            [pos[b] for b in self.boundaries_],
-            [[pos[int(b)] for b in row] for row in self.bootstrap_boundaries_],
-            used.size,
-            seed=rng.randint(np.iinfo(np.int32).max),
-            min_size=self.min_scale_size_,
-        )
-
     # --------------------------------------------------------------- transform
     def transform(self, X):
         """One representation per scale.
@@ -546,23 +503,3 @@ class ScaleSegmenter(TransformerMixin, BaseEstimator):
         else:
             names = [f"{name}__{u}" for name in self.scale_layers_ for u in units]
         return np.asarray(names, dtype=object)
-
-    def distribution_table(self, model_name: str = "model") -> str:
-        """One Markdown row in the original README's layer-distribution format.
-
-        Parameters
-        ----------
-        model_name : str, default="model"
-            The row's first cell.
-
-        Returns
-        -------
-        str
-            ``| model | 0-2 (25%) | ... |``: each scale's layers and share.
-        """
-        check_is_fitted(self, "scale_layers_")
-        cells = []
-        for name in self.scale_names_:
-            layer_list = self.scale_layers_[name]
-            cells.append(f"{layer_ranges(layer_list)} ({self.layer_shares_[name]:.0%})")
-        return f"| {model_name} | " + " | ".join(cells) + " |"

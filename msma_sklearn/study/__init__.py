@@ -36,7 +36,8 @@ from ._intervention_results import (
     InterventionStudy,
 )
 from ._interventions import centred_window, prompt_sets, run_intervention_study
-from ._segmentation import SegmentationResult, profile_boundaries, run_segmentation
+from ._profile import profile_boundaries
+from ._segmentation import SegmentationResult, run_segmentation
 
 __all__ = [
     "ExtractionResult",

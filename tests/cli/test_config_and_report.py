@@ -1,6 +1,7 @@
 """`msma run --config`: validation, init-config, outputs, report, resume, bad input."""
 
 import json
+import re
 
 import pytest
 import yaml
@@ -185,6 +186,10 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     page = (run_dir / "reproduction.md").read_text()
     assert "with stages extract, segment loaded from an earlier run" in page
     assert "## Linear-probe accuracy per hidden state" in page  # the probes, with intervals
+    # one figure kept, the phase card, linked where `make reproduce` copies it
+    assert re.findall(r"!\[[^\]]*\]\(([^)]*)\)", page) == [
+        "figures/reproduction/phase_card_tiny-gpt2.png"
+    ]
 
     # every output the issue lists
     resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
@@ -267,7 +272,6 @@ def test_bad_inputs_exit_nonzero_before_writing(tmp_path, capsys, flags, match):
 def test_a_local_checkpoint_runs_with_safe_names_every_figure_embedded_and_its_family(tmp_path):
     """A checkpoint path as model: figures used to land in nested folders, the report embedded
     1 of 5, and segmentation.method 'readme' died with KeyError 'preset: readme'."""
-    import re
 
     from msma_sklearn.extraction import load_model
     from msma_sklearn.report import file_stem

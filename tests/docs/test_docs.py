@@ -50,4 +50,8 @@ def test_reproduction_page_was_written_by_a_run():
         "Design power:",
     ):
         assert heading in page
-    assert "![" not in page  # figures stay in the run's report
+    # figures stay in the run's report, except the phase cards, copied next to the docs
+    links = re.findall(r"!\[[^\]]*\]\(([^)]*)\)", page)
+    for link in links:
+        assert link.startswith("figures/reproduction/phase_card_"), link
+        assert (DOCS / link).is_file(), link
