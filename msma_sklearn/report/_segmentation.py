@@ -262,8 +262,14 @@ def profile_lines(profile, name: str, used: str, figure=None) -> list[str]:
         f"Boundaries against the layer profile (signals from outside layer similarity, on "
         f"{profile['n_texts']} texts held out from a refit of `{used}`, whose boundaries are "
         f"{fmt_bounds(profile['boundaries'])}; the logit lens and block deletion read every "
-        f"{profile.get('stride', 1)} tokens after the first {profile.get('sink_tokens', 0)} "
-        "(attention sinks, as in the pooled states)): the mean change of each signal at those "
+        f"{profile.get('stride', 1)} tokens"
+        + (
+            f", leaving out the first {profile['sink_tokens']} (attention sinks, as the pooled "
+            "states do)"
+            if profile.get("sink_tokens")
+            else ""
+        )
+        + "): the mean change of each signal at those "
         "boundaries against admissible random splits into as many scales (p = share of them "
         "with at least as large a change; exact when every split is enumerated), and the "
         "signal's own best split with its mean distance to the boundaries, in layers. "
