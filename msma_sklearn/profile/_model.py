@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from ..extraction import load_model, pad_batch, pad_token_id, resolve_layout
 from ..utils import attached_hooks
+from ..utils._warnings import warn_user
 
 __all__ = ["deletion_kl", "logit_lens_kl"]
 
@@ -90,7 +91,20 @@ def _token_kl(log_p: torch.Tensor, log_q: torch.Tensor, mask: torch.Tensor) -> n
     """Per row: KL(p || q) of the next-token distributions, mean over real tokens."""
     kl = (log_p.exp() * (log_p - log_q)).sum(-1)  # (B, T)
     m = mask.to(kl.dtype)
-    return ((kl * m).sum(-1) / m.sum(-1).clamp(min=1)).cpu().numpy()
+    count = m.sum(-1)
+    mean = (kl * m).sum(-1) / count.clamp(min=1)
+    # a text with no position read (shorter than sink_tokens + 1): undefined, not 0
+    return torch.where(count > 0, mean, torch.full_like(mean, float("nan"))).cpu().numpy()
+
+
+def _warn_unread(values: np.ndarray, what: str) -> None:
+    n = int(np.isnan(values).all(axis=1).sum())
+    if n:
+        warn_user(
+            f"{what}: {n} of {len(values)} text(s) have no token left to read after the "
+            "sink tokens; their values are NaN and the profile's means leave them out. Pass "
+            "longer texts or fewer sink_tokens."
+        )
 
 
 def _logprobs(model, logits: torch.Tensor) -> torch.Tensor:
@@ -158,7 +172,9 @@ def logit_lens_kl(
                 read = h if j == len(states) - 1 else norm(h)
                 rows.append(_token_kl(final, _logprobs(lm, head(read)), mask[:, keep]))
         out.append(np.stack(rows, axis=1))
-    return np.concatenate(out, axis=0)
+    result = np.concatenate(out, axis=0)
+    _warn_unread(result, "logit_lens_kl")
+    return result
 
 
 def deletion_kl(
@@ -222,4 +238,6 @@ def deletion_kl(
                     cut = read()
                 rows.append(_token_kl(full, cut, mask[:, keep]))
         out.append(np.stack(rows, axis=1))
-    return np.concatenate(out, axis=0)
+    result = np.concatenate(out, axis=0)
+    _warn_unread(result, "deletion_kl")
+    return result

@@ -114,6 +114,10 @@ def test_a_stride_reads_every_kth_token_of_the_same_forward_pass():
     assert got[0, 0] == pytest.approx(float(deleted[1:].mean()), rel=1e-4)
     with pytest.raises(ValueError, match="No position is left to read"):
         logit_lens_kl("tiny-gpt2", [text], sink_tokens=500, verbose=False)
+    # a short text beside a long one: NaN for it (not 0), with a warning naming it
+    with pytest.warns(UserWarning, match="1 of 2 text.s. have no token left to read"):
+        got = logit_lens_kl("tiny-gpt2", ["Hi", text], sink_tokens=3, verbose=False)
+    assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
     with pytest.raises(ValueError, match="stride must be a positive integer"):
         deletion_kl("tiny-gpt2", [text], stride=0, verbose=False)
 
