@@ -1,14 +1,16 @@
 """The study's segmentation methods and intervention operators, each declared once.
 
 ``msma run``'s config choices, the report's names, the calibration's strength
-parameters and the segmenters the study fits are all read from these two
-tables, so adding a segmentation method or an operator is one entry here (plus
-the method or operator itself, and its tests). Light on purpose: importing it
-imports no model code.
+parameters, the segmenters the study fits and what :class:`Intervener` does to
+a hidden state are all read from these two tables, so adding a segmentation
+method or an operator is one entry here (plus its tests and its doc). Light on
+purpose: importing it imports no model code (an operator's ``apply`` works on
+the tensor it is given).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "Operator",
     "SegmentationMethod",
     "build_segmenter",
+    "operator_for",
+    "operator_kinds",
 ]
 
 
@@ -98,14 +102,55 @@ def build_segmenter(
     return ScaleSegmenter(**params)
 
 
+def _scale(iv, h, j, state):
+    return h * iv.alpha
+
+
+def _translate(iv, h, j, state):
+    return h + h.new_tensor(iv.steering_vectors_[j])  # h's dtype and device
+
+
+def _add_noise(iv, h, j, state):
+    rms = h.pow(2).mean(dim=-1, keepdim=True).sqrt()
+    return h + iv.sigma * rms * iv._standard_noise(h, j, state)
+
+
 @dataclass(frozen=True)
 class Operator:
-    """One intervention operator the study calibrates and applies.
+    """One intervention operator: what :class:`Intervener` does and how the study doses it.
 
-    ``name`` is the config value (``interventions.kinds``), ``kind`` the
-    :class:`Intervener` kind, ``parameter`` its strength parameter and
-    ``identity`` the value that changes nothing, ``upper`` the strongest
-    setting the calibration considers, ``described`` the config's comment.
+    Parameters
+    ----------
+    name : str
+        The config value (``interventions.kinds``) and the report's name.
+    kind : str
+        The :class:`Intervener` ``kind`` that runs it. Entries that share a kind
+        share ``parameter``, ``identity``, ``apply`` and ``site`` (a test checks).
+    parameter : str
+        The Intervener's strength parameter (``alpha``, ``norm``, ``sigma``,
+        ``temperature``), the one the calibration sets.
+    identity : float
+        The strength that changes nothing.
+    upper : float
+        The strongest setting the calibration considers.
+    described : str
+        The config's comment.
+    apply : callable or None, default=None
+        ``apply(intervener, h, j, state) -> h'``: the change to hidden state ``j``
+        (a ``(batch, positions, hidden)`` tensor) at the fitted ``intervener``'s
+        settings; ``state`` is the forward pass's bookkeeping (prompts, step,
+        mask). None for operators that act inside attention (``site="attention"``).
+    site : {"state", "attention"}, default="state"
+        ``"state"``: ``apply`` changes the hidden state entering block ``j``
+        (or the stack's output); ``"attention"``: the operator acts inside the
+        block that produces state ``j``, so hidden state 0 (the embeddings) has
+        none and a centred window leaves it out.
+    fixed : dict, default={}
+        The Intervener's other settings the study passes (its strength is
+        calibrated).
+    compounds : bool, default=False
+        Whether the strength compounds over a window of k states (scaling: the
+        residual is multiplied by ``alpha**k``); the report's effective strength.
     """
 
     name: str
@@ -114,14 +159,51 @@ class Operator:
     identity: float
     upper: float
     described: str
+    apply: Callable | None = None
+    site: str = "state"
+    fixed: dict = field(default_factory=dict)
+    compounds: bool = False
+
+    def effective_strength(self, strength: float, n_states: int) -> float:
+        """The strength over a window of ``n_states`` states (``strength**k`` if it compounds)."""
+        return float(strength**n_states if self.compounds else strength)
 
 
 OPERATORS: dict[str, Operator] = {
     o.name: o
     for o in (
-        Operator("translation", "translation", "norm", 0.0, 8.0, "random direction"),
-        Operator("amplify", "scaling", "alpha", 1.0, 4.0, "scaling, alpha > 1"),
-        Operator("noise", "noise", "sigma", 0.0, 4.0, "Gaussian, x each token's rms"),
-        Operator("attention", "attention", "temperature", 1.0, 64.0, "temperature > 1"),
+        Operator(
+            "translation",
+            "translation",
+            "norm",
+            0.0,
+            8.0,
+            "random direction",
+            _translate,
+            fixed={"direction": "random"},
+        ),
+        Operator(
+            "amplify", "scaling", "alpha", 1.0, 4.0, "scaling, alpha > 1", _scale, compounds=True
+        ),
+        Operator("noise", "noise", "sigma", 0.0, 4.0, "Gaussian, x each token's rms", _add_noise),
+        Operator(
+            "attention", "attention", "temperature", 1.0, 64.0, "temperature > 1", site="attention"
+        ),
     )
 }
+
+
+def operator_kinds() -> list[str]:
+    """The :class:`Intervener` kinds the table declares, in table order."""
+    return list(dict.fromkeys(o.kind for o in OPERATORS.values()))
+
+
+def operator_for(kind: str) -> Operator:
+    """The table's (first) entry for Intervener ``kind``; a clear error for an unknown one."""
+    for o in OPERATORS.values():
+        if o.kind == kind:
+            return o
+    raise ValueError(
+        f"Unknown operator kind {kind!r}; the operator table (msma_sklearn._registry.OPERATORS) "
+        f"declares {operator_kinds()}."
+    )

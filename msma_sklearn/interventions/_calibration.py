@@ -10,13 +10,10 @@ from functools import partial
 import numpy as np
 from sklearn.base import clone
 
-from .._registry import OPERATORS
+from .._registry import operator_for
 from ._intervener import kl_rows
 
 __all__ = ["DoseCalibration", "calibrate_dose", "calibrate_doses", "dose_response"]
-
-#: the strength parameter of each operator kind, and its "no change" value
-STRENGTH = {o.kind: (o.parameter, o.identity) for o in OPERATORS.values()}
 
 
 @dataclass(frozen=True)
@@ -64,7 +61,8 @@ class _MeanKL:
 
     def __init__(self, intervener, prompts, fit_texts, continuations=None, max_tokens=None):
         self.intervener = intervener
-        self.parameter, self.identity = STRENGTH[intervener.kind]
+        op = operator_for(intervener.kind)
+        self.parameter, self.identity = op.parameter, op.identity
         self.prompts = list(prompts)
         self.fit_texts = self.prompts if fit_texts is None else fit_texts
         self.continuations = None if continuations is None else list(continuations)
@@ -103,7 +101,7 @@ class _MeanKL:
 def dose_response(
     intervener, prompts, strengths, *, fit_texts=None, continuations=None, max_tokens=None
 ) -> list[tuple[float, float]]:
-    """Mean next-token KL at each strength (the operator's own parameter, see ``STRENGTH``).
+    """Mean next-token KL at each strength of the operator's own parameter.
 
     ``fit_texts`` (default: the prompts) are passed to ``fit``: they set the
     scale of random translation directions.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -11,10 +10,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._registry import operator_for
 from ..extraction import (
     HiddenStateExtractor,
     ModelBackedMixin,
-    model_fingerprint,
     resolve_layout,
 )
 from ..utils._validation import check_texts
@@ -27,6 +26,7 @@ from ._helpers import (
     centred_window,
     kl_rows,
 )
+from ._layers import LayerResolutionMixin
 from ._operators import OperatorHooksMixin
 from ._representation import RepresentationMixin
 
@@ -34,7 +34,12 @@ __all__ = ["REPRESENTATION_METRICS", "Intervener", "centred_window", "kl_rows"]
 
 
 class Intervener(
-    GenerationMixin, RepresentationMixin, OperatorHooksMixin, ModelBackedMixin, BaseEstimator
+    GenerationMixin,
+    RepresentationMixin,
+    OperatorHooksMixin,
+    LayerResolutionMixin,
+    ModelBackedMixin,
+    BaseEstimator,
 ):
     """Intervene on the hidden states of chosen layers and measure what changes.
 
@@ -99,9 +104,14 @@ class Intervener(
         at the centre of the scale (the lower middle when the parity
         differs), so every scale gets the same number of layers and an
         operator that compounds over layers (scaling) gets the same dose on
-        scales of different sizes. None: every layer of the scale.
+        scales of different sizes. For an operator that acts inside attention,
+        hidden state 0 (the embeddings, produced by no block) is left out of
+        the window; a scale with no other state cannot be steered that way.
+        None: every layer of the scale.
     kind : {"translation", "scaling", "noise", "attention"}, default="scaling"
-        The operator (above).
+        The operator (above): a kind of the operator table
+        (``msma_sklearn._registry.OPERATORS``), where a new kind is declared
+        with its ``apply``.
     alpha : float, default=1.0
         Scaling factor (``kind="scaling"``).
     delta : array-like of shape (hidden_size,), default=None
@@ -182,7 +192,7 @@ class Intervener(
         "scale_layers": "no_validation",  # a dict or a fitted ScaleSegmenter; checked in fit
         "layers": [None, "array-like", Integral],
         "window": [None, Interval(Integral, 1, None, closed="left")],
-        "kind": [StrOptions({"translation", "scaling", "noise", "attention"})],
+        "kind": [str],  # one of the operator table's kinds, checked in fit
         "alpha": [Real],
         "delta": [None, "array-like"],
         "direction": [StrOptions({"random", "learned"})],
@@ -282,6 +292,7 @@ class Intervener(
         self : Intervener
         """
         self._validate_params()
+        operator_for(self.kind)  # an unknown kind: the table's kinds in the error
         _check_finite(
             self, ("alpha", "norm", "sigma", "temperature", "top_p", "sampling_temperature")
         )
@@ -317,24 +328,6 @@ class Intervener(
                 "never sees the prompt. Use stack='encoder', or positions='all' / 'generated'."
             )
 
-    def _resolve_heads(self, n_heads: int) -> np.ndarray:
-        if self.heads is None:
-            return np.zeros(0, dtype=np.int64)
-        if self.kind != "attention":
-            raise ValueError(
-                f"heads= masks attention heads; it needs kind='attention', not {self.kind!r}."
-            )
-        heads = np.atleast_1d(np.asarray(self.heads))
-        if heads.size == 0 or not np.issubdtype(heads.dtype, np.integer):
-            raise ValueError(f"heads must be a non-empty list of ints, got {self.heads!r}.")
-        bad = [int(h) for h in heads if not 0 <= h < n_heads]
-        if bad:
-            raise ValueError(
-                f"Head indices {bad} out of range for {self.model!r}: it has {n_heads} heads "
-                f"per block (0..{n_heads - 1})."
-            )
-        return np.unique(heads).astype(np.int64)
-
     def _check_metrics(self, model) -> None:
         self._has_lm_head_ = model.get_output_embeddings() is not None
         if self.generative_ or self.metrics is None:
@@ -350,109 +343,6 @@ class Intervener(
     def _representation_metrics(self) -> list[str]:
         names = list(REPRESENTATION_METRICS)
         return names if self._has_lm_head_ else names[:2]
-
-    def _check_segmenter_layout(self, segmenter) -> None:
-        """A segmenter fitted on another model's hidden states would steer the wrong layers."""
-        fitted_layers = np.asarray(getattr(segmenter, "layers_", []))
-        width = getattr(segmenter, "hidden_size_", None)
-        n_states = self.n_layers_ + 1
-        theirs = (
-            f"{fitted_layers.size} hidden states (indices {int(fitted_layers.min())}.."
-            f"{int(fitted_layers.max())}) of width {width}"
-            if fitted_layers.size
-            else f"width {width}"
-        )
-        ours = f"{n_states} hidden states (0..{self.n_layers_}) of width {self.hidden_size_}"
-        all_states = fitted_layers.size > 1 and np.array_equal(
-            fitted_layers, np.arange(fitted_layers.size)
-        )
-        wrong_width = width not in (None, 1, self.hidden_size_)  # 1: one column per layer
-        if (
-            wrong_width
-            or (fitted_layers.size and int(fitted_layers.max()) > self.n_layers_)
-            or (all_states and fitted_layers.size != n_states)
-        ):
-            raise ValueError(
-                f"scale_layers is a ScaleSegmenter fitted on {theirs}, but {self.model!r} "
-                f"({self.stack_} stack) has {ours}: its scales belong to another model. Fit "
-                "the segmenter on this model's hidden states (HiddenStateExtractor(same model))."
-            )
-
-    def _check_scale_source(self) -> None:
-        """Scales fitted on another model's states steer the wrong layers: refused when
-        the segmenter recorded its model, warned when nothing can be checked."""
-        source = getattr(self.scale_layers, "source_model_", None)
-        if not isinstance(source, dict):
-            what = (
-                "a ScaleSegmenter fitted without the extractor's provenance"
-                if hasattr(self.scale_layers, "scale_layers_")
-                else f"a plain {type(self.scale_layers).__name__}"
-            )
-            warnings.warn(
-                f"scale_layers is {what}: it cannot be checked against {self.model!r}. Fit "
-                "the ScaleSegmenter on this model's HiddenStateExtractor output with "
-                "set_output(transform='pandas') and pass the segmenter, so scales of another "
-                "model are refused.",
-                UserWarning,
-                stacklevel=4,
-            )
-            return
-        model, _ = self._loaded()
-        ours = model_fingerprint(model)
-        if source.get("weights") != ours or source.get("stack") != self.stack_:
-            raise ValueError(
-                f"scale_layers is a ScaleSegmenter fitted on the {source.get('stack')} states of "
-                f"{source.get('model')!r} (weights {str(source.get('weights'))[:12]}), but this "
-                f"Intervener steers the {self.stack_} stack of {self.model!r} (weights "
-                f"{ours[:12]}): its scales belong to another model. Fit the segmenter on "
-                f"HiddenStateExtractor({self.model!r}) output."
-            )
-
-    def _resolve_layers(self) -> np.ndarray:
-        if self.layers is not None:
-            if self.window is not None:
-                raise ValueError(
-                    "window= applies to scale=; with layers= list the layers directly."
-                )
-            layers = np.atleast_1d(np.asarray(self.layers))
-        else:
-            if self.scale is None:
-                raise ValueError(
-                    "Pass scale= (with scale_layers=) or layers= to choose where to act."
-                )
-            table = getattr(self.scale_layers, "scale_layers_", self.scale_layers)
-            if hasattr(self.scale_layers, "scale_layers_"):
-                self._check_segmenter_layout(self.scale_layers)
-            self._check_scale_source()
-            if not isinstance(table, dict):
-                raise ValueError(
-                    "scale_layers must be a dict of scale -> hidden-state indices or a fitted "
-                    f"ScaleSegmenter, got {type(self.scale_layers).__name__}."
-                )
-            if self.scale not in table:
-                raise ValueError(f"Unknown scale {self.scale!r}; scale_layers has {sorted(table)}.")
-            layers = np.unique(np.asarray(table[self.scale]))
-            if self.window is not None:
-                if self.window > layers.size:
-                    raise ValueError(
-                        f"window={self.window} is wider than scale {self.scale!r}, which has "
-                        f"{layers.size} hidden states ({layers.tolist()}); pass a smaller window."
-                    )
-                layers = np.asarray(centred_window(layers, self.window))
-        if layers.size == 0 or not np.issubdtype(layers.dtype, np.integer):
-            raise ValueError(f"layers must be a non-empty list of ints, got {self.layers!r}.")
-        bad = [int(j) for j in layers if not 0 <= j <= self.n_layers_]
-        if bad:
-            raise ValueError(
-                f"Layer indices {bad} out of range for {self.model!r} ({self.stack_} stack): "
-                f"hidden states are 0..{self.n_layers_}."
-            )
-        if self.kind == "attention" and 0 in layers:
-            raise ValueError(
-                "kind='attention' acts on the block that produces each selected state; hidden "
-                "state 0 (embeddings) has none. Drop 0 from the layers."
-            )
-        return np.unique(layers).astype(np.int64)
 
     def _vectors(self, X, y) -> dict[int, np.ndarray]:
         H = self.hidden_size_

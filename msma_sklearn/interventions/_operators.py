@@ -1,4 +1,5 @@
-"""The operators as hooks: where each one attaches and what it does to a hidden state."""
+"""The operators as hooks: where each one attaches. What each does to a hidden state is
+its ``apply`` in the operator table (:data:`msma_sklearn._registry.OPERATORS`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 
 import torch
 
+from .._registry import operator_for
 from ..extraction import (
     resolve_layout,
 )
@@ -29,7 +31,7 @@ class OperatorHooksMixin:
     def _hooks(self, model, state):
         layout = resolve_layout(model, self.stack_)
         hooks = [(model, "forward_pre", _step_counter(state))]
-        if self.kind == "attention":
+        if operator_for(self.kind).site == "attention":
             for j in self.layers_:
                 block = layout.blocks[j - 1]
                 if self.temperature != 1.0 or not self.heads_.size:
@@ -98,13 +100,12 @@ class OperatorHooksMixin:
         return hook
 
     def _apply(self, h: torch.Tensor, j: int, state) -> torch.Tensor:
-        if self.kind == "scaling":
-            return h * self.alpha
-        if self.kind == "translation":
-            vec = torch.as_tensor(self.steering_vectors_[j], dtype=h.dtype, device=h.device)
-            return h + vec
-        # noise, seeded per (prompt, return sequence, forward pass, layer); on the prompt's
-        # pass only its real tokens get noise, so padding and batching do not change it
+        return operator_for(self.kind).apply(self, h, j, state)
+
+    def _standard_noise(self, h: torch.Tensor, j: int, state) -> torch.Tensor:
+        """Standard normal noise shaped like ``h``, seeded per (prompt, return sequence,
+        forward pass, layer); on the prompt's pass only its real tokens get noise, so
+        padding and batching do not change it."""
         eps = torch.zeros_like(h)
         n_prompts = len(state["prompts"])
         copies = h.shape[0] // n_prompts  # 1 for T5's encoder, else the return sequences
@@ -120,5 +121,4 @@ class OperatorHooksMixin:
                 eps[b, real] = draw.to(h.device, h.dtype)
             else:
                 eps[b] = torch.randn(h.shape[1:], generator=gen).to(h.device, h.dtype)
-        rms = h.pow(2).mean(dim=-1, keepdim=True).sqrt()
-        return h + self.sigma * rms * eps
+        return eps

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .._registry import OPERATORS
+from .._registry import operator_kinds
 from ..interventions import FluencyCheck, PromptEffect
 from ..metrics.text import TextMetrics
 from ..stats import benjamini_hochberg, minimum_detectable_effect
@@ -16,7 +16,6 @@ from ..stats import benjamini_hochberg, minimum_detectable_effect
 __all__ = [
     "INTERVENTION_CLAIMS",
     "TEXT_METRICS",
-    "UPPER",
     "ClaimResult",
     "Condition",
     "ConditionResult",
@@ -35,9 +34,6 @@ INTERVENTION_CLAIMS = (
     # changes length
     ("local", "scaling", "mattr", 34.0, "+34% lexical variation"),
 )
-
-#: the strongest setting the calibration considers, per operator (its own parameter)
-UPPER = {o.kind: o.upper for o in OPERATORS.values()}
 
 #: signed metrics whose mean sits near zero: reported as a difference of means, never as
 #: a percent of the baseline mean (sentiment's prompt mean was 0.063)
@@ -119,7 +115,7 @@ class InterventionDesign:
     random_state: int = 0
 
     def __post_init__(self):
-        kinds = {o.kind for o in OPERATORS.values()}
+        kinds = operator_kinds()
         bad = [k for k in self.kinds if k not in kinds]
         if bad or not self.kinds:
             raise ValueError(f"kinds must be among {sorted(kinds)}, got {list(self.kinds)}.")
@@ -145,7 +141,7 @@ class InterventionDesign:
         Parameters
         ----------
         n_claims : int, default=len(INTERVENTION_CLAIMS)
-            The family Holm corrects over.
+            The family Holm corrects over (0: no claim ran, so no Holm step: NaN).
 
         Returns
         -------
@@ -154,7 +150,9 @@ class InterventionDesign:
         return {
             "n_prompts": self.n_prompts,
             "mde_d_z": minimum_detectable_effect(self.n_prompts, self.alpha),
-            "mde_d_z_holm": minimum_detectable_effect(self.n_prompts, self.alpha / n_claims),
+            "mde_d_z_holm": minimum_detectable_effect(self.n_prompts, self.alpha / n_claims)
+            if n_claims > 0
+            else math.nan,
             "alpha": self.alpha,
             "n_claims": n_claims,
             "power": 0.8,

@@ -12,11 +12,13 @@ every condition, and the original README's claims judged with Holm over them.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from .._registry import operator_for
 from ..interventions import (
     MIN_PAIRS,
     Intervener,
@@ -33,7 +35,6 @@ from ..stats import decide, judge_claims, paired_claim_test
 from ._intervention_results import (
     INTERVENTION_CLAIMS,
     TEXT_METRICS,
-    UPPER,
     ClaimResult,
     Condition,
     ConditionResult,
@@ -76,13 +77,6 @@ def prompt_sets(texts, n_prompts: int, n_calibration: int, words: int, *, random
     order = check_random_state(random_state).permutation(len(long_enough))[:need]
     prompts = [" ".join(long_enough[i].split()[:words]) for i in order]
     return prompts[:n_prompts], prompts[n_prompts:]
-
-
-def _acting_layers(layers, kind: str, window: int) -> list[int]:
-    chosen = centred_window(layers, window)
-    if kind == "attention":  # hidden state 0 has no attention block
-        chosen = [j for j in chosen if j > 0] or centred_window([j for j in layers if j > 0], 1)
-    return chosen
 
 
 def run_intervention_study(
@@ -161,8 +155,21 @@ def run_intervention_study(
     for scale, kind in tqdm(
         pairs, desc=f"Calibrating {model}", unit="operator", disable=not verbose
     ):
-        layers = _acting_layers(table[scale], kind, design.window)
-        iv = Intervener(model, layers=layers, kind=kind, **common, **_fixed(kind))
+        op = operator_for(kind)
+        # the estimator resolves the window (one rule for the study and for users); a
+        # window wider than a small scale is that whole scale
+        window = Intervener(
+            model,
+            scale=scale,
+            scale_layers=table,
+            window=min(design.window, len(set(table[scale]))),
+            kind=kind,
+            **op.fixed,
+        )
+        with warnings.catch_warnings():  # the table is this model's own (from the caller)
+            warnings.filterwarnings("ignore", message="scale_layers is a plain")
+            layers = window.fit(calibration_prompts).layers_.tolist()
+        iv = Intervener(model, layers=layers, kind=kind, **common, **op.fixed)
         # only the doses that are generated: every target for the dose-response's
         # operators, the primary dose for the rest
         targets = design.target_kl if kind in design.dose_response_kinds else (design.primary_kl,)
@@ -170,7 +177,7 @@ def run_intervention_study(
             iv,
             calibration_prompts,
             targets,
-            upper=UPPER[kind],
+            upper=op.upper,
             tol=design.calibration_tol,
             max_evals=design.calibration_max_evals,
             fit_texts=calibration_prompts,
@@ -203,8 +210,8 @@ def run_intervention_study(
             layers=list(c.layers),
             kind=c.kind,
             **common,
-            **{**_fixed(c.kind), c.parameter: c.strength},
-        ).fit(calibration_prompts if c.kind == "translation" else None)
+            **{**operator_for(c.kind).fixed, c.parameter: c.strength},
+        ).fit(calibration_prompts)
         realised = float(
             np.mean(
                 iv.continuation_kl(prompts, eval_continuations, **read)
@@ -253,8 +260,8 @@ def run_intervention_study(
                 fluency,
                 realised_kl=realised,
                 dose_matched=abs(realised / c.target_kl - 1) <= design.calibration_tol,
-                effective_strength=(
-                    c.strength ** len(c.layers) if c.kind == "scaling" else c.strength
+                effective_strength=operator_for(c.kind).effective_strength(
+                    c.strength, len(c.layers)
                 ),
                 control_temperature=control_t,
                 control_entropy=control_h,
@@ -363,11 +370,6 @@ def run_intervention_study(
         power=design.power(len(tested)),
         calibration_continuations=cal_continuations,
     )
-
-
-def _fixed(kind: str) -> dict:
-    """The operator's other settings (its strength is calibrated)."""
-    return {"direction": "random"} if kind == "translation" else {}
 
 
 def _claim_test(prompt_ids, reference, treated, claimed_percent: float, *, baseline=None):
