@@ -137,7 +137,7 @@ def paired_ablation(
     pair of ``pairs`` (source -> target; the aligner gets the same ``pairs``)
     and scored on the held-out
     rows with :data:`PAIRED_METRICS`. The MSMA rows are ``ManifoldAligner``
-    fits with the same ``max_iter``, the same validation rows and the same
+    fits with the same ``max_iter``, the aligner's own stopping rule and the same
     start (``init``, default a seeded random rotation per split and pair), so
     each gets the same budget and none starts at one term's optimum (from the
     least-squares start, "No Geometry" would still hold the geometry term's
@@ -188,7 +188,9 @@ def paired_ablation(
     pandas.DataFrame
         Long format: ``method, kind ("baseline" | "msma"), split, pair, metric,
         value``; ``attrs["n_train"]``, ``attrs["n_test"]`` and
-        ``attrs["n_components"]`` record the design; ``attrs["raw_moment_matching_kl"]``
+        ``attrs["n_components"]`` record the design, ``attrs["aligner"]`` the MSMA
+        rows' aligner settings as fitted (``map``, ``init``, ``max_iter``,
+        ``early_stopping``, ``validation_fraction``); ``attrs["raw_moment_matching_kl"]``
         the relative change of the summed KL per split (mean over pairs) when the
         source only takes the target's per-unit mean and sd, in raw coordinates
         (what the original 99.5% claim is next to); ``attrs["fits"]`` has one
@@ -218,6 +220,7 @@ def paired_ablation(
             raise ValueError("segmenter must give one vector per scale (aggregate 'mean').")
         n_rows = len(blocks)
     rows, n_train, n_test, k, layouts, fits, raw_mm = [], 0, 0, 0, [], [], []
+    settings = {}
     for split in range(n_splits):
         seed = random_state + split
         train, test = next(
@@ -275,6 +278,11 @@ def paired_ablation(
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 aligner.fit(np.hstack([Z_train[s] for s in names]))
             out = aligner.transform(np.hstack([Z_test[s] for s in names]))
+            params = aligner.get_params()
+            settings = {
+                key: params[key]
+                for key in ("map", "init", "max_iter", "early_stopping", "validation_fraction")
+            }
             fits += fit_records(aligner, method=name, split=split)
             for i, (a, b) in enumerate(aligner.pairs_):
                 mapped = out[:, i * k : (i + 1) * k]
@@ -285,7 +293,9 @@ def paired_ablation(
         n_train=n_train,
         n_test=n_test,
         n_components=k,
+        rows_per_dim=rows_per_dim,
         fits=fits,
+        aligner=settings,
         raw_moment_matching_kl=[float(v) for v in raw_mm],
     )
     if segmenter is not None:

@@ -1,5 +1,6 @@
 """The MSMA map solver as plain functions: a start, a critic warm-up, Adam on the weighted
-objective until it converges on the training rows, validation choosing the checkpoint.
+objective until it converges on the training rows (with validation rows, they choose the
+checkpoint).
 
 :func:`fit_map` takes two standardised arrays; :func:`fit_map_batches` takes minibatch
 generators (``ManifoldAligner.fit`` and ``fit_store`` both end there). Both return a

@@ -250,7 +250,18 @@ def _keep_previous(run_dir: Path) -> Path | None:
     return target
 
 
-def _save_stage(run_dir: Path, stage: str, fingerprint: str, payload) -> None:
+def _stage_seconds(run_dir: Path, stage: str) -> float | None:
+    """The wall time a finished stage took in the run that computed it (None: unrecorded)."""
+    try:
+        saved = json.loads((run_dir / "stages" / f"{stage}.done.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return saved.get("seconds")
+
+
+def _save_stage(
+    run_dir: Path, stage: str, fingerprint: str, payload, seconds: float | None = None
+) -> None:
     import joblib
 
     folder = run_dir / "stages"
@@ -258,7 +269,8 @@ def _save_stage(run_dir: Path, stage: str, fingerprint: str, payload) -> None:
     with atomic_path(folder / f"{stage}.joblib") as tmp:
         joblib.dump(payload, tmp, compress=3)
     atomic_write_text(
-        folder / f"{stage}.done.json", json.dumps({"stage": stage, "fingerprint": fingerprint})
+        folder / f"{stage}.done.json",
+        json.dumps({"stage": stage, "fingerprint": fingerprint, "seconds": seconds}),
     )
 
 
@@ -308,7 +320,7 @@ def _run_stages(
         for marker in (run_dir / "stages").glob("*.done.json"):
             marker.unlink()
     started = time.perf_counter()
-    results, sections, done, resumed = {}, {}, [], []
+    results, sections, done, resumed, stage_seconds = {}, {}, [], [], {}
     context = {"load_seconds": load_seconds}  # the first load happens in the preflight
     if len(loaded) < len(STAGES):  # a complete run reloaded changes no status on the way
         _status(run_dir, config, "running", done)
@@ -318,11 +330,20 @@ def _run_stages(
                 results[stage], sections[stage], context = loaded[stage]
                 config.n_texts = len(context.get("texts", ()))
                 resumed.append(stage)
+                stage_seconds[stage] = _stage_seconds(run_dir, stage)
                 logger.info("Stage %s: finished earlier, loaded", stage)
             else:
                 logger.info("Stage %s", stage)
+                t0 = time.perf_counter()
                 results[stage], sections[stage] = fn(config, run_dir, context)
-                _save_stage(run_dir, stage, fingerprint, (results[stage], sections[stage], context))
+                stage_seconds[stage] = round(time.perf_counter() - t0, 1)
+                _save_stage(
+                    run_dir,
+                    stage,
+                    fingerprint,
+                    (results[stage], sections[stage], context),
+                    stage_seconds[stage],
+                )
             done.append(stage)
             if len(loaded) < len(STAGES):
                 _status(run_dir, config, "running", done)
@@ -336,12 +357,34 @@ def _run_stages(
             error=f"{type(exc).__name__}: {exc}",
         )
         raise
-    _write_outputs(run_dir, config, results, sections, time.perf_counter() - started, resumed)
+    _write_outputs(
+        run_dir,
+        config,
+        results,
+        sections,
+        time.perf_counter() - started,
+        resumed,
+        stage_seconds,
+    )
     _status(run_dir, config, "complete", done, resumed=resumed)
     return run_dir
 
 
-def _write_outputs(run_dir, config, results, sections, seconds, resumed) -> None:
+def _timing_phrase(meta) -> str:
+    """This invocation's wall time and each stage's, loaded stages' from the run that
+    computed them (so a resumed run still says what the study cost)."""
+    stages = meta.get("stage_seconds", {})
+    parts = [
+        f"{stage} {'?' if s is None else f'{s:,.0f}'} s"
+        + (" (earlier run)" if stage in meta["resumed_stages"] else "")
+        for stage, s in stages.items()
+    ]
+    return f"{meta['seconds']} s" + (f"; stages: {', '.join(parts)}" if parts else "")
+
+
+def _write_outputs(
+    run_dir, config, results, sections, seconds, resumed, stage_seconds=None
+) -> None:
     import yaml
 
     from ..report import write_csvs, write_report
@@ -352,6 +395,7 @@ def _write_outputs(run_dir, config, results, sections, seconds, resumed) -> None
         "python": platform.python_version(),
         "seconds": round(seconds, 1),
         "resumed_stages": resumed,
+        "stage_seconds": dict(stage_seconds or {}),
     }
     atomic_write_text(
         run_dir / "config.yaml", yaml.safe_dump(config.as_yaml_dict(), sort_keys=False)
@@ -369,7 +413,7 @@ def _write_outputs(run_dir, config, results, sections, seconds, resumed) -> None
         f"# msma run `{config.run_id}`\n\n{config.n_texts} texts from {source}"
         f"{' (quick subset)' if config.quick else ''}, pooling `{config.pooling}`, "
         f"max_length {config.max_length}, seed {config.random_state}; "
-        f"{meta['seconds']} s{resumed_s}. Settings: `config.yaml`.\n"
+        f"{_timing_phrase(meta)}{resumed_s}. Settings: `config.yaml`.\n"
     )
     from ..report import summary_section
 
@@ -409,7 +453,7 @@ def _reproduction(config, meta, sections) -> str:
     return (
         "# Reproduction: the layer probes and the original three tables, re-measured\n\n"
         f"Generated by `msma run` (msma_sklearn {__version__}, run `{config.run_id}`, "
-        f"{_dt.datetime.now():%Y-%m-%d}, {meta['seconds']} s on this machine"
+        f"{_dt.datetime.now():%Y-%m-%d}, {_timing_phrase(meta)} on this machine"
         + (
             f" with stages {', '.join(meta['resumed_stages'])} loaded from an earlier run"
             if meta["resumed_stages"]

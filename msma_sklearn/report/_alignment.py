@@ -7,6 +7,29 @@ from ._format import file_stem, fmt_optional
 
 __all__ = ["alignment_section"]
 
+_STARTS = {
+    "random": "a seeded random rotation per split (so no row starts at one term's optimum)",
+    "identity": "the identity map",
+    "least_squares": "the least-squares map (the geometry term's optimum)",
+}
+
+
+def _aligner_phrase(settings: dict) -> str:
+    """How the MSMA rows were fitted, read from the settings the study recorded."""
+    if not settings:
+        return "MSMA rows are `ManifoldAligner` fits (their settings were not recorded)."
+    return (
+        f"MSMA rows are `ManifoldAligner` {settings['map']} maps, all from the same start, "
+        f"{_STARTS.get(settings['init'], settings['init'])}, with the same budget of "
+        f"{settings['max_iter']} epochs, "
+        + (
+            f"{settings['validation_fraction']:.0%} of the training rows held out to choose "
+            "the checkpoint that is kept."
+            if settings["early_stopping"]
+            else "trained on every training row until the training objective converges."
+        )
+    )
+
 
 def alignment_section(config, results) -> str:
     """The alignment section: the ablation beside the baselines, the claims, the λ search.
@@ -23,7 +46,7 @@ def alignment_section(config, results) -> str:
     str
         The section's Markdown.
     """
-    from ..alignment import PAIRED_METRICS
+    from ..alignment import BASELINES, PAIRED_METRICS
 
     method = SEGMENTATION_METHODS[config.segmentation].described
     lines = ["## Alignment ablation (the original README's rows, beside baselines)", ""]
@@ -44,16 +67,21 @@ def alignment_section(config, results) -> str:
                 else "the raw coordinates are kept (not z-scored), "
             )
             + "one PCA basis with "
-            f"{r['n_components']} dimensions (≥ 5 training texts per dimension) is fitted on "
+            f"{r['n_components']} dimensions"
+            + (
+                f" (≥ {r['rows_per_dim']} training texts per dimension)"
+                if r.get("rows_per_dim")
+                else ""
+            )
+            + " is fitted on "
             "the training rows of every scale, and every method maps "
             + ", ".join(p.replace("->", "→") for p in r["pairs"])
             + " from the training texts and is scored on the held-out ones, values averaged "
-            "over the maps. MSMA rows are `ManifoldAligner` "
-            "MLP maps from the same start (a seeded random rotation per split, so no row "
-            "starts at the geometry term's optimum) with the same iteration budget, "
-            "validation choosing among the accepted checkpoints; the baselines "
-            "are no map, mean and scale matching, closed-form Procrustes, ridge (penalty by "
-            "leave-one-out) and CCA. Primary metrics respect pairing (r², top-1 retrieval of "
+            "over the maps. "
+            + _aligner_phrase(r.get("aligner", {}))
+            + " The baselines are the rows of kind `baseline` ("
+            + ", ".join(BASELINES)
+            + "). Primary metrics respect pairing (r², top-1 retrieval of "
             "the paired text, chance 1/n, CKA); the original-form metrics are labelled. Mean "
             "± sd over splits; ↑ higher is better, ↓ lower.",
             "",

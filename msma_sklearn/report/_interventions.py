@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._registry import OPERATORS
+from ..interventions import MIN_PAIRS
 from ..study import ABSOLUTE_METRICS
 from ._format import file_stem, fmt_optional, layer_span
 
@@ -136,13 +137,14 @@ def interventions_section(results, studies, effects) -> str:
             "baseline's upper quartile. A flagged condition's text metrics describe degraded "
             "text.",
             "",
-            f"Effects at next-token KL {design.primary_kl:g} nats, Benjamini-Hochberg q < 0.05 "
-            "over every condition x metric of this model (exploratory); percent change of the "
-            "prompt means [95% bootstrap CI over prompts]; how often each metric is defined "
-            "(with / without the operator) is an outcome of its own, and below 20 defined "
-            "prompt pairs no effect is given.",
+            f"Effects at next-token KL {design.primary_kl:g} nats, Benjamini-Hochberg "
+            f"q < {design.alpha:g} over every condition x metric of this model (exploratory); "
+            "percent change of the prompt means [95% bootstrap CI over prompts]; how often "
+            "each metric is defined (with / without the operator) is an outcome of its own, "
+            f"and below {MIN_PAIRS} defined prompt pairs no effect is given.",
             "",
-            "| scale | operator | effects at FDR 5% | metrics with ≥ 20 defined pairs "
+            f"| scale | operator | effects at FDR {design.alpha:.0%} | metrics with "
+            f"≥ {MIN_PAIRS} defined pairs "
             "| defined share (baseline → treated), sentence metrics |",
             "|---|---|---|---:|---|",
         ]
@@ -150,7 +152,7 @@ def interventions_section(results, studies, effects) -> str:
         frame = frame[frame["target_kl"] == design.primary_kl]
         for (scale, kind), sub in frame.groupby(["scale", "kind"], sort=False):
             measured = sub.dropna(subset=["percent_change"])
-            found = measured[measured["q_bh"] < 0.05]
+            found = measured[measured["q_bh"] < design.alpha]
             cells = "; ".join(
                 f"{r['metric']} {r['difference']:+.3f} (difference of means), q {r['q_bh']:.2g}"
                 if r["metric"] in ABSOLUTE_METRICS
@@ -174,7 +176,7 @@ def interventions_section(results, studies, effects) -> str:
             "one-sided paired t-tests (in the claimed direction; opposite to it; smaller "
             "than half of it), each Holm-adjusted over the claims; 'supported' when the "
             "first rejects, 'contradicted' when the effect is shown opposite to the claim or "
-            "smaller than half of it, 'inconclusive' otherwise or below 20 defined "
+            f"smaller than half of it, 'inconclusive' otherwise or below {MIN_PAIRS} defined "
             "prompt pairs (the one judge, `msma_sklearn.stats.judge_claims`); beside each, "
             "the power to detect the claimed size at Holm's first step (the strictest level "
             "a claim faces) and the chance of 'contradicted' if the true effect were zero.",

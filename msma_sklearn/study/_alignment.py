@@ -238,6 +238,8 @@ def run_alignment_study(
         best_params=best,
         search_folds=search_folds if lambda_grid else 0,
         standardized=standardize,
+        aligner=dict(scores.attrs.get("aligner", {})),
+        rows_per_dim=int(scores.attrs.get("rows_per_dim", 5)),
     )
 
 

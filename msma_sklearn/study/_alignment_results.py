@@ -174,6 +174,11 @@ class AlignmentStudy:
         Folds of the search (0: none).
     standardized : bool
         Whether each scale's units were z-scored on the training rows.
+    rows_per_dim : int
+        Training texts per PCA dimension (sets ``n_components``).
+    aligner : dict
+        The MSMA rows' aligner settings as fitted (``map``, ``init``,
+        ``max_iter``, ``early_stopping``, ``validation_fraction``).
     """
 
     model: str
@@ -189,6 +194,8 @@ class AlignmentStudy:
     best_params: dict = field(default_factory=dict)
     search_folds: int = 0
     standardized: bool = True  # each scale's units z-scored on the training rows
+    aligner: dict = field(default_factory=dict)  # the MSMA rows' aligner settings
+    rows_per_dim: int = 5
 
     def summary_frame(self):
         """Method x metric: mean and sd over splits (each split averaged over the pairs).
@@ -245,6 +252,8 @@ class AlignmentStudy:
             "n_test": self.n_test,
             "n_components": self.n_components,
             "standardized": self.standardized,
+            "aligner": dict(self.aligner),
+            "rows_per_dim": self.rows_per_dim,
             "scale_layers": self.scale_layers,
             "pairs": list(dict.fromkeys(self.scores["pair"])),
             "table": {

@@ -185,6 +185,13 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     assert status["state"] == "complete" and status["resumed"] == ["extract", "segment"]
     page = (run_dir / "reproduction.md").read_text()
     assert "with stages extract, segment loaded from an earlier run" in page
+    # each stage's wall time, the loaded ones' from the run that computed them
+    meta = json.loads((run_dir / "config.json").read_text())
+    assert list(meta["stage_seconds"]) == ["extract", "segment", "align", "intervene"]
+    assert all(s is not None and s >= 0 for s in meta["stage_seconds"].values())
+    extract_s = json.loads((run_dir / "stages" / "extract.done.json").read_text())["seconds"]
+    assert meta["stage_seconds"]["extract"] == extract_s
+    assert f"extract {extract_s:,.0f} s (earlier run)" in page
     assert "## Linear-probe accuracy per hidden state" in page  # the probes, with intervals
     # one figure kept, the phase card, linked where `make reproduce` copies it
     assert re.findall(r"!\[[^\]]*\]\(([^)]*)\)", page) == [

@@ -222,6 +222,15 @@ def test_the_report_section_is_drawn_from_the_results_and_the_config():
     assert f"**{claim['verdict']}** on planted" in md
     other = _align_markdown(load_config(**{"segmentation.method": "mi", "seed": 7}), results)
     assert "the adjacent-MI scales" in other and "seed 7 + split" in other
+    # how the MSMA rows were fitted is what the ablation recorded, not prose
+    assert study.aligner["early_stopping"] is False and study.aligner["max_iter"] == 30
+    assert "mlp maps" in md and "budget of 30 epochs" in md
+    assert "trained on every training row" in md and "held out to choose" not in md
+    assert f"≥ {study.rows_per_dim} training texts per dimension" in md
+    results["planted"]["aligner"] = {**study.aligner, "early_stopping": True, "max_iter": 7}
+    checkpoint = _align_markdown(load_config(), results)
+    assert "budget of 7 epochs" in checkpoint
+    assert "10% of the training rows held out to choose the checkpoint" in checkpoint
 
 
 def test_small_p_values_survive_the_summary():
