@@ -24,7 +24,6 @@ from ._core import (
     POOLINGS,
     drop_leading_tokens,
     pad_token_id,
-    reshape_by_layer,
     resolve_layout,
     to_device,
     tokenise,
@@ -32,6 +31,7 @@ from ._core import (
 )
 from ._lazy import ModelBackedMixin
 from ._models import model_fingerprint, resolve_device
+from ._output import LayerOutputMixin
 from ._readouts import TokenReadoutMixin
 from ._state_cache import ExtractionCacheMixin
 
@@ -41,7 +41,12 @@ logger = logging.getLogger(__name__)
 
 
 class HiddenStateExtractor(
-    TokenReadoutMixin, ExtractionCacheMixin, ModelBackedMixin, TransformerMixin, BaseEstimator
+    LayerOutputMixin,
+    TokenReadoutMixin,
+    ExtractionCacheMixin,
+    ModelBackedMixin,
+    TransformerMixin,
+    BaseEstimator,
 ):
     """Pooled hidden states of every requested layer of a transformer.
 
@@ -447,38 +452,6 @@ class HiddenStateExtractor(
     def _sinks(self) -> int:
         # fitted before this attribute existed (old pickles): the old behaviour
         return getattr(self, "sink_tokens_", 0)
-
-    # ---------------------------------------------------------------- utils
-    def get_feature_names_out(self, input_features=None):
-        """Names ``layer{index}__{unit}`` in output order.
-
-        Parameters
-        ----------
-        input_features : None
-            Ignored (the names come from the fitted layers).
-
-        Returns
-        -------
-        feature_names_out : ndarray of str objects
-        """
-        check_is_fitted(self, "layers_")
-        units = np.arange(self.hidden_size_)
-        return np.asarray([f"layer{j}__{u}" for j in self.layers_ for u in units], dtype=object)
-
-    def reshape_by_layer(self, X) -> np.ndarray:
-        """View ``transform``'s output as ``(n_samples, n_selected_layers, hidden_size)``.
-
-        Parameters
-        ----------
-        X : ndarray of shape (n_samples, n_selected_layers * hidden_size)
-            Output of :meth:`transform`.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_selected_layers, hidden_size)
-        """
-        check_is_fitted(self, "layers_")
-        return reshape_by_layer(X, len(self.layers_))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

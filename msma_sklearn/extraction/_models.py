@@ -32,7 +32,6 @@ empties it.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import importlib.util
 import json
@@ -46,6 +45,7 @@ from pathlib import Path
 import torch
 
 from ..utils._io import file_sha256
+from ..utils._progress import hf_progress_bars as _progress_bars
 from ._cache import _rebuild, _warn_rebuild, cached_directory
 from ._tiny import (
     _build_tiny_bert,
@@ -200,32 +200,6 @@ def load_model(
         return model.to(device=torch_device, dtype=torch_dtype).eval(), tokenizer
 
     return _cached_load((spec, str(torch_device), str(torch_dtype)), load)
-
-
-@contextlib.contextmanager
-def _progress_bars(verbose):
-    """transformers' and huggingface_hub's progress bars on only when ``verbose``."""
-    from huggingface_hub.utils import (
-        are_progress_bars_disabled,
-        disable_progress_bars,
-        enable_progress_bars,
-    )
-    from transformers.utils import logging as hf_logging
-
-    if verbose:
-        yield
-        return
-    was_on = hf_logging.is_progress_bar_enabled()
-    hub_was_off = are_progress_bars_disabled()
-    hf_logging.disable_progress_bar()
-    disable_progress_bars()
-    try:
-        yield
-    finally:
-        if was_on:
-            hf_logging.enable_progress_bar()
-        if not hub_was_off:
-            enable_progress_bars()
 
 
 def _cached_load(key, load):

@@ -8,11 +8,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import validate_data
 
 from ..metrics import cka_matrix
 from ._dp import cut_costs, optimal_segments, similarity_costs, sse_costs
 from ._layout import check_layer_width as _check_layer_width
+from ._output import ScaleOutputMixin
 from ._presets import preset_scale_layers
 from ._refits import RefitMixin
 from ._selection import scale_count_curve
@@ -30,7 +31,7 @@ __all__ = ["ScaleSegmenter"]
 _DEFAULT_NAMES = ("local", "intermediate", "global")
 
 
-class ScaleSegmenter(RefitMixin, TransformerMixin, BaseEstimator):
+class ScaleSegmenter(ScaleOutputMixin, RefitMixin, TransformerMixin, BaseEstimator):
     """Split a model's layers into contiguous semantic scales, and pool each scale.
 
     Fitted on :class:`~msma_sklearn.HiddenStateExtractor` output, one block of
@@ -447,59 +448,3 @@ class ScaleSegmenter(RefitMixin, TransformerMixin, BaseEstimator):
             w = np.clip(w, 1e-12, None)
             weights[name] = w / w.sum()
         self.layer_weights_ = weights
-
-    # --------------------------------------------------------------- transform
-    def transform(self, X):
-        """One representation per scale.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_layers * hidden_size)
-            Per-layer states laid out as in :meth:`fit`.
-
-        Returns
-        -------
-        X_scales : ndarray
-            ``(n_samples, n_scales * hidden_size)`` for ``"mean"`` and
-            ``"weighted"``; for ``"concat"`` each scale's layers side by side.
-        """
-        check_is_fitted(self, "scale_layers_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
-        cube = X.reshape(X.shape[0], self.layers_.size, self.hidden_size_)
-        pos = {int(j): i for i, j in enumerate(self.layers_)}
-        blocks = []
-        for name, layer_list in self.scale_layers_.items():
-            part = cube[:, [pos[j] for j in layer_list]]
-            if self.aggregate == "mean":
-                blocks.append(part.mean(axis=1))
-            elif self.aggregate == "weighted":
-                blocks.append(np.einsum("nlh,l->nh", part, self.layer_weights_[name]))
-            else:
-                blocks.append(part.reshape(X.shape[0], -1))
-        return np.hstack(blocks)
-
-    def get_feature_names_out(self, input_features=None):
-        """``local__0 ...`` (mean/weighted) or ``local__layer3__0 ...`` (concat).
-
-        Parameters
-        ----------
-        input_features : None
-            Ignored (the names come from the fitted scales).
-
-        Returns
-        -------
-        ndarray of str
-            One name per output column of :meth:`transform`.
-        """
-        check_is_fitted(self, "scale_layers_")
-        units = range(self.hidden_size_)
-        if self.aggregate == "concat":
-            names = [
-                f"{name}__layer{j}__{u}"
-                for name, layer_list in self.scale_layers_.items()
-                for j in layer_list
-                for u in units
-            ]
-        else:
-            names = [f"{name}__{u}" for name in self.scale_layers_ for u in units]
-        return np.asarray(names, dtype=object)

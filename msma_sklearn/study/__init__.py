@@ -24,14 +24,16 @@ from ._alignment_results import (
     AlignmentStudy,
 )
 from ._extraction import ExtractionResult, layers_above_embedding, run_extraction
-from ._intervention_results import (
+from ._intervention_design import (
     ABSOLUTE_METRICS,
     INTERVENTION_CLAIMS,
     TEXT_METRICS,
+    InterventionDesign,
+)
+from ._intervention_results import (
     ClaimResult,
     Condition,
     ConditionResult,
-    InterventionDesign,
     InterventionStudy,
 )
 from ._interventions import centred_window, prompt_sets, run_intervention_study
