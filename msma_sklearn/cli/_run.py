@@ -202,14 +202,16 @@ def _finished(run_dir: Path, stage: str, fingerprint: str) -> bool:
 
 
 def _load_stage(run_dir: Path, stage: str):
-    """A finished stage's (results, section, context), or :class:`CheckpointError` naming
-    the file and what to do."""
+    """A finished stage's (results, section, context, typed results or None), or
+    :class:`CheckpointError` naming the file and what to do. Checkpoints written before the
+    typed results were kept have none (their saved section is used as it is)."""
     import joblib
 
     path = run_dir / "stages" / f"{stage}.joblib"
     try:
         payload = joblib.load(path)
-        results, section, context = payload
+        results, section, context, *rest = payload
+        typed = rest[0] if rest else None
     except Exception as exc:  # truncated, corrupt or foreign: any unpickling error
         raise CheckpointError(
             f"The checkpoint of stage {stage!r}, {str(path)!r}, cannot be read "
@@ -217,7 +219,15 @@ def _load_stage(run_dir: Path, stage: str):
             "(the earlier report is kept under previous/), or choose another --run-id. "
             "Nothing in that folder was changed."
         ) from exc
-    return results, section, context
+    return results, section, context, typed
+
+
+def _render(stage: str, config, output) -> str:
+    """A stage's report section: ``output`` is its typed results (rendered by the report's
+    renderer for that stage) or, for a stage with nothing to render, the section itself."""
+    from ._stages import RENDERERS
+
+    return output if isinstance(output, str) else RENDERERS[stage](config, output)
 
 
 def _resumable(run_dir: Path, fingerprint: str) -> dict:
@@ -327,7 +337,9 @@ def _run_stages(
     try:
         for stage, fn in tqdm(STAGES, desc="msma run", unit="stage"):
             if stage in loaded:
-                results[stage], sections[stage], context = loaded[stage]
+                results[stage], sections[stage], context, typed = loaded[stage]
+                if typed is not None:  # rendered again: the report follows the renderers
+                    sections[stage] = _render(stage, config, typed)
                 config.n_texts = len(context.get("texts", ()))
                 resumed.append(stage)
                 stage_seconds[stage] = _stage_seconds(run_dir, stage)
@@ -335,13 +347,15 @@ def _run_stages(
             else:
                 logger.info("Stage %s", stage)
                 t0 = time.perf_counter()
-                results[stage], sections[stage] = fn(config, run_dir, context)
+                results[stage], output = fn(config, run_dir, context)
+                sections[stage] = _render(stage, config, output)
                 stage_seconds[stage] = round(time.perf_counter() - t0, 1)
+                typed = None if isinstance(output, str) else output
                 _save_stage(
                     run_dir,
                     stage,
                     fingerprint,
-                    (results[stage], sections[stage], context),
+                    (results[stage], sections[stage], context, typed),
                     stage_seconds[stage],
                 )
             done.append(stage)

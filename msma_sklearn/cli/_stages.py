@@ -1,16 +1,18 @@
-"""Stages of ``msma run``. Each returns ``(json-able results, Markdown section)``."""
+"""Stages of ``msma run``. Each returns ``(json-able results, typed results)``; the report
+section of each is rendered from the typed results (:data:`RENDERERS`), also when a stage
+is loaded from its checkpoint. A stage with nothing to render returns its section text."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .._registry import OPERATORS
-from ..extraction import has_random_weights
 from ..report import (
     alignment_section,
     extraction_section,
@@ -76,6 +78,19 @@ def corpus_description(config) -> str:
     if config.texts in CORPORA:
         return CORPORA[config.texts].format(n=WORD_ORDER_DOCUMENTS)
     return f"`{config.texts}`"
+
+
+def labels_described(config) -> str:
+    """How the report names the run's labels (one sentence; empty without labels)."""
+    from ..report import LABELS_DESCRIBED
+
+    if config.texts in CORPORA:
+        return LABELS_DESCRIBED[config.texts]
+    if not config.label_columns:
+        return ""
+    return (
+        "Labels: " + ", ".join(f"{k} = column `{v}`" for k, v in config.label_columns.items()) + "."
+    )
 
 
 def load_run_texts(config):
@@ -148,7 +163,7 @@ def stage_extract(config, run_dir: Path, context: dict):
     texts, labels = load_run_texts(config)
     config.n_texts = len(texts)
     context["texts"], context["labels"], context["hidden"] = texts, labels, {}
-    results = {}
+    results, typed = {}, {}
     for name in tqdm(config.models, desc="Extracting models", unit="model"):
         # the preflight loaded it first (run_extraction's load hits the cache): its time
         result = run_extraction(
@@ -175,7 +190,8 @@ def stage_extract(config, run_dir: Path, context: dict):
                     feature_names=ext.get_feature_names_out().astype(str),
                 )
         results[name] = result.to_dict()
-    return results, extraction_section(config, results)
+        typed[name] = replace(result, extractor=None, states=None)  # in the context already
+    return results, typed
 
 
 # ---------------------------------------------------------------- segmentation
@@ -200,10 +216,9 @@ def stage_segment(config, run_dir: Path, context: dict):
         if name not in hidden:
             ext, X, _ = _extract(name, texts, config)
             hidden[name] = (ext, X)
-    results = {}
+    results, typed, figure_files = {}, {}, {}
     for name, (ext, X) in tqdm(hidden.items(), desc="Segmenting", unit="model"):
-        tiny = has_random_weights(name)  # random-weight models: no random twin of their own
-        real = name in config.models
+        real = name in config.models  # the extra segmentation-only models get no nulls
         frame = pd.DataFrame(X, columns=ext.get_feature_names_out())
         result = run_segmentation(
             name,
@@ -214,9 +229,8 @@ def stage_segment(config, run_dir: Path, context: dict):
             used=config.segmentation,
             n_bootstrap=config.n_bootstrap,
             random_state=config.random_state,
-            random_weights=real and not tiny,
-            robustness=real and not tiny and not config.quick,  # quick leaves the grid out
-            random_weights_model=tiny,
+            random_weights="auto" if real else False,
+            robustness="auto" if real and not config.quick else False,  # quick: left out
             probes=context.get("probes", {}).get(name),
             profile_texts=config.profile_texts,
             profile_stride=config.profile_stride,
@@ -261,7 +275,8 @@ def stage_segment(config, run_dir: Path, context: dict):
             figures["phase_card"] = f"phase_card_{stem}.png"
             save_figure(fig, run_dir / figures["phase_card"])
         results[name] = {**result.to_dict(), **figures}
-    return results, segmentation_section(config, results)
+        typed[name], figure_files[name] = result, figures
+    return results, (typed, figure_files)
 
 
 # ------------------------------------------------------------------- alignment
@@ -309,8 +324,7 @@ def stage_align(config, run_dir: Path, context: dict):
         save_figure(
             plot_lambda_search(study.grid_search, name), run_dir / f"lambda_search_{stem}.png"
         )
-    results = {name: s.to_dict() for name, s in studies.items()}
-    return results, alignment_section(config, results)
+    return {name: s.to_dict() for name, s in studies.items()}, studies
 
 
 # --------------------------------------------------------------- interventions
@@ -404,8 +418,38 @@ def stage_intervene(config, run_dir: Path, context: dict):
         .to_dict(orient="records"),
     }
     results["design"] = results["models"][models[0]]["design"]
-    return results, interventions_section(results, studies, frames["effects"])
+    return results, (studies, source_name)
 
+
+def _render_extract(config, typed) -> str:
+    return extraction_section(
+        typed, labels=labels_described(config), random_state=config.random_state
+    )
+
+
+def _render_segment(config, typed) -> str:
+    results, figures = typed
+    return segmentation_section(results, figures=figures, quick=config.quick)
+
+
+def _render_align(config, typed) -> str:
+    return alignment_section(
+        typed, segmentation=config.segmentation, random_state=config.random_state
+    )
+
+
+def _render_intervene(config, typed) -> str:
+    studies, prompt_source = typed
+    return interventions_section(studies, prompt_source=prompt_source)
+
+
+#: stage -> ``render(config, typed results) -> Markdown section``
+RENDERERS = {
+    "extract": _render_extract,
+    "segment": _render_segment,
+    "align": _render_align,
+    "intervene": _render_intervene,
+}
 
 STAGES = [
     ("extract", stage_extract),

@@ -6,7 +6,7 @@ Nothing here runs a model or decides a verdict: the sections render what
 """
 
 from ._alignment import alignment_section
-from ._extraction import extraction_section
+from ._extraction import LABELS_DESCRIBED, extraction_section
 from ._format import file_stem, layer_ranges
 from ._html import FOLD_ROWS, write_csvs, write_report
 from ._interventions import interventions_section, samples_phrase
@@ -15,6 +15,7 @@ from ._summary import summary_section
 
 __all__ = [
     "FOLD_ROWS",
+    "LABELS_DESCRIBED",
     "README_TABLE",
     "alignment_section",
     "extraction_section",

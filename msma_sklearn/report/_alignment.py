@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .._registry import SEGMENTATION_METHODS
 from ._format import file_stem, fmt_optional
 
@@ -31,15 +33,19 @@ def _aligner_phrase(settings: dict) -> str:
     )
 
 
-def alignment_section(config, results) -> str:
+def alignment_section(studies, *, segmentation: str = "cka", random_state: int = 0) -> str:
     """The alignment section: the ablation beside the baselines, the claims, the λ search.
 
     Parameters
     ----------
-    config : RunConfig
-        The run's design (settings are read from it, never repeated in prose).
-    results : dict
-        Per model, the stage's results as ``summary.json`` holds them.
+    studies : dict of str -> AlignmentStudy
+        Per model, :func:`~msma_sklearn.study.run_alignment_study`'s result; every
+        number and setting in the prose is read from it.
+    segmentation : str, default="cka"
+        The segmentation method the scales came from (a name in the registry's
+        ``SEGMENTATION_METHODS``).
+    random_state : int, default=0
+        The seed the study's splits started from.
 
     Returns
     -------
@@ -48,37 +54,33 @@ def alignment_section(config, results) -> str:
     """
     from ..alignment import BASELINES, PAIRED_METRICS
 
-    method = SEGMENTATION_METHODS[config.segmentation].described
+    method = SEGMENTATION_METHODS[segmentation].described
     lines = ["## Alignment ablation (the original README's rows, beside baselines)", ""]
     order = list(PAIRED_METRICS)
-    for name, r in results.items():
+    for name, st in studies.items():
         lines += [
             f"### {name}",
             "",
-            f"{r['n_splits']} random splits of the {r['n_train'] + r['n_test']} texts "
-            f"({r['n_train']} training, {r['n_test']} held out; `ShuffleSplit`, seed "
-            f"{config.random_state} + split). On each split the {method} scales are fitted "
+            f"{st.n_splits} random splits of the {st.n_train + st.n_test} texts "
+            f"({st.n_train} training, {st.n_test} held out; `ShuffleSplit`, seed "
+            f"{random_state} + split). On each split the {method} scales are fitted "
             "on the training texts only, "
             + (
                 "every unit of every scale is z-scored with the training texts' mean and sd "
                 "(so no single unit, such as a decoder's rogue dimension, decides the "
                 "variance-weighted r²), "
-                if r.get("standardized", False)
+                if st.standardized
                 else "the raw coordinates are kept (not z-scored), "
             )
             + "one PCA basis with "
-            f"{r['n_components']} dimensions"
-            + (
-                f" (≥ {r['rows_per_dim']} training texts per dimension)"
-                if r.get("rows_per_dim")
-                else ""
-            )
+            f"{st.n_components} dimensions"
+            + (f" (≥ {st.rows_per_dim} training texts per dimension)" if st.rows_per_dim else "")
             + " is fitted on "
             "the training rows of every scale, and every method maps "
-            + ", ".join(p.replace("->", "→") for p in r["pairs"])
+            + ", ".join(p.replace("->", "→") for p in st.pairs)
             + " from the training texts and is scored on the held-out ones, values averaged "
             "over the maps. "
-            + _aligner_phrase(r.get("aligner", {}))
+            + _aligner_phrase(st.aligner)
             + " The baselines are the rows of kind `baseline` ("
             + ", ".join(BASELINES)
             + "). Primary metrics respect pairing (r², top-1 retrieval of "
@@ -93,27 +95,33 @@ def alignment_section(config, results) -> str:
             + " |",
             "|---|---|" + "---:|" * len(order),
         ]
-        for row_name, vals in r["table"].items():
-            cells = [
-                "–" if vals[m][0] is None else f"{vals[m][0]:.3g} ± {vals[m][1] or 0:.2g}"
-                for m in order
-            ]
-            lines.append(f"| {row_name} | {vals['kind']} | " + " | ".join(cells) + " |")
+        table = st.summary_frame()
+        for row_name, kind in table.index:
+            cells = []
+            for m in order:
+                mean = table.loc[(row_name, kind), ("mean", m)]
+                sd = table.loc[(row_name, kind), ("std", m)]
+                cells.append(
+                    "–"
+                    if not _finite(mean)
+                    else f"{_r4(mean):.3g} ± {(_r4(sd) if _finite(sd) else 0):.2g}"
+                )
+            lines.append(f"| {row_name} | {kind} | " + " | ".join(cells) + " |")
         lines += [
             "",
             "Full MSMA against every other row (corrected resampled t-test over the "
-            f"{r['n_splits']} splits, Nadeau & Bengio; Holm within each metric; "
+            f"{st.n_splits} splits, Nadeau & Bengio; Holm within each metric; "
             "'supported' = Full MSMA better, 'contradicted' = the other better):",
             "",
             "| other | metric | Full MSMA | other | advantage | Holm p | verdict |",
             "|---|---|---:|---:|---:|---:|---|",
         ]
-        for c in r["comparisons"]:
+        for c in st.comparisons.to_dict("records"):
             lines.append(
-                f"| {c['other']} | {c['metric']} | {fmt_optional(c['mean_reference'], '.4f')} "
-                f"| {fmt_optional(c['mean_other'], '.4f')} "
-                f"| {fmt_optional(c['mean_advantage'], '+.4f')} "
-                f"| {fmt_optional(c['p_holm'], '.2g')} | {c['verdict']} |"
+                f"| {c['other']} | {c['metric']} | {fmt_optional(_r4(c['mean_reference']), '.4f')} "
+                f"| {fmt_optional(_r4(c['mean_other']), '.4f')} "
+                f"| {fmt_optional(_r4(c['mean_advantage']), '+.4f')} "
+                f"| {fmt_optional(_p3(c['p_holm']), '.2g')} | {c['verdict']} |"
             )
         lines += [
             "",
@@ -134,35 +142,38 @@ def alignment_section(config, results) -> str:
             "| verdict |",
             "|---|---|---|---|---:|---:|---:|---|",
         ]
-        for c in r["claims"]:
-            lo, hi = c["claimed_range"]
+        for c in st.claims:
+            lo, hi = c.spec.claimed_range
             claimed = f"{lo:+.1%}" if lo == hi else f"{lo:+.0%} to {hi:+.0%}"
             measured = (
                 "–"
-                if c["original_change"] is None
-                else f"{c['original_change']:+.1%} ± {(c['original_change_sd'] or 0):.1%}"
+                if not _finite(c.original_change)
+                else f"{_r4(c.original_change):+.1%} ± "
+                f"{(_r4(c.original_change_sd) if _finite(c.original_change_sd) else 0):.1%}"
             )
-            original = c.get("original_verdict") or "–"
-            if c.get("original_verdict"):
+            original = c.original_verdict or "–"
+            if c.original_judgement is not None:
+                j = c.original_judgement
                 original = (
-                    f"{original} ({fmt_optional(c.get('original_power'), '.0%')}, "
-                    f"{fmt_optional(c.get('original_false_contradiction'), '.0%')})"
+                    f"{original} ({fmt_optional(_round(j.power, 3), '.0%')}, "
+                    f"{fmt_optional(_round(j.false_contradiction, 3), '.0%')})"
                 )
             lines.append(
-                f"| {c['claim']} | {c['original_metric']}: {claimed}; {measured} "
+                f"| {c.spec.claim} | {c.spec.original_metric}: {claimed}; {measured} "
                 f"| {original} "
-                f"| {c['tested_form']} | {fmt_optional(c['advantage'], '+.4f')} "
-                f"| {fmt_optional(c['detectable'], '.4f')} "
-                f"| {fmt_optional(c['p_holm'], '.2g')} | **{c['verdict']}** on {name} |"
+                f"| {c.spec.tested_form} | {fmt_optional(_r4(c.advantage), '+.4f')} "
+                f"| {fmt_optional(_r4(c.detectable), '.4f')} "
+                f"| {fmt_optional(_p3(c.p_holm), '.2g')} | **{c.verdict}** on {name} |"
             )
-        raw = r.get("raw_moment_matching_kl")
-        if raw:
+        raw = st.raw_moment_matching_kl()
+        if raw is not None:
+            mean, sd = raw
             lines += [
                 "",
                 "The original's 99.5% KL reduction beside what matching each unit's mean and "
                 "sd alone gives in the raw coordinates, with no map (held-out texts, mean over "
-                f"pairs, mean ± sd over splits): {raw[0]:+.1%}"
-                + (f" ± {raw[1]:.1%}" if raw[1] is not None else "")
+                f"pairs, mean ± sd over splits): {_r4(mean):+.1%}"
+                + (f" ± {_r4(sd):.1%}" if _finite(sd) else "")
                 + ". Any fitted map reaches most of the original's figure, so the KL claim "
                 "is tested against ridge and least squares.",
             ]
@@ -178,31 +189,31 @@ def alignment_section(config, results) -> str:
             "| moved from the start |",
             "|---|---:|---:|---:|---:|---:|",
         ]
-        for cfg, sh in r["term_shares"].items():
+        for cfg, sh in st.term_shares().items():
             moved = sh.get("prediction_change")
             lines.append(
                 f"| {cfg} | {sh['share_geo']:.3f} | {sh['share_info']:.3f} "
                 f"| {sh['share_curv']:.3f} | {sh['n_steps']:.0f} "
-                f"| {'' if moved is None else f'{moved:.3f}'} |"
+                f"| {'' if not _finite(moved) else f'{moved:.3f}'} |"
             )
         lines += [
             "",
             f"λ grid search (`GridSearchCV` over `Pipeline([ScaleSegmenter, "
-            f"{'StandardScaler, ' if r.get('standardized', False) else ''}"
-            f"ManifoldAligner])`, {r['search_folds']}-fold, the scales refitted on each "
+            f"{'StandardScaler, ' if st.standardized else ''}"
+            f"ManifoldAligner])`, {st.search_folds}-fold, the scales refitted on each "
             "fold's training texts; score = the aligner's held-out r² in its own PCA basis, "
             "so not on the ablation's scale):",
             "",
             "| rank | λ_geo | λ_info | λ_curv | mean r² | sd |",
             "|---:|---:|---:|---:|---:|---:|",
         ]
-        for row in sorted(r["grid_search"], key=lambda x: -x["mean_r2"]):
+        for row in sorted(st.grid_search, key=lambda x: -x["mean_r2"]):
             tie = " (tied)" if row.get("tied_with_best") else ""
             lines.append(
                 f"| {row.get('rank', '')}{tie} | {row['lambda_geo']} | {row['lambda_info']} "
                 f"| {row['lambda_curv']} | {row['mean_r2']:.4f} | {row['sd_r2']:.4f} |"
             )
-        n_tied = sum(bool(row.get("tied_with_best")) for row in r["grid_search"])
+        n_tied = sum(bool(row.get("tied_with_best")) for row in st.grid_search)
         if n_tied > 1:
             lines += [
                 "",
@@ -218,3 +229,21 @@ def alignment_section(config, results) -> str:
             "",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _finite(v) -> bool:
+    return v is not None and math.isfinite(float(v))
+
+
+def _round(v, digits):
+    """``v`` rounded as the results' JSON rounds it (None when not finite)."""
+    return round(float(v), digits) if _finite(v) else None
+
+
+def _r4(v):
+    return _round(v, 4)
+
+
+def _p3(v):
+    """A p-value to three significant digits, as the JSON keeps it (1e-9 is not 0)."""
+    return float(f"{float(v):.3g}") if _finite(v) else None

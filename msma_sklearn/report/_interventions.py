@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .._registry import OPERATORS
+import math
+
+from .._registry import OPERATORS, operator_for
 from ..interventions import MIN_PAIRS
 from ..study import ABSOLUTE_METRICS
 from ._format import file_stem, fmt_optional, layer_span
@@ -29,17 +31,56 @@ def samples_phrase(studies) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def interventions_section(results, studies, effects) -> str:
+def _r(v, digits=4):
+    """``v`` rounded as the results' JSON keeps it; None when not finite."""
+    return round(float(v), digits) if v is not None and math.isfinite(float(v)) else None
+
+
+def _claim_line(c, model: str, flagged: bool) -> str:
+    """One claim's verdict, against the baseline and the temperature control."""
+    fmt = fmt_optional
+    e, j = c.effect, c.judgement
+    measured = (
+        f"measured {fmt(_r(e.percent_change, 2), '+.1f')}% [{fmt(_r(e.ci_low, 2), '+.1f')}, "
+        f"{fmt(_r(e.ci_high, 2), '+.1f')}], d_z {fmt(_r(e.d_z, 3), '+.2f')}, Holm p "
+        f"{fmt(_r(c.p_holm), '.3g')}, power {fmt(_r(e.power, 3), '.0%')} at level "
+        f"{fmt(_r(j.level) if j else None, '.3g')}, false contradiction at zero "
+        f"{fmt(_r(j.false_contradiction, 3) if j else None, '.0%')}; "
+        if _r(e.percent_change, 2) is not None
+        else ""
+    )
+    guard = " (fluency guard flagged this dose)" if flagged else ""
+    control = ""
+    if c.control_judgement is not None and c.control_judgement.verdict:
+        control = (
+            f" Against the temperature control (sampling at T = "
+            f"{fmt(_r(c.control_temperature), '.3g')}, the unmodified model's next-token "
+            f"entropy matched to the condition's): **{c.control_judgement.verdict}** "
+            f"({c.control_judgement.reason})"
+            + (
+                "; scale-specific."
+                if c.scale_specific == "yes"
+                else "; not shown to differ from a temperature change."
+                if c.scale_specific == "no"
+                else "."
+            )
+        )
+    return (
+        f"- {c.claim} — on {model} at {c.condition.dose}: {measured}**{e.verdict}** "
+        f"({e.reason}; {e.n_pairs} of {e.n_prompts} prompts defined){guard}.{control}"
+    )
+
+
+def interventions_section(studies, *, prompt_source: str = "the run's texts") -> str:
     """The intervention section: calibrated doses, the claims and their verdicts, fluency.
 
     Parameters
     ----------
-    results : dict
-        Per model, the stage's results as ``summary.json`` holds them.
-    studies : dict
-        Model -> ``InterventionStudy``.
-    effects : list of DataFrame
-        Per model, every condition x metric effect.
+    studies : dict of str -> InterventionStudy
+        Per model, :func:`~msma_sklearn.study.run_intervention_study`'s result;
+        every number and setting in the prose is read from it.
+    prompt_source : str, default="the run's texts"
+        Where the prompts come from, in words.
 
     Returns
     -------
@@ -56,7 +97,7 @@ def interventions_section(results, studies, effects) -> str:
         "",
         f"Causal LMs: {', '.join(f'`{m}`' for m in studies)}. Prompts: {design.n_prompts} "
         f"evaluation and {design.n_calibration} other calibration prompts, the first "
-        f"{design.prompt_words} words of {results['prompt_source']}. Each prompt is continued "
+        f"{design.prompt_words} words of {prompt_source}. Each prompt is continued "
         f"{samples_phrase(studies)} by nucleus sampling (top-p {design.top_p}, "
         f"{design.max_new_tokens} new tokens), the baseline and every condition sharing the "
         "seeds; the samples of a prompt are averaged before any test, so the prompt is the "
@@ -98,12 +139,14 @@ def interventions_section(results, studies, effects) -> str:
         ),
         "",
         f"Design power: with {power['n_prompts']} prompts a one-sided paired t-test detects "
-        f"d_z ≥ {power['mde_d_z']:.2f} with 80% power at α = {power['alpha']} and d_z ≥ "
+        f"d_z ≥ {power['mde_d_z']:.2f} with {power['power']:.0%} power at α = {power['alpha']} "
+        "and d_z ≥ "
         f"{power['mde_d_z_holm']:.2f} at Holm's strictest step over {power['n_claims']} "
         "claims; smaller effects can come out inconclusive.",
         "",
     ]
-    for (model, study), model_effects in zip(studies.items(), effects, strict=True):
+    for model, study in studies.items():
+        model_effects = study.effects_frame()
         lines += [f"### {model}", ""]
         lines += [
             "| scale | operator | hidden states | target KL | strength (over the window) "
@@ -115,7 +158,7 @@ def interventions_section(results, studies, effects) -> str:
             c = r.condition
             window = (
                 f" ({c.parameter}^{len(c.layers)} = {r.effective_strength:.3g})"
-                if c.kind == "scaling" and len(c.layers) > 1
+                if operator_for(c.kind).compounds and len(c.layers) > 1
                 else ""
             )
             realised = fmt_optional(r.realised_kl, ".2g") if r.realised_kl == r.realised_kl else "–"
@@ -182,38 +225,9 @@ def interventions_section(results, studies, effects) -> str:
             "a claim faces) and the chance of 'contradicted' if the true effect were zero.",
             "",
         ]
-        for c in results["models"][model]["claims"]:
-            fmt = fmt_optional
-            measured = (
-                f"measured {fmt(c['measured_percent'], '+.1f')}% [{fmt(c['ci'][0], '+.1f')}, "
-                f"{fmt(c['ci'][1], '+.1f')}], d_z {fmt(c['d_z'], '+.2f')}, Holm p "
-                f"{fmt(c['p_holm'], '.3g')}, power {fmt(c['power'], '.0%')} at level "
-                f"{fmt(c.get('power_level'), '.3g')}, false contradiction at zero "
-                f"{fmt(c.get('false_contradiction'), '.0%')}; "
-                if c["measured_percent"] is not None
-                else ""
-            )
-            guard = " (fluency guard flagged this dose)" if c["fluency_flagged"] else ""
-            control = ""
-            if c.get("control_verdict"):
-                control = (
-                    f" Against the temperature control (sampling at T = "
-                    f"{fmt(c['control_temperature'], '.3g')}, the unmodified model's next-token "
-                    f"entropy matched to the condition's): **{c['control_verdict']}** "
-                    f"({c['control_reason']})"
-                    + (
-                        "; scale-specific."
-                        if c["scale_specific"] == "yes"
-                        else "; not shown to differ from a temperature change."
-                        if c["scale_specific"] == "no"
-                        else "."
-                    )
-                )
-            lines.append(
-                f"- {c['claim']} — on {model} at {c['dose']}: {measured}**{c['verdict']}** "
-                f"({c['reason']}; {c['n_pairs']} of {c['n_prompts']} prompts defined){guard}."
-                f"{control}"
-            )
+        flagged = {r.condition: r.fluency.flagged for r in study.conditions}
+        for c in study.claims:
+            lines.append(_claim_line(c, model, flagged.get(c.condition, False)))
         lines += [
             "",
             f"![{model} dose-response](dose_response_{file_stem(model)}.png)",

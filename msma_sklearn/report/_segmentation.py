@@ -18,22 +18,35 @@ README_TABLE = [
 ]
 
 
-def segmentation_section(config, results) -> str:
+def segmentation_section(results, *, figures=None, quick: bool = False) -> str:
     """The segmentation section: every model's scales per method, the nulls, the figures.
 
     Parameters
     ----------
-    config : RunConfig
-        The run's design (settings are read from it, never repeated in prose).
-    results : dict
-        Per model, the stage's results as ``summary.json`` holds them.
+    results : dict of str -> SegmentationResult
+        Per model, :func:`~msma_sklearn.study.run_segmentation`'s result; the
+        refits, the MI's PCA width, the scale-count halvings and margin are read
+        from it (its fitted segmenters and curves).
+    figures : dict of str -> dict, default=None
+        Per model, the figure files (``heatmap``, ``scale_count_figure``,
+        ``phase_card``, ``robustness_figure``, ``projection``); a missing one is
+        left out.
+    quick : bool, default=False
+        Whether the run was the quick profile (which leaves the robustness grid
+        out, said in the prose).
 
     Returns
     -------
     str
         The section's Markdown.
     """
-    n_boot = config.n_bootstrap
+    figures = figures or {}
+    first = next(iter(results.values()), None)
+    cka = first.fitted.get("cka") if first is not None else None
+    mi = first.fitted.get("mi") if first is not None else None
+    n_boot = cka.n_bootstrap if cka is not None else 0
+    fraction = cka.bootstrap_fraction if cka is not None else 0.8
+    mi_dims = mi.n_components if mi is not None else 8
     lines = [
         "## Layer distribution (scale segmentation)",
         "",
@@ -43,11 +56,12 @@ def segmentation_section(config, results) -> str:
         "massive unit decides; `standardize=False` is the raw form) with at least "
         "`min_scale_size` hidden states per scale: "
         "`cka` = exact best contiguous split of the debiased-CKA matrix; "
-        "`mi` = cuts at the weakest adjacent-layer KSG mutual information (PCA to 8 dims); "
+        f"`mi` = cuts at the weakest adjacent-layer KSG mutual information (PCA to {mi_dims} dims); "
         "`attention_span` = best piecewise-constant fit of each block's mean attention distance. "
         "Presets: the original README's table and code lists, mapped proportionally to each "
         "model's depth (decoder-only models use the GPT-2 row, BERT-family encoders the BERT "
-        f"row). Stability: {n_boot} refits on 80% subsamples of the texts; 'same boundary' is "
+        f"row). Stability: {n_boot} refits on {fraction:.0%} subsamples of the texts; 'same "
+        "boundary' is "
         "the share of refits that put each boundary at the same layer, 'refit ARI' the mean "
         "adjusted Rand index between refits and the fit on all texts, beside the same for "
         "random contiguous splits ('chance'). Agreement with the README preset: boundary "
@@ -61,10 +75,9 @@ def segmentation_section(config, results) -> str:
         *README_TABLE,
     ]
     for name, r in results.items():
+        fig = figures.get(name, {})
         kind = (
-            " (random weights: a test model, not a trained one)"
-            if r["random_weights_model"]
-            else ""
+            " (random weights: a test model, not a trained one)" if r.random_weights_model else ""
         )
         lines += [
             "",
@@ -74,18 +87,20 @@ def segmentation_section(config, results) -> str:
             "(chance) | vs README: distance (chance) | vs README: ARI (chance, p) |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        vs = r["vs_readme"] or {}
-        for label, row in r["methods"].items():
-            conf = row["boundary_confidence"]
-            conf_s = ", ".join(f"{c:.2f}" for c in conf) if conf is not None else "–"
-            st = row.get("stability")
+        vs = r.vs_readme or {}
+        for label, seg in r.fitted.items():
+            conf = getattr(seg, "boundary_confidence_", None)
+            conf_s = ", ".join(f"{c:.2f}" for c in np.round(conf, 3)) if conf is not None else "–"
+            st = getattr(seg, "bootstrap_stability_", None)
             st_s = f"{st['ari']:.2f} ({st['null_ari']:.2f})" if st else "–"
             c = vs.get(label)
             dist_s = f"{c['distance']:.1f} ({c['null_distance_mean']:.1f})" if c else "–"
             ari_s = f"{c['ari']:.2f} ({c['null_ari_mean']:.2f}, p={c['p_ari']:.2f})" if c else "–"
-            lines.append(f"{row['table_row']} {conf_s} | {st_s} | {dist_s} | {ari_s} |")
-        lines += ["", f"![{name} layer similarity]({r['heatmap']})"]
-        if vs and r["random_weights_model"]:
+            row = seg.distribution_table(f"{name} · {label}")
+            lines.append(f"{row} {conf_s} | {st_s} | {dist_s} | {ari_s} |")
+        if fig.get("heatmap"):
+            lines += ["", f"![{name} layer similarity]({fig['heatmap']})"]
+        if vs and r.random_weights_model:
             lines += [
                 "",
                 f"No verdict against the README preset on {name}: a random-weight test model "
@@ -116,9 +131,18 @@ def segmentation_section(config, results) -> str:
                     "could return agree with the preset "
                     "at least as well (ARI), so this agreement is what chance gives"
                 )
-            lines += ["", f"{verdict} (on {name}, {r['n_states']} hidden states)."]
-        sc = r["scale_count"]
+            lines += ["", f"{verdict} (on {name}, {r.n_states} hidden states)."]
+        sc = {
+            k: {
+                "rows": c.as_rows(),
+                "best_k": c.best_k,
+                "n_splits": c.n_splits,
+                "null_model": c.null_model,
+            }
+            for k, c in r.curves.items()
+        }
         first_curve = next(iter(sc.values()))
+        tol = next(iter(r.curves.values())).tol
         lines += [
             "",
             "How many scales: boundaries fitted on one half of the texts and scored on the other "
@@ -131,7 +155,7 @@ def segmentation_section(config, results) -> str:
                 if first_curve.get("null_model", "drift") == "drift"
                 else "a no-block null (each half's matrix averaged along its diagonals)"
             )
-            + "; best k = smallest k within max(1 SE, 0.01) of the largest gap over the null; "
+            + f"; best k = smallest k within max(1 SE, {tol:g}) of the largest gap over the null; "
             "k = 1 when no gap clears that margin. Trained and random-weight models go "
             "through the same curve.",
             "",
@@ -162,26 +186,27 @@ def segmentation_section(config, results) -> str:
                 lines.append(f"\n{label}: the data support {curve['best_k']} scales.")
         lines += [
             "",
-            "The study uses n_scales = 3 (as MSMA states) whatever this curve says.",
-            "",
-            f"![{name} scale count]({r['scale_count_figure']})",
+            f"The study uses n_scales = {len(r.chosen.scale_layers_)} (as MSMA states) "
+            "whatever this curve says.",
         ]
-        lines += name_tests_lines(r.get("name_tests") or [], name, r["used"])
-        lines += profile_lines(r.get("profile"), name, r["used"], r.get("phase_card"))
-        null = r.get("random_weights")
+        if fig.get("scale_count_figure"):
+            lines += ["", f"![{name} scale count]({fig['scale_count_figure']})"]
+        lines += name_tests_lines(r.name_tests, name, r.used)
+        lines += profile_lines(r, name, fig.get("phase_card"))
+        null = r.random_weights
         if null:
             v = null["vs_trained"]
             lines += [
                 "",
                 f"Random-weight model of the same configuration (`random:{name}`), default "
                 f"segmentation: boundaries at {fmt_bounds(null['boundaries'])} against "
-                f"{fmt_bounds(r['methods']['cka']['boundaries'])} for the trained model "
+                f"{fmt_bounds(r.fitted['cka'].boundaries_)} for the trained model "
                 f"(distance {v['distance']:.1f} layers, ARI {v['ari']:.2f}; random contiguous "
                 f"splits: {v['null_distance_mean']:.1f}, {v['null_ari_mean']:.2f}). Structure "
                 "found on both is what the architecture gives without training.",
             ]
-        grid = r.get("robustness")
-        if config.quick and not r["random_weights_model"]:
+        grid = r.robustness
+        if quick and not r.random_weights_model:
             lines += [
                 "",
                 "Robustness grid (pooling × standardisation × method): left out by the quick "
@@ -214,20 +239,23 @@ def segmentation_section(config, results) -> str:
                     f"| {g['pooling']} | {feats} | {g['method']} | {fmt_bounds(g['boundaries'])} "
                     f"| {rng_s} | {st_s} |"
                 )
-            lines += ["", f"![{name} segmentation robustness]({r['robustness_figure']})"]
-        if r.get("projection"):
+            if fig.get("robustness_figure"):
+                lines += ["", f"![{name} segmentation robustness]({fig['robustness_figure']})"]
+        if fig.get("projection"):
             lines += [
                 "",
-                f"Scales used downstream: `{r['used']}`. Each scale's texts in 2-D (PCA), "
+                f"Scales used downstream: `{r.used}`. Each scale's texts in 2-D (PCA), "
                 "coloured by that scale's label:",
                 "",
-                f"![{name} scale projections]({r['projection']})",
+                f"![{name} scale projections]({fig['projection']})",
             ]
     return "\n".join(lines) + "\n"
 
 
 def name_tests_lines(tests, name: str, used: str) -> list[str]:
-    """Markdown: does each scale carry the probe label it is named for?"""
+    """Markdown: does each scale carry the probe label it is named for?
+
+    ``tests`` are :class:`~msma_sklearn.metrics.ScaleNameTest` results."""
     if not tests:
         return []
     lines = [
@@ -243,20 +271,34 @@ def name_tests_lines(tests, name: str, used: str) -> list[str]:
         "|---|---|---:|---|---|",
     ]
     for t in tests:
-        acc = ", ".join(f"{k} {v:.3f}" for k, v in t["accuracy"].items())
+        acc = ", ".join(f"{k} {v:.3f}" for k, v in t.accuracy.items())
+        lo, hi = (round(float(v), 4) for v in t.ci)
         lines.append(
-            f"| {t['label']} | {acc} | {t['advantage']:+.3f} [{t['ci'][0]:+.3f}, "
-            f"{t['ci'][1]:+.3f}] (best other: {t['best_other']}) | {t['p_more_holm']:.3g}, "
-            f"{t['p_less_holm']:.3g} | **{t['verdict']}** on {name} |"
+            f"| {t.label} | {acc} | {round(t.advantage, 4):+.3f} [{lo:+.3f}, "
+            f"{hi:+.3f}] (best other: {t.best_other}) | {float(f'{t.p_more_holm:.3g}'):.3g}, "
+            f"{float(f'{t.p_less_holm:.3g}'):.3g} | **{t.verdict}** on {name} |"
         )
     return lines
 
 
-def profile_lines(profile, name: str, used: str, figure=None) -> list[str]:
+def profile_lines(result, name: str, figure=None) -> list[str]:
     """Markdown: the scales' boundaries against the layer profile, and the published
-    shapes, as measured."""
-    if not profile:
+    shapes, as measured (``result``: a :class:`~msma_sklearn.study.SegmentationResult`)."""
+    from dataclasses import asdict
+
+    if result.profile is None:
         return []
+    used = result.used
+    profile = {
+        **result.profile.to_dict(),
+        "boundaries": result.profile_boundaries,
+        "seconds": round(result.profile_seconds, 1),
+        "tests": [
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(t).items()}
+            for t in result.profile_tests
+        ],
+        "shapes": [asdict(c) for c in result.profile_shapes],
+    }
     lines = [
         "",
         f"Boundaries against the layer profile (signals from outside layer similarity, on "

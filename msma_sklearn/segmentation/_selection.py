@@ -334,6 +334,8 @@ class ScaleCountCurve:
         Random halvings of the texts behind the means.
     null_model : str
         Which block-free null: "drift" or "toeplitz".
+    tol : float
+        The floor on what counts as a difference in the rule above.
     """
 
     k: np.ndarray
@@ -344,6 +346,7 @@ class ScaleCountCurve:
     best_k: int
     n_splits: int
     null_model: str = "drift"
+    tol: float = 0.01
 
     def as_rows(self) -> list[dict]:
         """One dict per k (for tables).
@@ -475,4 +478,5 @@ def scale_count_curve(
         best_k=best_k,
         n_splits=n_splits,
         null_model=null,
+        tol=tol,
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..alignment import PAIRED_METRICS
 
 __all__ = ["ALIGNMENT_CLAIMS", "AlignmentClaim", "AlignmentClaimSpec", "AlignmentStudy"]
@@ -210,6 +212,26 @@ class AlignmentStudy:
         table = per_split.groupby(["method", "kind", "metric"], sort=False).agg(["mean", "std"])
         return table.unstack("metric")
 
+    @property
+    def pairs(self) -> list[str]:
+        """The maps, ``"source->target"``, in the order they were fitted."""
+        return list(dict.fromkeys(self.scores["pair"]))
+
+    def raw_moment_matching_kl(self) -> tuple[float, float] | None:
+        """Mean and sd over splits of the summed KL's relative change when each unit only
+        takes the target's mean and sd, in raw coordinates (sd NaN below two splits);
+        None when not measured.
+
+        Returns
+        -------
+        (float, float) or None
+        """
+        v = np.asarray(self.scores.attrs.get("raw_moment_matching_kl", []), dtype=float)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return None
+        return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
+
     def term_shares(self) -> dict:
         """MSMA row -> mean share of the gradient norm per term, mean optimiser steps and
         mean relative change of the training predictions from the start, over maps and
@@ -255,7 +277,7 @@ class AlignmentStudy:
             "aligner": dict(self.aligner),
             "rows_per_dim": self.rows_per_dim,
             "scale_layers": self.scale_layers,
-            "pairs": list(dict.fromkeys(self.scores["pair"])),
+            "pairs": self.pairs,
             "table": {
                 method: {
                     "kind": kind,
@@ -303,8 +325,10 @@ class AlignmentStudy:
                 }
                 for c in self.claims
             ],
-            "raw_moment_matching_kl": _mean_sd(
-                self.scores.attrs.get("raw_moment_matching_kl", []), num
+            "raw_moment_matching_kl": (
+                None
+                if (raw := self.raw_moment_matching_kl()) is None
+                else [num(raw[0]), num(raw[1])]
             ),
             "term_shares": self.term_shares(),
             "grid_search": self.grid_search,
@@ -325,14 +349,3 @@ def _original(j, num, pval) -> dict:
         "original_false_contradiction": num(j.false_contradiction, 3),
         "original_level": pval(j.level),
     }
-
-
-def _mean_sd(values, num) -> list | None:
-    """Mean and sd (None when fewer than two) of finite ``values``, or None."""
-    import numpy as np
-
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if v.size == 0:
-        return None
-    return [num(v.mean()), num(v.std(ddof=1)) if v.size > 1 else None]

@@ -32,15 +32,8 @@ from ..interventions import (
 )
 from ..metrics.text import TextMetrics, perplexity
 from ..stats import decide, judge_claims, paired_claim_test
-from ._intervention_results import (
-    INTERVENTION_CLAIMS,
-    TEXT_METRICS,
-    ClaimResult,
-    Condition,
-    ConditionResult,
-    InterventionDesign,
-    InterventionStudy,
-)
+from ._intervention_design import INTERVENTION_CLAIMS, TEXT_METRICS, InterventionDesign
+from ._intervention_results import ClaimResult, Condition, ConditionResult, InterventionStudy
 
 __all__ = ["centred_window", "prompt_sets", "run_intervention_study"]
 

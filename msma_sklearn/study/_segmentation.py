@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .._registry import SEGMENTATION_METHODS, build_segmenter
+from ..extraction import has_random_weights
 from ..metrics import scale_name_tests
 from ._profile import profile_boundaries
 
@@ -268,9 +269,9 @@ def run_segmentation(
     used: str = "cka",
     n_bootstrap: int = 20,
     random_state: int = 0,
-    random_weights: bool = False,
-    robustness: bool = False,
-    random_weights_model: bool = False,
+    random_weights: bool | str = "auto",
+    robustness: bool | str = "auto",
+    random_weights_model: bool | None = None,
     probes: dict | None = None,
     profile_texts: int = 0,
     profile_stride: int = 4,
@@ -297,14 +298,16 @@ def run_segmentation(
         Refits on subsamples of the texts (boundary confidence, robustness).
     random_state : int, default=0
         Seeds every data-driven method, the nulls and the refits.
-    random_weights : bool
+    random_weights : bool or "auto", default="auto"
         Also segment ``random:<model>`` (same architecture, random weights)
-        with CKA and compare its boundaries with the trained model's.
-    robustness : bool
-        Also refit CKA and MI under every pooling x standardisation.
-    random_weights_model : bool
+        with CKA and compare its boundaries with the trained model's. "auto":
+        for a trained model (a random-weight model has no twin of its own).
+    robustness : bool or "auto", default="auto"
+        Also refit CKA and MI under every pooling x standardisation. "auto":
+        for a trained model.
+    random_weights_model : bool, default=None
         ``model`` itself has random weights (a tiny test model): said in the
-        tables.
+        tables. None: :func:`~msma_sklearn.extraction.has_random_weights`.
     probes : dict, default=None
         Label -> :class:`~msma_sklearn.metrics.LayerProbes` of these texts
         (``run_extraction``'s); each label that names a scale is tested on the
@@ -318,6 +321,12 @@ def run_segmentation(
     -------
     SegmentationResult
     """
+    if random_weights_model is None:
+        random_weights_model = has_random_weights(model)
+    if random_weights == "auto":
+        random_weights = not random_weights_model
+    if robustness == "auto":
+        robustness = not random_weights_model
     spans = extractor.attention_span(texts)
     n_states = len(extractor.layers_)
     fitted = {

@@ -243,10 +243,21 @@ def test_run_from_config_writes_every_output_and_resumes(tmp_path, monkeypatch):
     assert report.index('alt="layer similarity"') < report.index('id="extraction"')
     assert "<table>" in report and "msma run r" in report
 
-    # a second re-run recomputes nothing; a changed setting is refused, --restart redoes it
+    # a second re-run recomputes nothing, but renders every section again from the typed
+    # results in the checkpoints (the report follows the renderers); a changed setting is
+    # refused, --restart redoes it
     calls.clear()
+    section = (run_dir / "alignment_ablation.md").read_text()
+    monkeypatch.setitem(
+        _stages.RENDERERS, "align", lambda config, studies: f"## Re-rendered {list(studies)}\n"
+    )
     assert main(["run", "--config", str(path)]) == 0
     assert calls == []
+    assert (run_dir / "alignment_ablation.md").read_text() == "## Re-rendered ['tiny-gpt2']\n"
+    assert "## Re-rendered ['tiny-gpt2']" in (run_dir / "summary.md").read_text()
+    monkeypatch.undo()
+    assert main(["run", "--config", str(path)]) == 0
+    assert (run_dir / "alignment_ablation.md").read_text() == section
     changed = yaml.safe_load(path.read_text())
     changed["seed"] = 1
     path.write_text(yaml.safe_dump(changed))

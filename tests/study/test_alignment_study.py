@@ -199,9 +199,10 @@ def test_every_claim_names_methods_the_ablation_fits():
 
 
 def test_the_report_section_is_drawn_from_the_results_and_the_config():
-    """Every number in the alignment section is a field of the results; a setting changed in
-    the config (the segmentation method, the seed) changes the prose."""
-    from msma_sklearn.cli._config import load_config
+    """Every number in the alignment section is a field of the typed result; a design
+    setting changed (the segmentation method, the seed, the aligner's) changes the prose."""
+    from dataclasses import replace
+
     from msma_sklearn.report import alignment_section as _align_markdown
 
     study = run_alignment_study(
@@ -213,22 +214,22 @@ def test_the_report_section_is_drawn_from_the_results_and_the_config():
         max_iter=30,
     )
     results = {"planted": study.to_dict()}
-    md = _align_markdown(load_config(), results)
+    md = _align_markdown({"planted": study})
     assert "3 random splits of the 80 texts (64 training, 16 held out" in md
     assert "the CKA scales are fitted on the training texts only" in md
     assert "maps low→high from the training texts" in md
     claim = results["planted"]["claims"][1]
     assert f"| {claim['advantage']:+.4f} | {claim['detectable']:.4f} |" in md
     assert f"**{claim['verdict']}** on planted" in md
-    other = _align_markdown(load_config(**{"segmentation.method": "mi", "seed": 7}), results)
+    other = _align_markdown({"planted": study}, segmentation="mi", random_state=7)
     assert "the adjacent-MI scales" in other and "seed 7 + split" in other
     # how the MSMA rows were fitted is what the ablation recorded, not prose
     assert study.aligner["early_stopping"] is False and study.aligner["max_iter"] == 30
     assert "mlp maps" in md and "budget of 30 epochs" in md
     assert "trained on every training row" in md and "held out to choose" not in md
     assert f"≥ {study.rows_per_dim} training texts per dimension" in md
-    results["planted"]["aligner"] = {**study.aligner, "early_stopping": True, "max_iter": 7}
-    checkpoint = _align_markdown(load_config(), results)
+    changed = replace(study, aligner={**study.aligner, "early_stopping": True, "max_iter": 7})
+    checkpoint = _align_markdown({"planted": changed})
     assert "budget of 7 epochs" in checkpoint
     assert "10% of the training rows held out to choose the checkpoint" in checkpoint
 

@@ -185,3 +185,30 @@ def test_doses_are_reported_where_scored_and_claims_have_a_temperature_control(t
         )
     d = tiny_study.to_dict()["claims"][0]
     assert d["control_verdict"] in {"supported", "contradicted", "inconclusive"}
+
+
+def test_the_intervention_section_is_drawn_from_the_study(tiny_study):
+    """Every setting in the prose is the study's design; changing one changes the prose."""
+    from dataclasses import replace
+
+    from msma_sklearn.report import interventions_section
+
+    d = tiny_study.design
+    md = interventions_section({"tiny-gpt2": tiny_study}, prompt_source="planted prose")
+    assert (
+        f"Prompts: {d.n_prompts} evaluation and {d.n_calibration} other calibration prompts, "
+        f"the first {d.prompt_words} words of planted prose"
+    ) in md
+    assert f"acts on the {d.window} hidden states at the centre" in md
+    assert f"the first {d.calibration_tokens} tokens of the unmodified model's continuation" in md
+    assert f"q < {d.alpha:g} over every condition" in md
+    for c in tiny_study.claims:
+        assert f"- {c.claim} — on tiny-gpt2 at {c.condition.dose}: " in md
+        assert f"**{c.effect.verdict}** ({c.effect.reason}; {c.effect.n_pairs} of" in md
+    for r in tiny_study.conditions:
+        assert f"{r.condition.parameter} {r.condition.strength:.3g}" in md
+    other = replace(tiny_study, design=replace(d, alpha=0.01, window=2, calibration_tokens=5))
+    md2 = interventions_section({"tiny-gpt2": other})
+    assert "q < 0.01 over every condition" in md2 and "effects at FDR 1%" in md2
+    assert "acts on the 2 hidden states" in md2 and "the first 5 tokens" in md2
+    assert "words of the run's texts" in md2

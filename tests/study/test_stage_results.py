@@ -47,19 +47,25 @@ def test_run_extraction_returns_the_states_and_the_probes(extraction):
 
 
 def test_the_probe_section_is_the_results_fields(extraction):
-    from msma_sklearn.cli._config import load_config
+    from dataclasses import replace
+
     from msma_sklearn.report import extraction_section as _extract_markdown
 
     _, _, result = extraction
     d = result.to_dict()
-    md = _extract_markdown(load_config(**{"probes.cv_folds": 2}), {"tiny-gpt2": d})
+    md = _extract_markdown({"tiny-gpt2": result}, labels="Labels: planted.", random_state=3)
     acc = d["probes"]["global"]["accuracy"]
     ci = d["probes"]["global"]["accuracy_ci"]
     assert f"| 0 | {acc[0]:.3f} [{ci[0][0]:.2f}, {ci[0][1]:.2f}] |" in md
     where = layers_above_embedding(d["probes"]["global"])
     assert f"best layer {where['best']} at {acc[where['best']]:.3f}" in md
-    assert "out of 2-fold CV" in md  # the config's folds, not a fixed number
-    assert "out of 5-fold CV" in _extract_markdown(load_config(), {"tiny-gpt2": d})
+    assert f"| tiny-gpt2 | gpt2 | {d['n_layers']} | {d['hidden_size']} |" in md
+    # the folds and the interval are the probes' own, not fixed numbers
+    assert "out of 2-fold CV (seed 3); 95% intervals" in md and "Labels: planted." in md
+    probes = {"global": replace(result.probes["global"], folds=7, confidence=0.9)}
+    other = _extract_markdown({"tiny-gpt2": replace(result, probes=probes)})
+    assert "out of 7-fold CV (seed 0); 90% intervals" in other
+    assert "global accuracy [90% CI]" in other
 
 
 def test_layers_above_embedding_reads_the_intervals():
@@ -134,7 +140,8 @@ def test_run_segmentation_tests_the_scale_names_with_the_probes(extraction):
     assert again[0].advantage == pytest.approx(test.advantage)
     d = seg.to_dict()["name_tests"][0]
     assert d["verdict"] in {"supported", "contradicted", "inconclusive"}
-    md = "\n".join(name_tests_lines([d], "tiny-gpt2", "cka"))
+    md = "\n".join(name_tests_lines(seg.name_tests, "tiny-gpt2", "cka"))
+    assert f"{d['advantage']:+.3f} [{d['ci'][0]:+.3f}, {d['ci'][1]:+.3f}]" in md
     assert f"**{d['verdict']}** on tiny-gpt2" in md
     assert "| global |" in md
 
@@ -169,9 +176,37 @@ def test_run_segmentation_tests_held_out_boundaries_against_the_layer_profile(ex
         "intrinsic_dimension",
         "logit_lens_kl",
     ]
-    md = "\n".join(profile_lines(d, "tiny-gpt2", "cka", "phase_card_tiny-gpt2.png"))
+    md = "\n".join(profile_lines(seg, "tiny-gpt2", "phase_card_tiny-gpt2.png"))
     assert f"| {d['tests'][0]['signal']} |" in md and "phase_card_tiny-gpt2.png" in md
     with pytest.raises(ValueError, match="at least 10 held-out texts"):
         profile_boundaries(
             "tiny-gpt2", result.extractor, frame.iloc[:18], texts[:18], seg.chosen, n_texts=16
         )
+
+
+def test_the_segmentation_section_is_drawn_from_the_typed_result(extraction):
+    """The refits, the MI's width, the scale-count margin and the figures in the prose are
+    the result's own; changing one changes the prose."""
+    from dataclasses import replace
+
+    from msma_sklearn.report import segmentation_section
+
+    texts, _, result = extraction
+    frame = pd.DataFrame(result.states, columns=result.extractor.get_feature_names_out())
+    seg = run_segmentation(
+        "tiny-gpt2", result.extractor, frame, texts, n_bootstrap=3, random_weights_model=True
+    )
+    md = segmentation_section({"tiny-gpt2": seg})
+    assert "Stability: 3 refits on 80% subsamples" in md
+    assert "(PCA to 8 dims)" in md and "max(1 SE, 0.01)" in md
+    assert f"n_scales = {len(seg.chosen.scale_layers_)}" in md
+    assert "![" not in md  # no figure files given, none linked
+    for label, fitted in seg.fitted.items():
+        assert fitted.distribution_table(f"tiny-gpt2 · {label}") in md
+    curves = {k: replace(c, tol=0.05) for k, c in seg.curves.items()}
+    md2 = segmentation_section(
+        {"tiny-gpt2": replace(seg, curves=curves)},
+        figures={"tiny-gpt2": {"heatmap": "h.png", "scale_count_figure": "k.png"}},
+    )
+    assert "max(1 SE, 0.05)" in md2
+    assert "![tiny-gpt2 layer similarity](h.png)" in md2 and "(k.png)" in md2
