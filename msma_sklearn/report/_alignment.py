@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import math
-
 from .._registry import SEGMENTATION_METHODS
-from ._format import file_stem, fmt_optional
+from ._format import file_stem, finite, fmt_optional, rounded, sig3
 
 __all__ = ["alignment_section"]
 
@@ -103,8 +101,8 @@ def alignment_section(studies, *, segmentation: str = "cka", random_state: int =
                 sd = table.loc[(row_name, kind), ("std", m)]
                 cells.append(
                     "–"
-                    if not _finite(mean)
-                    else f"{_r4(mean):.3g} ± {(_r4(sd) if _finite(sd) else 0):.2g}"
+                    if not finite(mean)
+                    else f"{rounded(mean):.3g} ± {(rounded(sd) if finite(sd) else 0):.2g}"
                 )
             lines.append(f"| {row_name} | {kind} | " + " | ".join(cells) + " |")
         lines += [
@@ -118,10 +116,10 @@ def alignment_section(studies, *, segmentation: str = "cka", random_state: int =
         ]
         for c in st.comparisons.to_dict("records"):
             lines.append(
-                f"| {c['other']} | {c['metric']} | {fmt_optional(_r4(c['mean_reference']), '.4f')} "
-                f"| {fmt_optional(_r4(c['mean_other']), '.4f')} "
-                f"| {fmt_optional(_r4(c['mean_advantage']), '+.4f')} "
-                f"| {fmt_optional(_p3(c['p_holm']), '.2g')} | {c['verdict']} |"
+                f"| {c['other']} | {c['metric']} | {fmt_optional(rounded(c['mean_reference']), '.4f')} "
+                f"| {fmt_optional(rounded(c['mean_other']), '.4f')} "
+                f"| {fmt_optional(rounded(c['mean_advantage']), '+.4f')} "
+                f"| {fmt_optional(sig3(c['p_holm']), '.2g')} | {c['verdict']} |"
             )
         lines += [
             "",
@@ -147,23 +145,23 @@ def alignment_section(studies, *, segmentation: str = "cka", random_state: int =
             claimed = f"{lo:+.1%}" if lo == hi else f"{lo:+.0%} to {hi:+.0%}"
             measured = (
                 "–"
-                if not _finite(c.original_change)
-                else f"{_r4(c.original_change):+.1%} ± "
-                f"{(_r4(c.original_change_sd) if _finite(c.original_change_sd) else 0):.1%}"
+                if not finite(c.original_change)
+                else f"{rounded(c.original_change):+.1%} ± "
+                f"{(rounded(c.original_change_sd) if finite(c.original_change_sd) else 0):.1%}"
             )
             original = c.original_verdict or "–"
             if c.original_judgement is not None:
                 j = c.original_judgement
                 original = (
-                    f"{original} ({fmt_optional(_round(j.power, 3), '.0%')}, "
-                    f"{fmt_optional(_round(j.false_contradiction, 3), '.0%')})"
+                    f"{original} ({fmt_optional(rounded(j.power, 3), '.0%')}, "
+                    f"{fmt_optional(rounded(j.false_contradiction, 3), '.0%')})"
                 )
             lines.append(
                 f"| {c.spec.claim} | {c.spec.original_metric}: {claimed}; {measured} "
                 f"| {original} "
-                f"| {c.spec.tested_form} | {fmt_optional(_r4(c.advantage), '+.4f')} "
-                f"| {fmt_optional(_r4(c.detectable), '.4f')} "
-                f"| {fmt_optional(_p3(c.p_holm), '.2g')} | **{c.verdict}** on {name} |"
+                f"| {c.spec.tested_form} | {fmt_optional(rounded(c.advantage), '+.4f')} "
+                f"| {fmt_optional(rounded(c.detectable), '.4f')} "
+                f"| {fmt_optional(sig3(c.p_holm), '.2g')} | **{c.verdict}** on {name} |"
             )
         raw = st.raw_moment_matching_kl()
         if raw is not None:
@@ -172,8 +170,8 @@ def alignment_section(studies, *, segmentation: str = "cka", random_state: int =
                 "",
                 "The original's 99.5% KL reduction beside what matching each unit's mean and "
                 "sd alone gives in the raw coordinates, with no map (held-out texts, mean over "
-                f"pairs, mean ± sd over splits): {_r4(mean):+.1%}"
-                + (f" ± {_r4(sd):.1%}" if _finite(sd) else "")
+                f"pairs, mean ± sd over splits): {rounded(mean):+.1%}"
+                + (f" ± {rounded(sd):.1%}" if finite(sd) else "")
                 + ". Any fitted map reaches most of the original's figure, so the KL claim "
                 "is tested against ridge and least squares.",
             ]
@@ -194,7 +192,7 @@ def alignment_section(studies, *, segmentation: str = "cka", random_state: int =
             lines.append(
                 f"| {cfg} | {sh['share_geo']:.3f} | {sh['share_info']:.3f} "
                 f"| {sh['share_curv']:.3f} | {sh['n_steps']:.0f} "
-                f"| {'' if not _finite(moved) else f'{moved:.3f}'} |"
+                f"| {'' if not finite(moved) else f'{moved:.3f}'} |"
             )
         lines += [
             "",
@@ -229,21 +227,3 @@ def alignment_section(studies, *, segmentation: str = "cka", random_state: int =
             "",
         ]
     return "\n".join(lines) + "\n"
-
-
-def _finite(v) -> bool:
-    return v is not None and math.isfinite(float(v))
-
-
-def _round(v, digits):
-    """``v`` rounded as the results' JSON rounds it (None when not finite)."""
-    return round(float(v), digits) if _finite(v) else None
-
-
-def _r4(v):
-    return _round(v, 4)
-
-
-def _p3(v):
-    """A p-value to three significant digits, as the JSON keeps it (1e-9 is not 0)."""
-    return float(f"{float(v):.3g}") if _finite(v) else None

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from ..utils._format import layer_ranges
 
-__all__ = ["file_stem", "fmt_bounds", "fmt_optional", "layer_ranges", "layer_span"]
+__all__ = [
+    "file_stem",
+    "finite",
+    "fmt_bounds",
+    "fmt_optional",
+    "layer_ranges",
+    "layer_span",
+    "rounded",
+    "sig3",
+]
 
 
 def file_stem(name: str) -> str:
@@ -40,6 +50,22 @@ def fmt_bounds(b) -> str:
 
 def fmt_optional(value, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
+
+
+def finite(v) -> bool:
+    """Whether ``v`` is a number that is not NaN or infinite (None is not)."""
+    return v is not None and math.isfinite(float(v))
+
+
+def rounded(v, digits: int = 4):
+    """``v`` rounded as the results' JSON keeps it (None when not finite), so the report
+    and ``summary.json`` never disagree in the last digit."""
+    return round(float(v), digits) if finite(v) else None
+
+
+def sig3(v):
+    """A p-value to three significant digits, as the JSON keeps it (1e-9 is not 0)."""
+    return float(f"{float(v):.3g}") if finite(v) else None
 
 
 def layer_span(layers) -> str:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 from .._registry import OPERATORS, operator_for
 from ..interventions import MIN_PAIRS
 from ..study import ABSOLUTE_METRICS
-from ._format import file_stem, fmt_optional, layer_span
+from ._format import file_stem, fmt_optional, layer_span, rounded
 
 __all__ = ["interventions_section"]
 
@@ -31,22 +29,17 @@ def samples_phrase(studies) -> str:
     return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
-def _r(v, digits=4):
-    """``v`` rounded as the results' JSON keeps it; None when not finite."""
-    return round(float(v), digits) if v is not None and math.isfinite(float(v)) else None
-
-
 def _claim_line(c, model: str, flagged: bool) -> str:
     """One claim's verdict, against the baseline and the temperature control."""
     fmt = fmt_optional
     e, j = c.effect, c.judgement
     measured = (
-        f"measured {fmt(_r(e.percent_change, 2), '+.1f')}% [{fmt(_r(e.ci_low, 2), '+.1f')}, "
-        f"{fmt(_r(e.ci_high, 2), '+.1f')}], d_z {fmt(_r(e.d_z, 3), '+.2f')}, Holm p "
-        f"{fmt(_r(c.p_holm), '.3g')}, power {fmt(_r(e.power, 3), '.0%')} at level "
-        f"{fmt(_r(j.level) if j else None, '.3g')}, false contradiction at zero "
-        f"{fmt(_r(j.false_contradiction, 3) if j else None, '.0%')}; "
-        if _r(e.percent_change, 2) is not None
+        f"measured {fmt(rounded(e.percent_change, 2), '+.1f')}% [{fmt(rounded(e.ci_low, 2), '+.1f')}, "
+        f"{fmt(rounded(e.ci_high, 2), '+.1f')}], d_z {fmt(rounded(e.d_z, 3), '+.2f')}, Holm p "
+        f"{fmt(rounded(c.p_holm), '.3g')}, power {fmt(rounded(e.power, 3), '.0%')} at level "
+        f"{fmt(rounded(j.level) if j else None, '.3g')}, false contradiction at zero "
+        f"{fmt(rounded(j.false_contradiction, 3) if j else None, '.0%')}; "
+        if rounded(e.percent_change, 2) is not None
         else ""
     )
     guard = " (fluency guard flagged this dose)" if flagged else ""
@@ -54,7 +47,7 @@ def _claim_line(c, model: str, flagged: bool) -> str:
     if c.control_judgement is not None and c.control_judgement.verdict:
         control = (
             f" Against the temperature control (sampling at T = "
-            f"{fmt(_r(c.control_temperature), '.3g')}, the unmodified model's next-token "
+            f"{fmt(rounded(c.control_temperature), '.3g')}, the unmodified model's next-token "
             f"entropy matched to the condition's): **{c.control_judgement.verdict}** "
             f"({c.control_judgement.reason})"
             + (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._format import fmt_bounds
+from ._format import fmt_bounds, rounded, sig3
 
 __all__ = ["profile_lines", "segmentation_section"]
 
@@ -132,58 +132,48 @@ def segmentation_section(results, *, figures=None, quick: bool = False) -> str:
                     "at least as well (ARI), so this agreement is what chance gives"
                 )
             lines += ["", f"{verdict} (on {name}, {r.n_states} hidden states)."]
-        sc = {
-            k: {
-                "rows": c.as_rows(),
-                "best_k": c.best_k,
-                "n_splits": c.n_splits,
-                "null_model": c.null_model,
-            }
-            for k, c in r.curves.items()
-        }
-        first_curve = next(iter(sc.values()))
-        tol = next(iter(r.curves.values())).tol
+        curves = r.curves
+        first_curve = next(iter(curves.values()))
+        rows = {label: c.as_rows() for label, c in curves.items()}
+        k_max = len(first_curve.as_rows())
         lines += [
             "",
             "How many scales: boundaries fitted on one half of the texts and scored on the other "
-            f"(held-out explained similarity, {first_curve.get('n_splits', 10)} random "
+            f"(held-out explained similarity, {first_curve.n_splits} random "
             "halvings), against "
             + (
                 "a block-free null fitted to each half's matrix (the closest smooth drift: a "
                 "speed of change with no interior maximum, similarity decreasing with the "
                 "distance travelled, one factor per layer; `fit_smooth_drift`)"
-                if first_curve.get("null_model", "drift") == "drift"
+                if first_curve.null_model == "drift"
                 else "a no-block null (each half's matrix averaged along its diagonals)"
             )
-            + f"; best k = smallest k within max(1 SE, {tol:g}) of the largest gap over the null; "
-            "k = 1 when no gap clears that margin. Trained and random-weight models go "
-            "through the same curve.",
+            + f"; best k = smallest k within max(1 SE, {first_curve.tol:g}) of the largest gap "
+            "over the null; k = 1 when no gap clears that margin. Trained and random-weight "
+            "models go through the same curve.",
             "",
             "| weights | "
-            + " | ".join(f"k={row['k']}" for row in next(iter(sc.values()))["rows"])
+            + " | ".join(f"k={row['k']}" for row in first_curve.as_rows())
             + " | best k |",
-            "|---|" + "---:|" * (len(next(iter(sc.values()))["rows"]) + 1),
+            "|---|" + "---:|" * (k_max + 1),
         ]
-        for label, curve in sc.items():
+        for label, curve in curves.items():
             cells = " | ".join(
-                f"{row['explained']:.3f} (null {row['null']:.3f})" for row in curve["rows"]
+                f"{row['explained']:.3f} (null {row['null']:.3f})" for row in rows[label]
             )
-            lines.append(f"| {label} | {cells} | {curve['best_k']} |")
-        k_max = len(next(iter(sc.values()))["rows"])
-        for label, curve in sc.items():
-            if curve["best_k"] == 1:
+            lines.append(f"| {label} | {cells} | {curve.best_k} |")
+        for label, curve in curves.items():
+            if curve.best_k == 1:
                 lines.append(
                     f"\n{label}: no k beats the block-free null; no scale structure found."
                 )
-            elif curve["best_k"] == k_max:
+            elif curve.best_k == k_max:
                 lines.append(
                     f"\n{label}: the gain over the null still grows at k={k_max}; the data do "
-                    "not single out a number of scales in 1..{k_max}.".replace(
-                        "{k_max}", str(k_max)
-                    )
+                    f"not single out a number of scales in 1..{k_max}."
                 )
             else:
-                lines.append(f"\n{label}: the data support {curve['best_k']} scales.")
+                lines.append(f"\n{label}: the data support {curve.best_k} scales.")
         lines += [
             "",
             f"The study uses n_scales = {len(r.chosen.scale_layers_)} (as MSMA states) "
@@ -272,11 +262,11 @@ def name_tests_lines(tests, name: str, used: str) -> list[str]:
     ]
     for t in tests:
         acc = ", ".join(f"{k} {v:.3f}" for k, v in t.accuracy.items())
-        lo, hi = (round(float(v), 4) for v in t.ci)
+        lo, hi = (rounded(v) for v in t.ci)
         lines.append(
-            f"| {t.label} | {acc} | {round(t.advantage, 4):+.3f} [{lo:+.3f}, "
-            f"{hi:+.3f}] (best other: {t.best_other}) | {float(f'{t.p_more_holm:.3g}'):.3g}, "
-            f"{float(f'{t.p_less_holm:.3g}'):.3g} | **{t.verdict}** on {name} |"
+            f"| {t.label} | {acc} | {rounded(t.advantage):+.3f} [{lo:+.3f}, "
+            f"{hi:+.3f}] (best other: {t.best_other}) | {sig3(t.p_more_holm):.3g}, "
+            f"{sig3(t.p_less_holm):.3g} | **{t.verdict}** on {name} |"
         )
     return lines
 
@@ -284,21 +274,10 @@ def name_tests_lines(tests, name: str, used: str) -> list[str]:
 def profile_lines(result, name: str, figure=None) -> list[str]:
     """Markdown: the scales' boundaries against the layer profile, and the published
     shapes, as measured (``result``: a :class:`~msma_sklearn.study.SegmentationResult`)."""
-    from dataclasses import asdict
-
-    if result.profile is None:
+    profile = result.profile_summary()
+    if profile is None:
         return []
     used = result.used
-    profile = {
-        **result.profile.to_dict(),
-        "boundaries": result.profile_boundaries,
-        "seconds": round(result.profile_seconds, 1),
-        "tests": [
-            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(t).items()}
-            for t in result.profile_tests
-        ],
-        "shapes": [asdict(c) for c in result.profile_shapes],
-    }
     lines = [
         "",
         f"Boundaries against the layer profile (signals from outside layer similarity, on "

@@ -152,23 +152,28 @@ class SegmentationResult:
                 }
                 for t in self.name_tests
             ],
-            "profile": (
-                {
-                    **self.profile.to_dict(),
-                    "boundaries": self.profile_boundaries,
-                    "seconds": round(self.profile_seconds, 1),
-                    "tests": [
-                        {
-                            k: (round(v, 4) if isinstance(v, float) else v)
-                            for k, v in asdict(t).items()
-                        }
-                        for t in self.profile_tests
-                    ],
-                    "shapes": [asdict(c) for c in self.profile_shapes],
-                }
-                if self.profile is not None
-                else None
-            ),
+            "profile": self.profile_summary(),
+        }
+
+    def profile_summary(self) -> dict | None:
+        """The layer profile, the held-out refit's boundaries, their tests and the
+        published shapes, JSON-able (None without a profile).
+
+        Returns
+        -------
+        dict or None
+        """
+        if self.profile is None:
+            return None
+        return {
+            **self.profile.to_dict(),
+            "boundaries": self.profile_boundaries,
+            "seconds": round(self.profile_seconds, 1),
+            "tests": [
+                {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(t).items()}
+                for t in self.profile_tests
+            ],
+            "shapes": [asdict(c) for c in self.profile_shapes],
         }
 
 
