@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.base import clone
 
 from .._registry import operator_for
+from ._helpers import _baseline_rows
 from ._intervener import kl_rows
 
 __all__ = ["DoseCalibration", "calibrate_dose", "calibrate_doses", "dose_response"]
@@ -57,9 +58,12 @@ class _MeanKL:
 
     With ``continuations`` the KL of each prompt is the mean over the positions of
     its teacher-forced continuation (``Intervener.continuation_logprobs``), else the
-    prompt's next token only."""
+    prompt's next token only. ``baseline`` (the unmodified model's rows, one array per
+    prompt) saves the baseline pass when several operators share the prompts."""
 
-    def __init__(self, intervener, prompts, fit_texts, continuations=None, max_tokens=None):
+    def __init__(
+        self, intervener, prompts, fit_texts, continuations=None, max_tokens=None, baseline=None
+    ):
         self.intervener = intervener
         op = operator_for(intervener.kind)
         self.parameter, self.identity = op.parameter, op.identity
@@ -67,8 +71,7 @@ class _MeanKL:
         self.fit_texts = self.prompts if fit_texts is None else fit_texts
         self.continuations = None if continuations is None else list(continuations)
         self.max_tokens = max_tokens
-        self.base = None
-        self.counts = None
+        self.base, self.counts = _baseline_rows(baseline, len(self.prompts))
         self.memo: dict[float, float] = {float(self.identity): 0.0}  # no change: KL 0
         self.order: list[tuple[float, float]] = []
 
@@ -84,7 +87,14 @@ class _MeanKL:
             )
             if self.base is None:
                 self.base, self.counts = read(intervene=False)
-            treated, _ = read(intervene=True)
+            treated, counts = read(intervene=True)
+            if counts != self.counts:
+                raise ValueError(
+                    f"baseline has {self.counts} rows per prompt where these prompts, "
+                    f"continuations and max_tokens read {counts}; compute it with "
+                    "Intervener.continuation_logprobs(..., intervene=False) on the same "
+                    "prompts, continuations and max_tokens."
+                )
             kl = kl_rows(self.base, treated)
             per_prompt = [part.mean() for part in np.split(kl, np.cumsum(self.counts)[:-1])]
             self.memo[value] = float(np.mean(per_prompt))
@@ -99,7 +109,14 @@ class _MeanKL:
 
 
 def dose_response(
-    intervener, prompts, strengths, *, fit_texts=None, continuations=None, max_tokens=None
+    intervener,
+    prompts,
+    strengths,
+    *,
+    fit_texts=None,
+    continuations=None,
+    max_tokens=None,
+    baseline=None,
 ) -> list[tuple[float, float]]:
     """Mean next-token KL at each strength of the operator's own parameter.
 
@@ -121,13 +138,15 @@ def dose_response(
         (see :func:`calibrate_dose`); None: the prompt's next token only.
     max_tokens : int, default=None
         Continuation tokens read per prompt.
+    baseline : list of ndarray, default=None
+        As in :func:`calibrate_dose`.
 
     Returns
     -------
     list of (float, float)
         ``(strength, mean KL in nats)``.
     """
-    measure = _MeanKL(intervener, prompts, fit_texts, continuations, max_tokens)
+    measure = _MeanKL(intervener, prompts, fit_texts, continuations, max_tokens, baseline)
     return [(float(v), measure(v)) for v in strengths]
 
 
@@ -142,6 +161,7 @@ def calibrate_dose(
     fit_texts=None,
     continuations=None,
     max_tokens=None,
+    baseline=None,
 ) -> DoseCalibration:
     """Find the operator strength giving a mean next-token KL of ``target_kl`` nats.
 
@@ -182,6 +202,13 @@ def calibrate_dose(
         token only.
     max_tokens : int, default=None
         Continuation tokens read per prompt (None: all).
+    baseline : list of ndarray, default=None
+        The unmodified model's log-probability rows, one array per prompt, as
+        ``Intervener.continuation_logprobs(prompts, continuations,
+        intervene=False, max_tokens=max_tokens)`` returns them (or one row per
+        prompt, ``next_token_logprobs(prompts, intervene=False)``, without
+        continuations): computed once and passed to every operator calibrated
+        on the same prompts, it saves one forward pass each. None: computed here.
 
     Returns
     -------
@@ -197,6 +224,7 @@ def calibrate_dose(
         fit_texts=fit_texts,
         continuations=continuations,
         max_tokens=max_tokens,
+        baseline=baseline,
     )[0]
 
 
@@ -211,6 +239,7 @@ def calibrate_doses(
     fit_texts=None,
     continuations=None,
     max_tokens=None,
+    baseline=None,
 ) -> list[DoseCalibration]:
     """:func:`calibrate_dose` for several target KLs, sharing every evaluation.
 
@@ -235,7 +264,7 @@ def calibrate_doses(
         Most strengths evaluated per target.
     fit_texts : sequence of str, default=None
         Passed to ``fit``; None: the prompts.
-    continuations, max_tokens : default=None
+    continuations, max_tokens, baseline : default=None
         As in :func:`calibrate_dose`.
 
     Returns
@@ -248,7 +277,7 @@ def calibrate_doses(
         raise ValueError(f"target KLs must be positive, got {targets}.")
     if not tol > 0:
         raise ValueError(f"tol must be positive, got {tol}.")
-    measure = _MeanKL(intervener, prompts, fit_texts, continuations, max_tokens)
+    measure = _MeanKL(intervener, prompts, fit_texts, continuations, max_tokens, baseline)
     if measure.distance(float(upper)) == 0 or not math.isfinite(measure.distance(float(upper))):
         raise ValueError(
             f"upper={upper} is the identity of {measure.parameter} (or invalid); pass a "

@@ -16,8 +16,8 @@ from ..extraction import (
 )
 from ..utils._hooks import attached_hooks
 from ..utils._validation import check_texts
-from ._helpers import _is_seq2seq, kl_rows
-from ._sampling import NucleusSampling
+from ._helpers import _baseline_rows, _is_seq2seq, kl_rows
+from ._sampling import NucleusSampler
 
 
 class GenerationMixin:
@@ -82,24 +82,18 @@ class GenerationMixin:
             enc = {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
             state = self._state(prompts[start : start + len(batch)], mask)
             hooks = self._hooks(model, state) if intervene else []
-            kwargs = dict(
-                max_new_tokens=self.max_new_tokens,
-                do_sample=self.do_sample,
-                num_return_sequences=self.num_return_sequences,
-                pad_token_id=pad_id,
-            )
-            if self.do_sample:  # transformers' own top-p sorts the whole vocabulary each step
-                nucleus = NucleusSampling(self.top_p, self.sampling_temperature)
-                # top_k=0: transformers would otherwise fill in its global default top_k=50
-                kwargs.update(
-                    logits_processor=LogitsProcessorList([nucleus]), temperature=1.0, top_k=0
-                )
-            with (
-                attached_hooks(hooks),
-                torch.inference_mode(),
-                torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
-            ):
-                torch.manual_seed(self._seed(start))
+            kwargs = dict(max_new_tokens=self.max_new_tokens, pad_token_id=pad_id, do_sample=False)
+            if self.num_return_sequences > 1:  # each prompt's copies in a row, as generate's own
+                # expansion lays them out (greedy decoding, which runs our sampler, has none)
+                enc = {k: v.repeat_interleave(self.num_return_sequences, 0) for k, v in enc.items()}
+            if self.do_sample:
+                # our sampler draws the token (from one seeded uniform per row, inside
+                # the nucleus) and leaves greedy decoding's argmax nothing else to pick:
+                # transformers' top-p sorts and its multinomial scans the whole vocabulary
+                generator = torch.Generator().manual_seed(self._seed(start))
+                sampler = NucleusSampler(self.top_p, self.sampling_temperature, generator)
+                kwargs.update(logits_processor=LogitsProcessorList([sampler]))
+            with attached_hooks(hooks), torch.inference_mode():
                 generated = model.generate(**enc, **kwargs)
             # an encoder-decoder returns decoder tokens only (after its start token)
             new_tokens = generated if seq2seq else generated[:, enc["input_ids"].shape[1] :]
@@ -185,7 +179,9 @@ class GenerationMixin:
         )
         return [r.numpy() for r in torch.split(rows, counts)]
 
-    def continuation_kl(self, prompts, continuations, *, max_tokens: int | None = None):
+    def continuation_kl(
+        self, prompts, continuations, *, max_tokens: int | None = None, baseline=None
+    ):
         """KL(baseline || intervened) per prompt, averaged over the positions of
         :meth:`continuation_logprobs`, in nats.
 
@@ -197,17 +193,31 @@ class GenerationMixin:
             One continuation per prompt (teacher-forced).
         max_tokens : int, default=None
             Continuation tokens read per prompt (None: all).
+        baseline : list of ndarray, default=None
+            The unmodified model's rows,
+            ``continuation_logprobs(prompts, continuations, intervene=False,
+            max_tokens=max_tokens)``: computed once, it saves a forward pass for
+            every operator scored on the same prompts. None: computed here.
 
         Returns
         -------
         ndarray of shape (n_prompts,)
         """
-        base, counts = self._position_logprobs(
-            prompts, continuations, intervene=False, max_tokens=max_tokens
-        )
-        treated, _ = self._position_logprobs(
+        if baseline is None:
+            base, counts = self._position_logprobs(
+                prompts, continuations, intervene=False, max_tokens=max_tokens
+            )
+        else:
+            base, counts = _baseline_rows(baseline, len(check_texts(prompts, name="prompts")))
+        treated, read = self._position_logprobs(
             prompts, continuations, intervene=True, max_tokens=max_tokens
         )
+        if read != counts:
+            raise ValueError(
+                f"baseline has {counts} rows per prompt where these prompts, continuations "
+                f"and max_tokens read {read}; compute it with continuation_logprobs(..., "
+                "intervene=False) on the same prompts, continuations and max_tokens."
+            )
         kl = kl_rows(base, treated)
         return np.array([part.mean() for part in np.split(kl, np.cumsum(counts)[:-1])])
 

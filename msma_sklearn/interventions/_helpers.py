@@ -67,9 +67,30 @@ def _submodule(block, paths):
 
 
 def kl_rows(base: torch.Tensor, treated: torch.Tensor) -> np.ndarray:
-    """Row-wise KL(base || treated) of log-probability rows, in nats (float64)."""
-    kl = (base.exp() * (base - treated)).sum(-1).clamp(min=0.0)
-    return kl.numpy().astype(np.float64)
+    """Row-wise KL(base || treated) of log-probability rows, in nats (float64).
+
+    A few rows at a time: the same sums as one whole-array expression, but its
+    temporaries for 1,000 rows of a 262,144-token vocabulary (Gemma 3) are a gigabyte
+    each, and 8 rows stay in cache (6.3 s against 1.0 s for 1,022 such rows, here)."""
+    kl = torch.empty(base.shape[0], dtype=base.dtype)
+    for start in range(0, base.shape[0], 8):
+        b = base[start : start + 8]
+        kl[start : start + 8] = (b.exp() * (b - treated[start : start + 8])).sum(-1)
+    return kl.clamp(min=0.0).numpy().astype(np.float64)
+
+
+def _baseline_rows(baseline, n_prompts: int):
+    """The unmodified model's rows as one tensor and the rows per prompt, or (None, None)."""
+    if baseline is None:
+        return None, None
+    if isinstance(baseline, (str, bytes)) or len(baseline) != n_prompts:
+        raise ValueError(
+            f"baseline must hold one array of log-probability rows per prompt ({n_prompts}), "
+            f"got {type(baseline).__name__} of length {len(baseline)}."
+        )
+    parts = [torch.as_tensor(np.asarray(part, dtype=np.float32)) for part in baseline]
+    parts = [part.reshape(1, -1) if part.ndim == 1 else part for part in parts]
+    return torch.cat(parts), [len(part) for part in parts]
 
 
 def centred_window(layers, window: int) -> list[int]:

@@ -16,6 +16,7 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .._registry import operator_for
@@ -141,6 +142,17 @@ def run_intervention_study(
         ).fit()
         cal_continuations = cal_base.generate_baseline(calibration_prompts)
         eval_continuations = baseline_texts[::k]  # each prompt's first sample
+    # the unmodified model's rows at the read positions, computed once per prompt set and
+    # shared by every operator (a forward pass through a 262k-token head saved each time)
+    cal_rows, cal_counts = base._position_logprobs(
+        calibration_prompts, cal_continuations, intervene=False, **read
+    )
+    cal_baseline = [part.numpy() for part in torch.split(cal_rows, cal_counts)]
+    eval_baseline = (
+        base.continuation_logprobs(prompts, eval_continuations, intervene=False, **read)
+        if eval_continuations is not None
+        else None
+    )
 
     # 1. calibration: every scale x operator to every target KL, on the calibration prompts
     calibrations, conditions = {}, []
@@ -175,6 +187,7 @@ def run_intervention_study(
             max_evals=design.calibration_max_evals,
             fit_texts=calibration_prompts,
             continuations=cal_continuations,
+            baseline=cal_baseline,
             **read,
         )
         calibrations[(scale, kind)] = cals
@@ -195,7 +208,6 @@ def run_intervention_study(
     # 2. generation at each condition, measured against the shared-seed baseline; the
     # conditions the claims are judged on also get a temperature control
     claimed = {(scale, kind) for scale, kind, *_ in claims}
-    base_logprobs = None
     results, treated_by_condition, control_by_condition = [], {}, {}
     for c in tqdm(conditions, desc=f"Generating {model}", unit="condition", disable=not verbose):
         iv = Intervener(
@@ -207,7 +219,7 @@ def run_intervention_study(
         ).fit(calibration_prompts)
         realised = float(
             np.mean(
-                iv.continuation_kl(prompts, eval_continuations, **read)
+                iv.continuation_kl(prompts, eval_continuations, baseline=eval_baseline, **read)
                 if eval_continuations is not None
                 else iv.next_token_kl(prompts)
             )
@@ -216,15 +228,11 @@ def run_intervention_study(
         if c.target_kl == design.primary_kl and (c.scale, c.kind) in claimed:
             # the temperature whose unmodified entropy over the same read positions of
             # the calibration prompts matches the condition's
-            if base_logprobs is None:
-                base_logprobs = base._position_logprobs(
-                    calibration_prompts, cal_continuations, intervene=False, **read
-                )[0].numpy()
             treated_rows = iv._position_logprobs(
                 calibration_prompts, cal_continuations, intervene=True, **read
-            )[0].numpy()
+            )[0]
             control_h = float(next_token_entropy(treated_rows).mean())
-            control_t = temperature_for_entropy(base_logprobs, control_h)
+            control_t = temperature_for_entropy(cal_rows, control_h)
             control = Intervener(model, layers=[1], **common, sampling_temperature=control_t).fit()
             control_by_condition[c] = metrics.compute(control.generate_baseline(prompts)).to_numpy(
                 dtype=float

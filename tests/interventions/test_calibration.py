@@ -157,3 +157,48 @@ def test_a_dose_calibrated_over_generated_positions_holds_on_held_out_prompts():
     assert on_held == pytest.approx(0.002, rel=0.3)
     edge = np.mean(fitted.next_token_kl(cal))
     assert abs(edge - on_cal) > 1e-6
+
+
+def test_a_shared_baseline_gives_the_same_calibration_and_kl():
+    """The unmodified rows computed once (as the study shares them across operators) give
+    the evaluations of a search that computes them itself, and a baseline of other
+    positions is refused."""
+    conts = [" and then the rain came down", " quietly", "", " with", " so", " and the"]
+    iv = Intervener("tiny-gpt2", layers=[1, 2], kind="scaling")
+    base = Intervener("tiny-gpt2", layers=[1]).fit()
+    rows = base.continuation_logprobs(PROMPTS, conts, intervene=False, max_tokens=4)
+    kw = dict(upper=20.0, tol=0.05, continuations=conts, max_tokens=4)
+    own = calibrate_doses(iv, PROMPTS, [0.0005, 0.002], **kw)
+    shared = calibrate_doses(iv, PROMPTS, [0.0005, 0.002], baseline=rows, **kw)
+    assert [r.evaluations for r in shared] == [r.evaluations for r in own]
+    fitted = iv.set_params(alpha=own[1].strength).fit()
+    np.testing.assert_array_equal(
+        fitted.continuation_kl(PROMPTS, conts, max_tokens=4, baseline=rows),
+        fitted.continuation_kl(PROMPTS, conts, max_tokens=4),
+    )
+    # without continuations: one row per prompt, next_token_logprobs' shape
+    edge = calibrate_dose(iv, PROMPTS, 0.002, upper=20.0, tol=0.05)
+    edge_shared = calibrate_dose(
+        iv, PROMPTS, 0.002, upper=20.0, tol=0.05,
+        baseline=base.next_token_logprobs(PROMPTS, intervene=False),
+    )  # fmt: skip
+    assert edge_shared.evaluations == edge.evaluations
+    with pytest.raises(ValueError, match="rows per prompt"):
+        calibrate_dose(iv, PROMPTS, 0.002, baseline=rows, **{**kw, "max_tokens": 2})
+    with pytest.raises(ValueError, match="rows per prompt"):
+        fitted.continuation_kl(PROMPTS, conts, max_tokens=2, baseline=rows)
+    with pytest.raises(ValueError, match="one array of log-probability rows per prompt"):
+        calibrate_dose(iv, PROMPTS, 0.002, baseline=rows[:2], **kw)
+
+
+def test_kl_rows_in_chunks_is_the_whole_array_expression():
+    import torch
+
+    from msma_sklearn.interventions._helpers import kl_rows
+
+    gen = torch.Generator().manual_seed(0)
+    base = torch.log_softmax(torch.randn(21, 300, generator=gen) * 2, -1)  # 21: a partial chunk
+    treated = torch.log_softmax(base + torch.randn(21, 300, generator=gen), -1)
+    want = (base.double().exp() * (base.double() - treated.double())).sum(-1).numpy()
+    np.testing.assert_allclose(kl_rows(base, treated), want, rtol=1e-5)
+    assert kl_rows(base, base).tolist() == [0.0] * 21

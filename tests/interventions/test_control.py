@@ -68,3 +68,19 @@ def test_amplifying_late_states_of_smollm2_acts_like_cooling():
     h = next_token_entropy(iv.next_token_logprobs(prompts)).mean()
     assert h < next_token_entropy(base).mean()
     assert temperature_for_entropy(base, h) < 1.0
+
+
+def test_float32_rows_in_chunks_match_the_float64_closed_form():
+    """Oracle: numpy's float64 entropy of the same rows; a float32 tensor (as the study
+    passes a model's rows) is read in its own precision without a float64 copy."""
+    import torch
+
+    logits = np.random.default_rng(2).normal(size=(11, 4000)) * 3  # 11: a partial chunk
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    want = -(p * np.log(p)).sum(1)
+    rows = torch.log_softmax(torch.tensor(logits, dtype=torch.float32), -1)
+    np.testing.assert_allclose(next_token_entropy(rows), want, rtol=1e-5)
+    np.testing.assert_allclose(next_token_entropy(logits), want, rtol=1e-12)
+    target = float(next_token_entropy(logits, 0.7).mean())
+    assert temperature_for_entropy(rows, target) == pytest.approx(0.7, rel=1e-3)
