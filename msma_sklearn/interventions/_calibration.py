@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import partial
 
 import numpy as np
 from sklearn.base import clone
 
 from .._registry import operator_for
 from ._helpers import _baseline_rows
-from ._intervener import kl_rows
 
 __all__ = ["DoseCalibration", "calibrate_dose", "calibrate_doses", "dose_response"]
 
@@ -79,23 +77,13 @@ class _MeanKL:
         value = float(value)
         if value not in self.memo:
             fitted = _set(self.intervener, self.parameter, value).fit(self.fit_texts)
-            read = partial(
-                fitted._position_logprobs,
-                self.prompts,
-                self.continuations,
-                max_tokens=self.max_tokens,
-            )
             if self.base is None:
-                self.base, self.counts = read(intervene=False)
-            treated, counts = read(intervene=True)
-            if counts != self.counts:
-                raise ValueError(
-                    f"baseline has {self.counts} rows per prompt where these prompts, "
-                    f"continuations and max_tokens read {counts}; compute it with "
-                    "Intervener.continuation_logprobs(..., intervene=False) on the same "
-                    "prompts, continuations and max_tokens."
+                self.base, self.counts = fitted._position_logprobs(
+                    self.prompts, self.continuations, intervene=False, max_tokens=self.max_tokens
                 )
-            kl = kl_rows(self.base, treated)
+            kl = fitted._position_kl(
+                self.base, self.counts, self.prompts, self.continuations, max_tokens=self.max_tokens
+            )
             per_prompt = [part.mean() for part in np.split(kl, np.cumsum(self.counts)[:-1])]
             self.memo[value] = float(np.mean(per_prompt))
         self.order.append((value, self.memo[value]))

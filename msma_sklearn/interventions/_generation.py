@@ -209,16 +209,7 @@ class GenerationMixin:
             )
         else:
             base, counts = _baseline_rows(baseline, len(check_texts(prompts, name="prompts")))
-        treated, read = self._position_logprobs(
-            prompts, continuations, intervene=True, max_tokens=max_tokens
-        )
-        if read != counts:
-            raise ValueError(
-                f"baseline has {counts} rows per prompt where these prompts, continuations "
-                f"and max_tokens read {read}; compute it with continuation_logprobs(..., "
-                "intervene=False) on the same prompts, continuations and max_tokens."
-            )
-        kl = kl_rows(base, treated)
+        kl = self._position_kl(base, counts, prompts, continuations, max_tokens=max_tokens)
         return np.array([part.mean() for part in np.split(kl, np.cumsum(counts)[:-1])])
 
     def _position_logprobs(
@@ -226,6 +217,36 @@ class GenerationMixin:
     ) -> tuple[torch.Tensor, list[int]]:
         """Log-probability rows of every read position (CPU, float32), all prompts
         concatenated, and how many rows each prompt has."""
+        counts, batches = self._position_batches(
+            prompts, continuations, intervene=intervene, max_tokens=max_tokens
+        )
+        return torch.cat([rows.cpu() for batch in batches for rows in batch]), counts
+
+    def _position_kl(self, base, base_counts, prompts, continuations, *, max_tokens=None):
+        """KL(``base`` || intervened) of every read position (float64), batch by batch:
+        the intervened rows are never gathered (for 1,000 rows of a 262k vocabulary that
+        is a gigabyte, whose fresh pages cost seconds here). ``base`` holds
+        ``base_counts`` rows per prompt, which must be the rows these prompts read."""
+        counts, batches = self._position_batches(
+            prompts, continuations, intervene=True, max_tokens=max_tokens
+        )
+        if list(base_counts) != counts:
+            raise ValueError(
+                f"baseline has {list(base_counts)} rows per prompt where these prompts, "
+                f"continuations and max_tokens read {counts}; compute it with "
+                "Intervener.continuation_logprobs(..., intervene=False) on the same prompts, "
+                "continuations and max_tokens."
+            )
+        kl, at = [], 0
+        for batch in batches:
+            for rows in batch:
+                kl.append(kl_rows(base[at : at + len(rows)], rows.cpu()))
+                at += len(rows)
+        return np.concatenate(kl)
+
+    def _position_batches(self, prompts, continuations, *, intervene: bool, max_tokens=None):
+        """Validate and tokenise, then (rows per prompt, a generator of each batch's
+        log-probability rows, one tensor per prompt, softmaxed in the logits' place)."""
         check_is_fitted(self, "layers_")
         prompts = check_texts(prompts, name="prompts")
         model, tokenizer = self._loaded()
@@ -261,11 +282,14 @@ class GenerationMixin:
             # the last continuation token predicts nothing that is read: leave it out
             ids = [p + c[:-1] for p, c in zip(ids, cont, strict=True)]
             counts = [max(len(c), 1) for c in cont]
+        return counts, self._read_batches(prompts, ids, counts, intervene=intervene)
+
+    def _read_batches(self, prompts, ids, counts, *, intervene: bool):
+        model, tokenizer = self._loaded()
         device = next(model.parameters()).device
         pad_id = pad_token_id(tokenizer, model)
         # the LM head on the read positions only (a 262k vocabulary makes the rest costly)
         keep = "logits_to_keep" in inspect.signature(model.forward).parameters
-        out = []
         for start in range(0, len(prompts), self.batch_size):
             batch = ids[start : start + self.batch_size]
             n_read = counts[start : start + len(batch)]
@@ -283,9 +307,12 @@ class GenerationMixin:
             hooks = self._hooks(model, state) if intervene else []
             with attached_hooks(hooks), torch.inference_mode():
                 logits = model(**enc).logits
+            batch_rows = []
             for row, n in enumerate(n_read):
-                out.append(torch.log_softmax(logits[row, -n:].float(), dim=-1).cpu())
-        return torch.cat(out), counts
+                rows = logits[row, -n:].float()  # a view when the model computes in float32
+                with torch.inference_mode():
+                    batch_rows.append(rows.sub_(torch.logsumexp(rows, dim=-1, keepdim=True)))
+            yield batch_rows
 
     def _state(self, prompts: list[str], mask: torch.Tensor) -> dict:
         """What the hooks share during one batch: the forward-pass counter and the rows."""

@@ -176,6 +176,12 @@ def test_a_shared_baseline_gives_the_same_calibration_and_kl():
         fitted.continuation_kl(PROMPTS, conts, max_tokens=4, baseline=rows),
         fitted.continuation_kl(PROMPTS, conts, max_tokens=4),
     )
+    # the streamed KL (rows never gathered) against the gathered rows' closed form
+    treated = fitted.continuation_logprobs(PROMPTS, conts, max_tokens=4)
+    want = [(np.exp(b) * (b - t)).sum(1).mean() for b, t in zip(rows, treated, strict=True)]
+    np.testing.assert_allclose(
+        fitted.continuation_kl(PROMPTS, conts, max_tokens=4), want, rtol=1e-4, atol=1e-9
+    )
     # without continuations: one row per prompt, next_token_logprobs' shape
     edge = calibrate_dose(iv, PROMPTS, 0.002, upper=20.0, tol=0.05)
     edge_shared = calibrate_dose(
