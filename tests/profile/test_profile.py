@@ -220,3 +220,34 @@ def test_layer_profile_on_a_tiny_model_end_to_end():
     assert profile.to_dict()["n_states"] == n
     with pytest.raises(ValueError, match="Unknown signals"):
         layer_profile("tiny-gpt2", TEXTS, signals=["phase"])
+
+
+@pytest.mark.parametrize("name", ["tiny-gpt2", "smollm2-135m"])
+def test_replaying_the_blocks_before_the_deleted_one_changes_no_value(name):
+    """Oracle: every block deleted by a full forward pass with the block skipped (no
+    replay of the earlier blocks' recorded outputs), per-token KL averaged by hand."""
+    import torch
+
+    from msma_sklearn.extraction import resolve_layout
+
+    model, tokenizer = load_model(name)
+    blocks = resolve_layout(model).blocks
+    ids = torch.tensor([tokenizer(TEXTS[0])["input_ids"]])
+
+    def skip(module, args, kwargs, output):
+        h = args[0] if args else kwargs["hidden_states"]
+        return (h, *output[1:]) if isinstance(output, tuple) else h
+
+    want = []
+    with torch.inference_mode():
+        full = torch.log_softmax(model(ids).logits[0].float(), -1)
+        for block in blocks:
+            handle = block.register_forward_hook(skip, with_kwargs=True)
+            try:
+                cut = torch.log_softmax(model(ids).logits[0].float(), -1)
+            finally:
+                handle.remove()
+            want.append(float((full.exp() * (full - cut)).sum(-1).mean()))
+    got = deletion_kl((model, tokenizer), TEXTS[:1], verbose=False)[0]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-7)
+    assert all("forward" not in vars(b) for b in blocks)  # every block's own forward back
