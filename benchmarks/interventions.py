@@ -7,9 +7,11 @@ changes the text, so the hooks do real work.
 
 Then sampled generation as the intervention study runs it (nucleus top-p 0.95, no
 intervention), plain ``generate(do_sample=True, top_p=0.95, top_k=0)`` (transformers'
-own top-p: a full sort of the vocabulary at every step) against ``Intervener``'s
-baseline path (its ``NucleusSampling``: the nucleus found among the 1,024 most likely
-tokens), on SmolLM2-135M (49k vocabulary) and Gemma-3-270M (262k), interleaved.
+own top-p: a full sort of the vocabulary and ``torch.multinomial`` over it at every
+step) against ``Intervener``'s baseline path (its ``NucleusSampler``: the nucleus found
+among the 1,024 most likely tokens, one uniform per row inverting its CDF), with greedy
+``generate`` as the ceiling (a sampler that costs nothing), on SmolLM2-135M (49k
+vocabulary) and Gemma-3-270M (262k), interleaved.
 
 Also prints the text metrics' throughput (texts/s) on the bundled corpus.
 
@@ -71,9 +73,17 @@ def sampled(spec, args):
                 pad_token_id=pad,
             )
 
+    def greedy():
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left")
+        with torch.inference_mode():
+            model.generate(
+                **enc, max_new_tokens=args.sampled_tokens, do_sample=False, pad_token_id=pad
+            )
+
     runs = {
         "generate(top_p=0.95)": plain,
         "Intervener baseline": lambda: iv.generate_baseline(prompts),
+        "greedy generate": greedy,
     }
     for fn in runs.values():
         fn()  # warm-up
@@ -95,6 +105,12 @@ def sampled(spec, args):
         times["Intervener baseline"]
     )
     print(f"speed-up of the Intervener's sampling over generate's top-p: {ratio:.2f}x")
+    ceiling = statistics.median(times["greedy generate"]) / statistics.median(
+        times["Intervener baseline"]
+    )
+    print(
+        f"greedy generate's time over the Intervener's (1.0: sampling costs nothing): {ceiling:.2f}"
+    )
 
 
 def main():

@@ -222,7 +222,11 @@ class TextMetrics:
 
     def _coherence(self, sentences) -> np.ndarray:
         from ..extraction import HiddenStateExtractor
+        from ..utils._validation import has_visible_character
 
+        # a "sentence" of only invisible characters (a generated run of newlines or
+        # zero-width spaces) has no embedding to compare: left out of the adjacent pairs
+        sentences = [[x for x in s if has_visible_character(x.text)] for s in sentences]
         flat = [x.text for s in sentences for x in s]
         if not flat:
             return np.full(len(sentences), np.nan)

@@ -115,11 +115,11 @@ def segmentation_section(results, *, figures=None, quick: bool = False) -> str:
                     "return agree as well"
                     + (
                         ", so chance rarely does this"
-                        if c["p_ari"] < 0.05
+                        if c["p_ari"] < r.alpha
                         else ", so this agreement is what chance gives"
                     )
                 )
-            elif c["p_ari"] < 0.05:
+            elif c["p_ari"] < r.alpha:
                 verdict = (
                     f"The CKA segmentation is {c['distance']:.1f} layers from the README preset on "
                     f"average, closer than {1 - c['p_ari']:.0%} of random contiguous splits"
@@ -316,9 +316,9 @@ def profile_lines(result, name: str, figure=None) -> list[str]:
             f"{first['n_splits']} admissible splits: the smallest p this test can give on "
             f"{name} is {first['min_p']:.3g}"
             + (
-                ", so it cannot reach 0.05 here: read a large p as 'inconclusive', not as "
-                "evidence against the boundaries."
-                if first["min_p"] > 0.05
+                f", so it cannot reach {result.alpha:g} here: read a large p as "
+                "'inconclusive', not as evidence against the boundaries."
+                if first["min_p"] > result.alpha
                 else "."
             ),
         ]

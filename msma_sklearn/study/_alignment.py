@@ -33,6 +33,9 @@ from ._alignment_results import (
 
 __all__ = ["judge_alignment_claims", "lambda_search", "run_alignment_study"]
 
+#: the power at which a claim's "detectable" advantage is computed (Holm's first step)
+DETECTABLE_POWER = 0.8
+
 
 def _original_changes(scores, method: str, reference: str, metric: str) -> np.ndarray:
     """Per split: ``metric(method) / metric(reference) - 1`` (averaged over pairs first)."""
@@ -121,7 +124,7 @@ def judge_alignment_claims(scores, specs=ALIGNMENT_CLAIMS, *, alpha: float = 0.0
                 p,
                 j.p_claimed_holm,
                 j.verdict,
-                detectable_advantage(d, n_train, n_test, alpha=holm_alpha),
+                detectable_advantage(d, n_train, n_test, alpha=holm_alpha, power=DETECTABLE_POWER),
                 j,
                 jo,
             )
@@ -240,6 +243,7 @@ def run_alignment_study(
         standardized=standardize,
         aligner=dict(scores.attrs.get("aligner", {})),
         rows_per_dim=int(scores.attrs.get("rows_per_dim", 5)),
+        detectable_power=DETECTABLE_POWER,
     )
 
 

@@ -140,7 +140,7 @@ class AlignmentClaim:
     p: float
     p_holm: float  # Holm over the claims
     verdict: str  # supported / contradicted / inconclusive
-    detectable: float = float("nan")  # advantage the test finds with 80% power (Holm's alpha)
+    detectable: float = float("nan")  # advantage found with the study's detectable_power
     judgement: object = None  # stats.Judgement of the paired form
     original_judgement: object = None  # stats.Judgement of the original form
 
@@ -181,6 +181,8 @@ class AlignmentStudy:
     aligner : dict
         The MSMA rows' aligner settings as fitted (``map``, ``init``,
         ``max_iter``, ``early_stopping``, ``validation_fraction``).
+    detectable_power : float
+        The power at which each claim's ``detectable`` advantage is computed.
     """
 
     model: str
@@ -198,6 +200,7 @@ class AlignmentStudy:
     standardized: bool = True  # each scale's units z-scored on the training rows
     aligner: dict = field(default_factory=dict)  # the MSMA rows' aligner settings
     rows_per_dim: int = 5
+    detectable_power: float = 0.8  # each claim's `detectable` is at this power
 
     def summary_frame(self):
         """Method x metric: mean and sd over splits (each split averaged over the pairs).

@@ -69,6 +69,9 @@ class SegmentationResult:
         The profile against published shapes.
     profile_seconds : float
         Wall time of the profile.
+    alpha : float
+        The level at which the agreement with the README preset and the profile
+        tests are read.
     """
 
     model: str
@@ -88,6 +91,7 @@ class SegmentationResult:
     profile_boundaries: list | None = None
     profile_shapes: list = field(default_factory=list)
     profile_seconds: float = 0.0
+    alpha: float = 0.05
 
     @property
     def chosen(self):
@@ -280,6 +284,7 @@ def run_segmentation(
     probes: dict | None = None,
     profile_texts: int = 0,
     profile_stride: int = 4,
+    alpha: float = 0.05,
 ) -> SegmentationResult:
     """Segment ``model``'s hidden states with every applicable method, beside nulls.
 
@@ -321,11 +326,16 @@ def run_segmentation(
         Texts of the layer profile (:func:`profile_boundaries`); 0 leaves it out.
     profile_stride : int, default=4
         Every how many tokens the profile's logit lens and deletion read.
+    alpha : float, default=0.05
+        The level of the scale-name tests, and at which the README-preset
+        agreement and the profile tests are read.
 
     Returns
     -------
     SegmentationResult
     """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}.")
     if random_weights_model is None:
         random_weights_model = has_random_weights(model)
     if random_weights == "auto":
@@ -390,6 +400,7 @@ def run_segmentation(
             probes,
             chosen.scale_layers_,
             positions={int(j): i for i, j in enumerate(extractor.layers_)},
+            alpha=alpha,
             random_state=random_state,
         )
         if probes
@@ -422,6 +433,7 @@ def run_segmentation(
         robustness=grid,
         vs_readme=vs_readme,
         name_tests=name_tests,
+        alpha=alpha,
         **(
             {
                 "profile": prof["profile"],

@@ -126,3 +126,17 @@ def test_repetition_and_length():
     table = TextMetrics(["n_words", "repetition", "mattr"]).compute([loop, "a b"])
     assert table["n_words"].tolist() == [30.0, 2.0] == word_count([loop, "a b"]).tolist()
     assert np.isnan(table["mattr"][1])
+
+
+def test_coherence_leaves_out_sentences_with_no_visible_character():
+    """A generated run of newlines and zero-width spaces is not embedded (it used to stop
+    the study with a 'no visible character' error); an empty continuation is NaN."""
+    from msma_sklearn.metrics.text import TextMetrics
+
+    texts = [
+        "The river rose all night.\n\n\u200b\u200b\n\nThe town slept through it.",
+        "",
+        "\n\n\u200b",
+    ]
+    got = TextMetrics(["coherence"]).compute(texts)["coherence"].to_numpy()
+    assert np.isfinite(got[0]) and np.isnan(got[1:]).all()

@@ -232,6 +232,11 @@ def test_the_report_section_is_drawn_from_the_results_and_the_config():
     checkpoint = _align_markdown({"planted": changed})
     assert "budget of 7 epochs" in checkpoint
     assert "10% of the training rows held out to choose the checkpoint" in checkpoint
+    # the power of 'detectable' is the study's, and the study computed it at that power
+    assert f"finds with {study.detectable_power:.0%} power" in md
+    assert "finds with 90% power" in _align_markdown(
+        {"planted": replace(study, detectable_power=0.9)}
+    )
 
 
 def test_small_p_values_survive_the_summary():

@@ -209,4 +209,13 @@ def test_the_segmentation_section_is_drawn_from_the_typed_result(extraction):
         figures={"tiny-gpt2": {"heatmap": "h.png", "scale_count_figure": "k.png"}},
     )
     assert "max(1 SE, 0.05)" in md2
+    # the README-preset sentence is read at the result's level
+    c = {"distance": 1.5, "p_ari": 0.03, "ari": 0.5, "null_distance_mean": 3.0}
+    c["null_ari_mean"] = 0.1
+    trained = replace(seg, random_weights_model=False, vs_readme={"cka": c})
+    assert "closer than 97% of random contiguous splits" in segmentation_section({"m": trained})
+    strict = segmentation_section({"m": replace(trained, alpha=0.01)})
+    assert "so this agreement is what chance gives" in strict and "closer than" not in strict
+    with pytest.raises(ValueError, match="alpha must lie in"):
+        run_segmentation("tiny-gpt2", result.extractor, frame, texts, alpha=1.5)
     assert "![tiny-gpt2 layer similarity](h.png)" in md2 and "(k.png)" in md2
