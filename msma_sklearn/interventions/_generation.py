@@ -57,6 +57,13 @@ class GenerationMixin:
     def _generate(self, prompts, *, intervene: bool) -> list[str]:
         check_is_fitted(self, "layers_")
         prompts = check_texts(prompts, name="prompts")
+        if self.num_return_sequences > 1 and not self.do_sample:
+            # greedy decoding has one continuation per prompt: copies would only repeat it
+            raise ValueError(
+                f"num_return_sequences={self.num_return_sequences} needs do_sample=True: "
+                "greedy decoding gives one continuation per prompt. Set do_sample=True, "
+                "or num_return_sequences=1."
+            )
         if not self.generative_:
             raise ValueError(
                 f"{self.model!r} is encoder-only and does not generate text. Use transform / "

@@ -140,7 +140,7 @@ class Intervener(
     sampling_temperature : float, default=1.0
         Softmax temperature of sampling (not the attention operator's).
     num_return_sequences : int, default=1
-        Continuations per prompt.
+        Continuations per prompt (more than one needs ``do_sample=True``).
     batch_size : int, default=8
         Prompts per forward pass.
     device : str, default="auto"

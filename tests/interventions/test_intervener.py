@@ -179,6 +179,14 @@ def test_empty_prompts_and_not_fitted():
         iv.generate([])
 
 
+def test_several_greedy_continuations_are_refused():
+    iv = Intervener("tiny-gpt2", layers=[1], num_return_sequences=2, max_new_tokens=3).fit()
+    with pytest.raises(ValueError, match="num_return_sequences=2 needs do_sample=True"):
+        iv.generate(PROMPTS)
+    sampled = iv.set_params(do_sample=True, random_state=0).fit().generate(PROMPTS)
+    assert len(sampled) == 2 * len(PROMPTS)
+
+
 @pytest.mark.slow
 def test_smollm2_identity_and_effect():
     iv = Intervener(
