@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 # a few minutes: the quick profile (what it leaves out: docs/cli.md); the full study is
-# `make reproduce` (about 95 minutes on a 2-core CPU: docs/benchmarks.md)
+# `make reproduce` (about 66 minutes on a 2-core CPU: docs/benchmarks.md)
 demo: $(STAMP)
 	$(BIN)/msma run --quick --run-id demo
 
