@@ -131,9 +131,10 @@ def alignment_section(studies, *, segmentation: str = "cka", random_state: int =
             "'contradicted' when shown opposite to the claim or smaller than half of it. "
             "The paired form: held-out r² of Full MSMA against a comparator, a direction "
             "without a size; 'detectable': the advantage the test finds with "
-            f"{st.detectable_power:.0%} power at Holm's first step. 'Power' is the original form's chance of 'supported' at the "
-            "claimed size at Holm's first step; 'false contradiction' its chance of "
-            "'contradicted' if the true change were zero (at the family's level):",
+            f"{st.detectable_power:.0%} power at Holm's first step. 'Power' is the original "
+            "form's chance of 'supported' at the claimed size at Holm's first step; 'false "
+            "contradiction' its chance of 'contradicted' if the true change were zero (at "
+            "the family's level):",
             "",
             "| claim | original form: claimed; measured | verdict (power, false "
             "contradiction) | paired form tested | advantage (r²) | detectable | Holm p "

@@ -27,14 +27,12 @@ from ..stats import (
 )
 from ._alignment_results import (
     ALIGNMENT_CLAIMS,
+    DETECTABLE_POWER,
     AlignmentClaim,
     AlignmentStudy,
 )
 
 __all__ = ["judge_alignment_claims", "lambda_search", "run_alignment_study"]
-
-#: the power at which a claim's "detectable" advantage is computed (Holm's first step)
-DETECTABLE_POWER = 0.8
 
 
 def _original_changes(scores, method: str, reference: str, metric: str) -> np.ndarray:

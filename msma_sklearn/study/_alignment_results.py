@@ -58,6 +58,9 @@ class AlignmentClaimSpec:
 #: strongest maps that are not MSMA (ridge, and least squares on every training row,
 #: the map the aligner starts from by default): any fitted regression beats "no map"
 #: or moment matching, so those would test nothing.
+#: the power at which a claim's "detectable" advantage is computed (Holm's first step)
+DETECTABLE_POWER = 0.8
+
 _KL = "Full MSMA reduces KL by 99.5% vs baseline"
 _KL_FORM = "Full MSMA's map predicts the held-out paired texts better than {}"
 ALIGNMENT_CLAIMS = (
@@ -200,7 +203,7 @@ class AlignmentStudy:
     standardized: bool = True  # each scale's units z-scored on the training rows
     aligner: dict = field(default_factory=dict)  # the MSMA rows' aligner settings
     rows_per_dim: int = 5
-    detectable_power: float = 0.8  # each claim's `detectable` is at this power
+    detectable_power: float = DETECTABLE_POWER  # each claim's `detectable` is at this power
 
     def summary_frame(self):
         """Method x metric: mean and sd over splits (each split averaged over the pairs).
